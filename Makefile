@@ -1,0 +1,40 @@
+# Two entry points: `make demo` (the course, headless, on the embedded sample) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PRESET ?= demo
+OUT ?= runs/$(PRESET)
+
+.PHONY: demo test install install-dev lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	$(BIN)/python -c "import segment_anything, torchvision, cv2; print('seglib environment ready')"
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: install
+	$(BIN)/python -m seglib course --preset $(PRESET) --out $(OUT)
+
+test: install-dev
+	$(BIN)/ruff check seglib tests bench
+	$(BIN)/python -m pytest
+
+lint: install-dev
+	$(BIN)/ruff check seglib tests bench
+
+bench: install-dev
+	for f in bench/*.py; do $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

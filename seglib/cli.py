@@ -1,0 +1,72 @@
+"""``python -m seglib COMMAND ...``: one module per command under ``seglib.commands``.
+
+Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and
+``run(args) -> int``. Command modules are imported only when chosen, so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from seglib.errors import SeglibError
+
+COMMANDS: dict[str, str] = {
+    "sample": "write the embedded synthetic sample (photos + true masks)",
+    "trimap": "convert a folder of binary masks to trimaps",
+    "label": "label a folder of photos: candidates, pick, trimap",
+    "pick": "re-pick labels from cached candidates (no model needed)",
+    "weights": "download an official SAM checkpoint (sha256-checked)",
+    "train": "train a segmentation CNN on photos + trimaps",
+    "predict": "predict trimaps for a folder of photos",
+    "evaluate": "compare predicted trimaps with true ones",
+    "course": "run the four course notebooks headless with papermill",
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    lines = "\n".join(f"  {name:<10} {text}" for name, text in COMMANDS.items())
+    return argparse.ArgumentParser(
+        prog="python -m seglib",
+        description="seglib: photos -> SAM labels -> trimaps -> segmentation CNN.",
+        epilog=f"commands:\n{lines}\n\nRun 'python -m seglib COMMAND --help' for its options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = _top_parser()
+    top.add_argument("command", nargs="?", choices=list(COMMANDS), metavar="COMMAND")
+    top.add_argument("--version", action="store_true", help="print the version and exit")
+    if not argv or argv[0] not in COMMANDS:
+        args, _ = top.parse_known_args(argv)
+        if args.version:
+            from seglib import __version__
+
+            print(__version__)
+            return 0
+        top.print_help()
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    name, rest = argv[0], argv[1:]
+    module = importlib.import_module(f"seglib.commands.{name}")
+    parser = argparse.ArgumentParser(prog=f"python -m seglib {name}", description=module.HELP)
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except SeglibError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished files are kept; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last line of defence against traceback walls
+        if os.environ.get("SEGLIB_DEBUG"):
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (set SEGLIB_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1

@@ -1,0 +1,1 @@
+"""One module per ``python -m seglib`` command: ``HELP``, ``add_arguments``, ``run``."""

@@ -1,0 +1,159 @@
+"""Finding, reading and atomically writing images."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from seglib.errors import ImageReadError, SeglibError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def is_image_name(path: Path) -> bool:
+    """A visible .jpg/.jpeg/.png file name (any letter case), not a macOS ``._`` shadow."""
+    name = path.name
+    return (
+        not name.startswith(".")
+        and not name.startswith("._")
+        and path.suffix.lower() in IMAGE_SUFFIXES
+    )
+
+
+def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
+    """Sorted image files in ``folder``; hidden and ``._*`` files are ignored."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SeglibError(f"{folder}: not a folder of images")
+    it = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in it if p.is_file() and is_image_name(p))
+
+
+def read_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
+    """Read a photo as RGB uint8 H×W×3.
+
+    Grayscale is expanded to 3 channels, alpha is dropped, 16-bit is scaled to 8-bit. With
+    ``max_side``, larger photos are shrunk (area interpolation) so the longer side fits.
+    Unreadable files raise :class:`ImageReadError` naming the file.
+    """
+    path = Path(path)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot open ({exc.strerror or exc})") from None
+    if data.size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes); delete or replace it")
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        raise ImageReadError(f"{path}: not a readable JPEG/PNG image; delete or replace it")
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    elif img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    else:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if max_side and max(img.shape[:2]) > max_side:
+        img = resize_max_side(img, max_side)
+    return np.ascontiguousarray(img)
+
+
+def resize_max_side(img: np.ndarray, max_side: int) -> np.ndarray:
+    """Shrink so the longer side is ``max_side`` (area interpolation)."""
+    h, w = img.shape[:2]
+    s = max_side / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temp file in the same folder and a rename.
+
+    A reader (or a rerun after SIGKILL) sees either the old file or the complete new one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress_oserror():
+            os.unlink(tmp)
+        raise
+    return path
+
+
+class _suppress_oserror:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        return exc_type is not None and issubclass(exc_type, OSError)
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 array (H×W gray, or H×W×3 RGB)."""
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[2] == 3:
+        a = cv2.cvtColor(a, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", a)
+    if not ok:
+        raise SeglibError(f"cannot encode array of shape {a.shape} as PNG")
+    return buf.tobytes()
+
+
+def write_png_atomic(path: str | Path, array: np.ndarray) -> Path:
+    """Write ``array`` (gray or RGB) as PNG atomically."""
+    return write_bytes_atomic(path, encode_png(array))
+
+
+def write_jpeg_atomic(path: str | Path, rgb: np.ndarray, quality: int = 92) -> Path:
+    """Write an RGB array as JPEG atomically."""
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise SeglibError(f"cannot encode array of shape {rgb.shape} as JPEG")
+    return write_bytes_atomic(path, buf.tobytes())
+
+
+@dataclass
+class Pairing:
+    """Images and label files matched by file stem, with what did not match."""
+
+    pairs: list[tuple[Path, Path]]
+    images_without_label: list[Path]
+    labels_without_image: list[Path]
+
+    def describe(self) -> str:
+        """One line: how many paired, and a few names of what did not."""
+        parts = [f"{len(self.pairs)} paired"]
+        for what, items in (("photos without trimap", self.images_without_label),
+                            ("trimaps without photo", self.labels_without_image)):
+            if items:
+                names = ", ".join(p.name for p in items[:3])
+                more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
+                parts.append(f"{len(items)} {what}: {names}{more}")
+        return "; ".join(parts)
+
+
+def pair_by_stem(images: Iterable[Path], labels: Iterable[Path]) -> Pairing:
+    """Match images and label files (e.g. trimaps) by file stem."""
+    img = {p.stem: p for p in images}
+    lab = {p.stem: p for p in labels}
+    common = sorted(img.keys() & lab.keys())
+    return Pairing(
+        pairs=[(img[s], lab[s]) for s in common],
+        images_without_label=[img[s] for s in sorted(img.keys() - lab.keys())],
+        labels_without_image=[lab[s] for s in sorted(lab.keys() - img.keys())],
+    )
