@@ -44,7 +44,7 @@ def as_binary_mask(mask: np.ndarray, threshold: float | None = None) -> np.ndarr
             raise ValueError(f"mask dtype {mask.dtype} is not numeric")
         return (mask > threshold).astype(np.uint8)
     if mask.dtype == bool:
-        return mask.astype(np.uint8)
+        return np.ascontiguousarray(mask).view(np.uint8)
     if not np.issubdtype(mask.dtype, np.integer):
         raise ValueError(
             f"mask dtype {mask.dtype} is not bool or integer; pass threshold=0.5 to binarize it"
@@ -94,9 +94,12 @@ def mask_to_trimap(mask: np.ndarray, width: int = 1, threshold: float | None = N
     if int(width) != width or width < 1:
         raise ValueError(f"width must be a positive integer, got {width!r}")
     m = as_binary_mask(mask, threshold)
-    grown = cv2.dilate(m, _CROSS, iterations=int(width), borderType=cv2.BORDER_CONSTANT,
-                       borderValue=0)
-    return grown + 2 - 2 * m
+    t = cv2.dilate(m, _CROSS, iterations=int(width), borderType=cv2.BORDER_CONSTANT,
+                   borderValue=0)
+    t += 2  # in place: three cheap passes over a fresh array
+    t -= m
+    t -= m
+    return t
 
 
 def trimap_to_mask(trimap: np.ndarray) -> np.ndarray:
