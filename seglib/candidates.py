@@ -56,7 +56,7 @@ class Candidates:
         k, h, w = self.masks.shape
         np.savez_compressed(
             buf,
-            bits=np.packbits(self.masks.reshape(k, -1), axis=1),
+            bits=np.packbits(self.masks.reshape(k, h * w), axis=1),
             shape=np.array([k, h, w], dtype=np.int64),
             predicted_iou=self.predicted_iou,
             stability=self.stability,
