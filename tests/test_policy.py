@@ -1,0 +1,138 @@
+"""The primary-object pick on synthetic candidate sets, one per known failure mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seglib.candidates import Candidates
+from seglib.errors import SeglibError
+from seglib.policy import clean_complement, foreground_score, mask_for_choice, pick
+
+H = W = 120
+
+
+def ellipse(cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
+    yy, xx = np.mgrid[:H, :W]
+    return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+
+
+def rect(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    m = np.zeros((H, W), bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def cands(*items: tuple[np.ndarray, float, float]) -> Candidates:
+    return Candidates(
+        masks=np.stack([m for m, _, _ in items]),
+        predicted_iou=[p for _, p, _ in items],
+        stability=[s for _, _, s in items],
+        backend="test",
+    )
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+SHOE = ellipse(64, 60, 18, 34)
+
+
+def test_background_with_highest_predicted_iou() -> None:
+    bg = ~SHOE
+    c = cands((bg, 0.99, 0.98), (SHOE, 0.90, 0.92), (ellipse(60, 60, 5, 8), 0.8, 0.9))
+    assert pick(c, "seed").chosen == "0"  # the original behaviour picks the background
+    assert pick(c, "seed").flagged
+    p = pick(c)
+    assert iou(p.mask, SHOE) > 0.95
+    assert p.chosen in ("1", "~0", "1+~0", "~0+1")
+
+
+def test_only_background_offered_uses_its_complement() -> None:
+    c = cands((~SHOE, 0.99, 0.98), (np.ones((H, W), bool), 0.7, 0.7))
+    p = pick(c)
+    assert p.chosen == "~0"
+    assert iou(p.mask, SHOE) > 0.95
+
+
+def test_shoe_box_behind_the_shoe() -> None:
+    box = rect(0, 70, 20, 110) & ~SHOE  # box reaches the top edge, shoe occludes it
+    box_and_shoe = box | SHOE
+    c = cands((box, 0.98, 0.97), (box_and_shoe, 0.97, 0.96), (SHOE, 0.90, 0.93))
+    p = pick(c)
+    assert iou(p.mask, SHOE) > 0.95, p
+    assert "2" in p.chosen.split("+")
+
+
+def test_shoe_split_into_parts_is_merged() -> None:
+    upper = SHOE & (np.mgrid[:H, :W][0] < 70)
+    sole = SHOE & ~upper
+    c = cands((upper, 0.92, 0.95), (sole, 0.90, 0.94), (~SHOE, 0.95, 0.95))
+    p = pick(c)
+    assert iou(p.mask, SHOE) > 0.95, p
+
+
+def test_floor_strip_is_not_the_shoe() -> None:
+    floor = rect(85, 120, 0, 120) & ~SHOE
+    c = cands((floor, 0.99, 0.99), (SHOE, 0.88, 0.9), (rect(0, 85, 0, 120) & ~SHOE, 0.9, 0.9))
+    p = pick(c)
+    assert iou(p.mask, SHOE) > 0.95, p
+
+
+def test_two_shoes_are_picked_as_a_pair() -> None:
+    left = ellipse(60, 32, 16, 24)
+    right = ellipse(66, 90, 16, 24)
+    bg = ~(left | right)
+    c = cands((bg, 0.99, 0.99), (left, 0.92, 0.93), (right, 0.90, 0.92))
+    p = pick(c)
+    assert iou(p.mask, left | right) > 0.95, p
+    assert not p.flagged
+
+
+def test_ambiguous_pick_is_flagged() -> None:
+    wide = ellipse(64, 60, 34, 50)  # shoe + floor around it, as good a mask as the shoe
+    c = cands((SHOE, 0.9, 0.9), (wide, 0.9, 0.9))
+    p = pick(c)
+    assert p.flagged and p.confidence < 0.35
+
+
+def test_clear_pick_is_confident() -> None:
+    c = cands((SHOE, 0.95, 0.95), (~SHOE, 0.97, 0.97), (rect(0, 10, 0, 120), 0.5, 0.5))
+    p = pick(c)
+    assert p.confidence > 0.6 and not p.flagged
+
+
+def test_score_prefers_centre_and_moderate_size() -> None:
+    centre = foreground_score(SHOE, 0.9, 0.9)["score"]
+    corner = foreground_score(ellipse(20, 20, 12, 12), 0.9, 0.9)["score"]
+    tiny = foreground_score(ellipse(60, 60, 2, 2), 0.9, 0.9)["score"]
+    huge = foreground_score(rect(2, 118, 2, 118), 0.9, 0.9)["score"]
+    assert centre > corner and centre > tiny and centre > huge
+
+
+def test_override_and_choice_strings() -> None:
+    c = cands((~SHOE, 0.99, 0.99), (SHOE, 0.9, 0.9), (rect(0, 10, 0, 10), 0.5, 0.5))
+    p = pick(c, override=2)
+    assert p.chosen == "2" and p.mask.sum() == 100 and p.confidence == 1.0
+    assert iou(mask_for_choice(c, "~0"), SHOE) > 0.95
+    assert mask_for_choice(c, "1+2").sum() == SHOE.sum() + 100
+    with pytest.raises(SeglibError):
+        mask_for_choice(c, "7")
+    with pytest.raises(SeglibError):
+        pick(c, "biggest")
+
+
+def test_clean_complement_drops_specks_and_fills_holes() -> None:
+    bg = ~SHOE
+    bg[60:63, 58:61] = True  # a hole inside the object
+    bg &= ~rect(2, 4, 2, 4)  # a speck of non-background in a corner
+    comp = clean_complement(bg)
+    assert comp[61, 59] and not comp[3, 3]
+    assert iou(comp, SHOE) > 0.99
+
+
+def test_empty_candidate_set() -> None:
+    c = Candidates(np.zeros((0, 8, 8), bool), [], [])
+    p = pick(c)
+    assert p.flagged and not p.mask.any() and p.mask.shape == (8, 8)
