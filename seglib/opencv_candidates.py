@@ -1,0 +1,201 @@
+"""Classical candidate masks (no model, no checkpoint): the offline labeling backend.
+
+The photo is shrunk to ``WORK_SIDE`` and these candidates are proposed:
+
+``colour:otsu`` / ``colour:low``
+    A background colour model is learned from the frame's edge (k-means on the edge pixels in
+    Lab; rare edge colours, e.g. where the object is cut by the frame, are dropped). Every pixel
+    gets its Lab distance to the nearest background colour; Otsu's threshold on that distance
+    (and a lower threshold) gives object masks, cleaned and hole-filled.
+``grabcut:colour``
+    GrabCut seeded from the colour mask (probable object / probable background, the matching
+    frame edge as sure background).
+``grabcut:rect90`` / ``grabcut:bbox``
+    GrabCut from a rectangle: 90 % of the frame, and the colour mask's bounding box grown by
+    8 %.
+``edges``
+    Canny edges, closed and filled.
+
+Each mask gets estimates in the format of SAM's scores: ``predicted_iou`` = how well its colour
+histogram separates from the rest of the photo and how much of its outline lies on strong
+image edges; ``stability`` = agreement with the other
+candidates. :func:`seglib.policy.pick` then chooses, exactly as for SAM candidates. Masks come
+back at the photo's own size.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from seglib.candidates import Candidates
+from seglib.policy import fill_holes
+
+WORK_SIDE = 160
+EDGE = 3  # width of the frame-edge strip that seeds the background model, in work pixels
+
+
+def _resize(img: np.ndarray, side: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    s = side / max(h, w)
+    if s >= 1:
+        return img
+    return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))),
+                      interpolation=cv2.INTER_AREA)
+
+
+def _edge_strip(h: int, w: int, e: int) -> np.ndarray:
+    m = np.zeros((h, w), bool)
+    m[:e], m[-e:], m[:, :e], m[:, -e:] = True, True, True, True
+    return m
+
+
+def _clean(mask: np.ndarray, min_share: float = 0.15) -> np.ndarray:
+    """Open/close a little, keep large components, fill holes."""
+    m = mask.astype(np.uint8)
+    k = np.ones((3, 3), np.uint8)
+    m = cv2.morphologyEx(m, cv2.MORPH_OPEN, k)
+    m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, k, iterations=2)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    if n <= 1:
+        return m.astype(bool)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.flatnonzero(areas >= max(min_share * areas.max(), 0.002 * m.size)) + 1
+    return fill_holes(np.isin(lab, keep))
+
+
+def background_distance(lab: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel Lab distance to the nearest frame-edge colour, and the edge-strip mask."""
+    h, w = lab.shape[:2]
+    strip = _edge_strip(h, w, EDGE)
+    samples = lab[strip].astype(np.float32)
+    k = min(k, len(samples))
+    crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 1.0)
+    _, labels, centres = cv2.kmeans(samples, k, None, crit, 1, cv2.KMEANS_PP_CENTERS)
+    share = np.bincount(labels.ravel(), minlength=k) / len(samples)
+    centres = centres[share >= 0.08] if (share >= 0.08).any() else centres
+    flat = lab.reshape(-1, 3).astype(np.float32)
+    d = np.min(np.linalg.norm(flat[:, None, :] - centres[None, :, :], axis=2), axis=1)
+    return d.reshape(h, w), strip
+
+
+def _otsu(values: np.ndarray) -> float:
+    v = np.clip(values, 0, 255).astype(np.uint8)
+    t, _ = cv2.threshold(v, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return float(t)
+
+
+def _grabcut(bgr: np.ndarray, mask: np.ndarray | None = None,
+             rect: tuple[int, int, int, int] | None = None, iters: int = 3) -> np.ndarray:
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    if rect is not None:
+        gc = np.zeros(bgr.shape[:2], np.uint8)
+        cv2.grabCut(bgr, gc, rect, bgd, fgd, iters, cv2.GC_INIT_WITH_RECT)
+    else:
+        gc = mask.copy()
+        cv2.grabCut(bgr, gc, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
+    return (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
+
+
+def _separation(lab_q: np.ndarray, mask: np.ndarray) -> float:
+    """1 - histogram intersection of the colours inside and outside ``mask`` (0..1)."""
+    n_in, n_out = np.count_nonzero(mask), np.count_nonzero(~mask)
+    if n_in == 0 or n_out == 0:
+        return 0.0
+    hin = np.bincount(lab_q[mask], minlength=512) / n_in
+    hout = np.bincount(lab_q[~mask], minlength=512) / n_out
+    return float(1 - np.minimum(hin, hout).sum())
+
+
+def _edge_alignment(grad: np.ndarray, mask: np.ndarray) -> float:
+    """Share of the mask's outline (inside the frame) lying on a strong image gradient."""
+    m = mask.astype(np.uint8)
+    ring = (cv2.dilate(m, np.ones((3, 3), np.uint8)) - m) > 0
+    ring[[0, -1], :] = False
+    ring[:, [0, -1]] = False
+    n = np.count_nonzero(ring)
+    if n == 0:
+        return 0.0
+    return float(np.count_nonzero(ring & grad) / n)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    u = np.count_nonzero(a | b)
+    return float(np.count_nonzero(a & b) / u) if u else 0.0
+
+
+def propose_small(rgb: np.ndarray) -> tuple[list[np.ndarray], list[str]]:
+    """The candidate masks at the work size, with their source names."""
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    blur = cv2.GaussianBlur(bgr, (5, 5), 0)
+    lab = cv2.cvtColor(blur, cv2.COLOR_BGR2LAB)
+    h, w = lab.shape[:2]
+    dist, strip = background_distance(lab)
+    dist = cv2.GaussianBlur(dist, (5, 5), 0)
+    scale = 255.0 / max(float(dist.max()), 1e-6)
+    t = _otsu(dist * scale) / scale
+    t = max(t, 6.0)
+    masks: list[np.ndarray] = []
+    sources: list[str] = []
+    colour = _clean(dist > t)
+    for name, m in (("colour:otsu", colour), ("colour:low", _clean(dist > 0.6 * t))):
+        masks.append(m)
+        sources.append(name)
+    if colour.any():
+        gc = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
+        gc[colour] = cv2.GC_PR_FGD
+        core = cv2.erode(colour.astype(np.uint8), np.ones((5, 5), np.uint8), iterations=2) > 0
+        gc[core & (dist > 2 * t)] = cv2.GC_FGD
+        gc[strip & (dist < 0.5 * t)] = cv2.GC_BGD
+        masks.append(_clean(_grabcut(bgr, mask=gc)))
+        sources.append("grabcut:colour")
+        ys, xs = np.nonzero(colour)
+        my, mx = int(0.08 * h), int(0.08 * w)
+        y0, y1 = max(ys.min() - my, 1), min(ys.max() + my, h - 2)
+        x0, x1 = max(xs.min() - mx, 1), min(xs.max() + mx, w - 2)
+        if (y1 - y0) > 4 and (x1 - x0) > 4:
+            masks.append(_clean(_grabcut(bgr, rect=(x0, y0, x1 - x0, y1 - y0))))
+            sources.append("grabcut:bbox")
+    my, mx = int(0.05 * h), int(0.05 * w)
+    masks.append(_clean(_grabcut(bgr, rect=(mx, my, w - 2 * mx, h - 2 * my))))
+    sources.append("grabcut:rect90")
+    gray = cv2.cvtColor(blur, cv2.COLOR_BGR2GRAY)
+    med = float(np.median(gray))
+    edges = cv2.Canny(gray, int(max(0, 0.66 * med)), int(min(255, 1.33 * med)))
+    edges = cv2.dilate(edges, np.ones((3, 3), np.uint8), iterations=2) > 0
+    masks.append(_clean(edges))
+    sources.append("edges")
+    return masks, sources
+
+
+def propose(image: np.ndarray, work_side: int = WORK_SIDE) -> Candidates:
+    """Classical candidates for one RGB uint8 photo, at the photo's own size."""
+    rgb = np.asarray(image)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 H×W×3 photo, got {rgb.shape} {rgb.dtype}")
+    H, W = rgb.shape[:2]
+    if min(H, W) < 8:
+        return Candidates(np.zeros((0, H, W), bool), [], [], backend="opencv")
+    small = _resize(rgb, work_side)
+    masks, sources = propose_small(small)
+    lab = cv2.cvtColor(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), cv2.COLOR_BGR2LAB)
+    lab_q = ((lab[..., 0] // 32).astype(np.int32) * 64 + (lab[..., 1] // 32) * 8
+             + (lab[..., 2] // 32))
+    gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    mag = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+    mag = cv2.dilate(mag, np.ones((3, 3), np.uint8))
+    strong = mag > max(float(np.percentile(mag, 70)), 20.0)
+    piou = np.array([0.5 + 0.25 * _separation(lab_q, m) + 0.25 * _edge_alignment(strong, m)
+                     for m in masks], np.float32)
+    stab = np.zeros(len(masks), np.float32)
+    for i, m in enumerate(masks):
+        others = [_iou(m, o) for j, o in enumerate(masks) if j != i]
+        stab[i] = float(np.mean(sorted(others)[-3:])) if others else 0.0
+    if small.shape[:2] != (H, W):
+        full = np.stack([
+            cv2.resize(m.astype(np.uint8) * 255, (W, H), interpolation=cv2.INTER_LINEAR) > 127
+            for m in masks
+        ])
+    else:
+        full = np.stack(masks)
+    return Candidates(full, piou, stab, sources, backend="opencv")
