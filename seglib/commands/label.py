@@ -1,0 +1,75 @@
+"""``python -m seglib label IMAGES_DIR --out OUT_DIR``: candidates, pick and trimap per photo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from seglib.errors import SeglibError
+from seglib.policy import POLICIES
+
+HELP = "Label a folder of photos: propose candidate masks, pick the object, write trimaps."
+GET_CHECKPOINT = "python -m seglib weights vit_b"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", type=Path, help="folder of photos (.jpg/.jpeg/.png)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (trimaps, labels.csv)")
+    p.add_argument("--backend", choices=("auto", "sam", "opencv"), default="auto",
+                   help="auto: SAM when a checkpoint is given or found, else opencv")
+    p.add_argument("--checkpoint", type=Path, help="SAM checkpoint file (.pth)")
+    p.add_argument("--model-type", choices=("vit_h", "vit_l", "vit_b"),
+                   help="SAM model type (inferred from the checkpoint when omitted)")
+    p.add_argument("--mode", choices=("prompt", "everything"), default="prompt",
+                   help="SAM mode: prompt (fast default) or everything (the original way)")
+    p.add_argument("--points-per-side", type=int, default=32,
+                   help="grid size of everything mode (default 32)")
+    p.add_argument("--policy", choices=POLICIES, default="foreground",
+                   help="foreground (default) or seed (highest predicted_iou, the original)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    p.add_argument("--limit", type=int, help="label at most the first N photos")
+    p.add_argument("--overwrite", action="store_true", help="redo photos already labeled")
+
+
+def _choose_backend(args: argparse.Namespace) -> tuple[str, Path | None]:
+    if args.backend == "opencv":
+        return "opencv", None
+    checkpoint = args.checkpoint
+    if checkpoint is not None and not checkpoint.is_file():
+        raise SeglibError(f"{checkpoint}: checkpoint file not found; get one with "
+                          f"`{GET_CHECKPOINT}`")
+    if checkpoint is None:
+        from seglib.sam_weights import find_checkpoint
+
+        checkpoint = find_checkpoint(model_type=args.model_type)
+    if checkpoint is not None:
+        return "sam", checkpoint
+    if args.backend == "sam":
+        raise SeglibError(f"no SAM checkpoint found; get one with `{GET_CHECKPOINT}` "
+                          f"or pass --checkpoint PATH")
+    print(f"notice: no SAM checkpoint found, using the opencv backend "
+          f"(for SAM labels run `{GET_CHECKPOINT}`)", file=sys.stderr)
+    return "opencv", None
+
+
+def run(args: argparse.Namespace) -> int:
+    from seglib.labeling import label_folder
+
+    backend, checkpoint = _choose_backend(args)
+    if backend == "sam":
+        from seglib.sam_candidates import SamProposer
+        from seglib.sam_weights import load_sam
+
+        model = load_sam(checkpoint, args.model_type, args.device)
+        proposer = SamProposer(model, mode=args.mode, points_per_side=args.points_per_side,
+                               device=args.device)
+        mode = args.mode
+    else:
+        from seglib.opencv_candidates import propose as proposer
+
+        mode = "classical"
+    summary = label_folder(args.images, args.out, proposer, backend=backend, mode=mode,
+                           policy=args.policy, limit=args.limit, overwrite=args.overwrite)
+    print(summary.describe())
+    return summary.exit_code

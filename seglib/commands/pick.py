@@ -1,0 +1,25 @@
+"""``python -m seglib pick OUT_DIR --policy ...``: re-pick from cached candidates, no model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from seglib.policy import POLICIES
+
+HELP = ("Re-pick the object of every labeled photo from its cached candidates (no model), "
+        "honouring OUT_DIR/overrides.csv.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out", type=Path, help="output folder of `python -m seglib label`")
+    p.add_argument("--policy", choices=POLICIES, default="foreground",
+                   help="foreground (default) or seed (highest predicted_iou, the original)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from seglib.labeling import repick_folder
+
+    summary = repick_folder(args.out, args.policy)
+    print(summary.describe())
+    return summary.exit_code
