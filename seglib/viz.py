@@ -1,0 +1,309 @@
+"""Figures for the course notebooks: candidate grids, galleries, prediction grids, curves.
+
+Every function returns a matplotlib ``Figure`` made with pyplot, so a notebook shows it inline
+at the end of the cell; :func:`save_figure` writes it as a PNG (atomically) for reports.
+Inputs are plain numpy arrays: RGB uint8 photos, bool masks, uint8 trimaps (1/2/3).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from seglib.io import write_bytes_atomic
+from seglib.trimap import BORDER, OBJECT, trimap_preview
+
+#: Colours (RGB 0..1) for the chosen candidate of each policy, used in frames and legends.
+POLICY_COLORS = {"foreground": (0.10, 0.75, 0.25), "seed": (0.95, 0.55, 0.05),
+                 "override": (0.20, 0.45, 0.95)}
+MASK_COLOR = (0.12, 0.56, 1.0)
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, color: Sequence[float] = MASK_COLOR,
+            alpha: float = 0.5) -> np.ndarray:
+    """The photo with ``mask`` tinted in ``color`` (RGB 0..1) and its outline drawn."""
+    img = np.asarray(image, dtype=np.float32) / 255.0
+    m = np.asarray(mask, dtype=bool)
+    if m.shape != img.shape[:2]:
+        raise ValueError(f"mask shape {m.shape} does not match photo shape {img.shape[:2]}")
+    out = img.copy()
+    c = np.asarray(color, dtype=np.float32)
+    out[m] = (1 - alpha) * out[m] + alpha * c
+    edge = m & ~_erode(m)
+    out[edge] = c
+    return (out * 255).round().astype(np.uint8)
+
+
+def _erode(m: np.ndarray) -> np.ndarray:
+    p = np.pad(m, 1, constant_values=False)
+    return p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+
+
+def trimap_rgb(trimap: np.ndarray) -> np.ndarray:
+    """A trimap as a grey RGB picture: object black, background grey, border white."""
+    g = trimap_preview(trimap)
+    return np.repeat(g[..., None], 3, axis=2)
+
+
+def trimap_overlay(image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+    """The photo with the object (label 1) tinted and the border (label 3) drawn in yellow."""
+    t = np.asarray(trimap)
+    out = overlay(image, t == OBJECT, alpha=0.45)
+    out[t == BORDER] = (255, 220, 0)
+    return out
+
+
+def _grid(rows: int, cols: int, cell: float = 2.2, title: str | None = None):
+    fig, axes = plt.subplots(rows, cols, figsize=(cell * cols, cell * rows + (0.4 if title else 0)),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for s in ax.spines.values():
+            s.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    return fig, axes
+
+
+def _frame(ax, color: Sequence[float], width: float = 4.0) -> None:
+    for s in ax.spines.values():
+        s.set_visible(True)
+        s.set_color(color)
+        s.set_linewidth(width)
+
+
+def image_grid(rows: Sequence[Sequence[np.ndarray | None]], col_titles: Sequence[str] = (),
+               row_titles: Sequence[str] = (), title: str | None = None,
+               cell: float = 2.2) -> Figure:
+    """A grid of pictures (RGB, grey or trimaps); ``None`` leaves a cell empty.
+
+    2-D uint8 arrays whose values are all in 1..3 are drawn as trimaps.
+    """
+    n_rows = len(rows)
+    n_cols = max((len(r) for r in rows), default=0)
+    if n_rows == 0 or n_cols == 0:
+        raise ValueError("image_grid needs at least one row with one picture")
+    fig, axes = _grid(n_rows, n_cols, cell, title)
+    for r, row in enumerate(rows):
+        for c, pic in enumerate(row):
+            ax = axes[r, c]
+            if pic is None:
+                ax.axis("off")
+                continue
+            a = np.asarray(pic)
+            if a.ndim == 2 and a.dtype == np.uint8 and a.size and a.min() >= 1 and a.max() <= 3:
+                a = trimap_rgb(a)
+            ax.imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=255,
+                      interpolation="nearest")
+    for c, t in enumerate(col_titles[:n_cols]):
+        axes[0, c].set_title(t, fontsize=10)
+    for r, t in enumerate(row_titles[:n_rows]):
+        axes[r, 0].set_ylabel(t, fontsize=8, rotation=0, ha="right", va="center")
+    fig.tight_layout()
+    return fig
+
+
+def candidate_grid(image: np.ndarray, masks: np.ndarray, labels: Sequence[str] = (),
+                   chosen: Mapping[str, int] | None = None, title: str | None = None,
+                   max_cols: int = 6, cell: float = 2.0) -> Figure:
+    """The photo followed by every candidate mask drawn on it.
+
+    ``labels`` is one caption per candidate (e.g. its scores); ``chosen`` maps a policy name to
+    the candidate index it picked, and that cell gets a frame in the policy's colour.
+    """
+    masks = np.asarray(masks, dtype=bool)
+    k = int(masks.shape[0])
+    n = k + 1
+    cols = min(max_cols, n)
+    rows = -(-n // cols)
+    fig, axes = _grid(rows, cols, cell, title)
+    axes.flat[0].imshow(image)
+    axes.flat[0].set_title("photo", fontsize=9)
+    chosen = dict(chosen or {})
+    for i in range(k):
+        ax = axes.flat[i + 1]
+        ax.imshow(overlay(image, masks[i]))
+        who = [p for p, j in chosen.items() if j == i]
+        cap = f"#{i}" + (f" {labels[i]}" if i < len(labels) else "")
+        if who:
+            cap += "\n← " + ", ".join(who)
+            _frame(ax, POLICY_COLORS.get(who[0], (0.9, 0.1, 0.1)))
+        ax.set_title(cap, fontsize=7)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def pick_comparison(images: Sequence[np.ndarray], masks_by_policy: Mapping[str, Sequence],
+                    names: Sequence[str] = (), title: str | None = None,
+                    cell: float = 2.2) -> Figure:
+    """One row per photo: the photo, then each policy's picked mask on it, side by side."""
+    policies = list(masks_by_policy)
+    rows = []
+    for i, img in enumerate(images):
+        rows.append([img] + [overlay(img, masks_by_policy[p][i],
+                                     POLICY_COLORS.get(p, MASK_COLOR)) for p in policies])
+    return image_grid(rows, ["photo"] + [f"pick: {p}" for p in policies], names, title, cell)
+
+
+def prediction_grid(images: Sequence[np.ndarray], labels: Sequence[np.ndarray | None],
+                    predictions: Mapping[str, Sequence[np.ndarray | None]],
+                    names: Sequence[str] = (), title: str | None = None,
+                    cell: float = 1.9) -> Figure:
+    """Original | Label | one column per model, one row per photo; trimaps drawn in grey."""
+    models = list(predictions)
+    rows = []
+    for i, img in enumerate(images):
+        rows.append([img, labels[i]] + [predictions[m][i] for m in models])
+    return image_grid(rows, ["Original", "Label"] + [f"Model {m}" for m in models], names,
+                      title, cell)
+
+
+def loss_curves(histories: Mapping[str, Mapping[str, Sequence[float]]],
+                title: str = "Loss per epoch") -> Figure:
+    """Training (solid) and validation (dashed) loss per epoch, one colour per model.
+
+    Each history maps column names to per-epoch values; ``train_loss`` / ``val_loss`` are
+    used (``loss`` is accepted for the training loss).
+    """
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (name, h) in enumerate(histories.items()):
+        color = f"C{i}"
+        tr = h.get("train_loss", h.get("loss"))
+        va = h.get("val_loss")
+        ep = h.get("epoch")
+        if tr is not None and len(tr):
+            x = ep if ep is not None and len(ep) == len(tr) else range(1, len(tr) + 1)
+            ax.plot(list(x), list(tr), color=color, label=f"{name} train")
+        if va is not None and len(va):
+            x = ep if ep is not None and len(ep) == len(va) else range(1, len(va) + 1)
+            ax.plot(list(x), list(va), color=color, linestyle="--", label=f"{name} val")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curve(points: Sequence[tuple[str, int, float]],
+                   title: str = "How many pictures do I need?",
+                   ylabel: str = "validation mean IoU") -> Figure:
+    """Training photos (x, log scale) vs a score (y); each point is ``(name, n_photos, score)``.
+
+    Shuffled subsets are joined by a line; names ending in ``B`` (trained without shuffling)
+    are drawn as separate markers.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    main = sorted((n, s, name) for name, n, s in points if not str(name).endswith("B"))
+    other = [(n, s, name) for name, n, s in points if str(name).endswith("B")]
+    if main:
+        ax.plot([p[0] for p in main], [p[1] for p in main], "o-", color="C0",
+                label="shuffled subsets")
+    for n, s, name in other:
+        ax.plot([n], [s], "s", color="C3", markersize=8, label=f"{name} (not shuffled)")
+    for n, s, name in main + other:
+        ax.annotate(str(name), (n, s), textcoords="offset points", xytext=(4, 6), fontsize=8)
+    ns = [p[1] for p in points]
+    if ns and min(ns) > 0:
+        ax.set_xscale("log")
+    ax.set_xlabel("training photos")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def timing_bars(names: Sequence[str], seconds: Mapping[str, Sequence[float]],
+                title: str = "Seconds per photo") -> Figure:
+    """Stacked horizontal bars: one bar per photo, one segment per timed step."""
+    fig, ax = plt.subplots(figsize=(7, 0.35 * max(3, len(names)) + 1))
+    left = np.zeros(len(names))
+    for i, (step, vals) in enumerate(seconds.items()):
+        v = np.asarray(vals, dtype=float)
+        ax.barh(range(len(names)), v, left=left, color=f"C{i}", label=step)
+        left += v
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds")
+    ax.set_title(title)
+    if len(seconds) > 1:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Write ``fig`` as a PNG atomically (temp file + rename) and return the path."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return write_bytes_atomic(path, buf.getvalue())
+
+
+def contact_sheet(pictures: Sequence[np.ndarray], cols: int = 8, size: int = 96,
+                  pad: int = 2) -> np.ndarray:
+    """Tile pictures (resized to ``size``×``size``, nearest neighbour) into one RGB array."""
+    if not pictures:
+        raise ValueError("contact_sheet needs at least one picture")
+    cols = max(1, min(cols, len(pictures)))
+    rows = -(-len(pictures) // cols)
+    sheet = np.full((rows * (size + pad) + pad, cols * (size + pad) + pad, 3), 255, np.uint8)
+    for i, pic in enumerate(pictures):
+        a = np.asarray(pic)
+        if a.ndim == 2:
+            a = trimap_rgb(a) if a.size and a.min() >= 1 and a.max() <= 3 else np.repeat(
+                a[..., None], 3, axis=2)
+        ys = (np.arange(size) * a.shape[0] / size).astype(int)
+        xs = (np.arange(size) * a.shape[1] / size).astype(int)
+        r, c = divmod(i, cols)
+        y0, x0 = pad + r * (size + pad), pad + c * (size + pad)
+        sheet[y0:y0 + size, x0:x0 + size] = a[ys][:, xs, :3]
+    return sheet
+
+
+class Table:
+    """A small table that shows as HTML in a notebook and as aligned text elsewhere."""
+
+    def __init__(self, rows: Sequence[Mapping[str, object]], columns: Sequence[str] | None = None,
+                 floatfmt: str = ".3f") -> None:
+        self.rows = [dict(r) for r in rows]
+        self.columns = list(columns) if columns else list(
+            dict.fromkeys(k for r in self.rows for k in r))
+        self.floatfmt = floatfmt
+
+    def _cell(self, v: object) -> str:
+        if v is None:
+            return ""
+        if isinstance(v, float | np.floating):
+            return "nan" if v != v else format(float(v), self.floatfmt)
+        return str(v)
+
+    def __repr__(self) -> str:
+        cells = [[self._cell(r.get(c)) for c in self.columns] for r in self.rows]
+        widths = [max([len(c)] + [len(row[i]) for row in cells])
+                  for i, c in enumerate(self.columns)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=True))]
+        lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True))
+                  for row in cells]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(self._cell(r.get(c)))}</td>"
+                             for c in self.columns) + "</tr>" for r in self.rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from seglib import viz  # noqa: E402
+from seglib.trimap import mask_to_trimap  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _photo(h: int = 24, w: int = 32) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+def _mask(h: int = 24, w: int = 32) -> np.ndarray:
+    m = np.zeros((h, w), bool)
+    m[6:18, 8:24] = True
+    return m
+
+
+def test_overlay_tints_only_the_mask_and_keeps_shape() -> None:
+    img = np.full((10, 12, 3), 100, np.uint8)
+    m = np.zeros((10, 12), bool)
+    m[3:7, 4:9] = True
+    out = viz.overlay(img, m, color=(1.0, 0.0, 0.0), alpha=0.5)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert np.array_equal(out[~m], img[~m])
+    assert out[5, 6, 0] > 100 and out[5, 6, 2] < 100
+    with pytest.raises(ValueError, match="does not match"):
+        viz.overlay(img, m[:5])
+
+
+def test_trimap_rgb_uses_three_grey_levels() -> None:
+    t = mask_to_trimap(_mask())
+    rgb = viz.trimap_rgb(t)
+    assert rgb.shape == (*t.shape, 3)
+    assert sorted(np.unique(rgb).tolist()) == [0, 127, 254]
+
+
+def test_candidate_grid_frames_the_chosen_candidate(tmp_path: Path) -> None:
+    masks = np.stack([_mask(), ~_mask(), np.zeros((24, 32), bool)])
+    fig = viz.candidate_grid(_photo(), masks, ["a", "b", "c"], chosen={"foreground": 0,
+                                                                          "seed": 1})
+    assert len([ax for ax in fig.axes if ax.images]) == 4
+    titles = [ax.get_title() for ax in fig.axes]
+    assert any("foreground" in t for t in titles) and any("seed" in t for t in titles)
+    path = viz.save_figure(fig, tmp_path / "r" / "grid.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_prediction_grid_has_one_column_per_model() -> None:
+    t = mask_to_trimap(_mask())
+    preds = {name: [t, t] for name in ("10", "161", "207", "711", "711B")}
+    fig = viz.prediction_grid([_photo(), _photo()], [t, None], preds, ["a", "b"])
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["Original", "Label", "Model 10", "Model 161", "Model 207", "Model 711",
+                      "Model 711B"]
+    assert len([ax for ax in fig.axes if ax.images]) == 2 * 7 - 1  # the missing label is blank
+
+
+def test_curves_and_table() -> None:
+    fig = viz.loss_curves({"10": {"epoch": [1, 2], "train_loss": [1.0, 0.5],
+                                  "val_loss": [1.1, 0.7]}})
+    assert len(fig.axes[0].lines) == 2
+    fig = viz.learning_curve([("10", 10, 0.4), ("161", 161, 0.6), ("711B", 711, 0.5)])
+    assert len(fig.axes[0].lines) == 2
+    table = viz.Table([{"model": "10", "iou": 0.5}, {"model": "161", "iou": float("nan")}])
+    assert "0.500" in repr(table) and "nan" in repr(table)
+    assert table._repr_html_().count("<tr>") == 3
+
+
+def test_contact_sheet_tiles_pictures() -> None:
+    sheet = viz.contact_sheet([_photo(), mask_to_trimap(_mask()), _photo(10, 40)], cols=2,
+                              size=16, pad=1)
+    assert sheet.shape == (2 * 17 + 1, 2 * 17 + 1, 3)
