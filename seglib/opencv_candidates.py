@@ -70,6 +70,7 @@ def background_distance(lab: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.nda
     strip = _edge_strip(h, w, EDGE)
     samples = lab[strip].astype(np.float32)
     k = min(k, len(samples))
+    cv2.setRNGSeed(0)  # k-means++ seeding: the same photo always gives the same candidates
     crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 1.0)
     _, labels, centres = cv2.kmeans(samples, k, None, crit, 1, cv2.KMEANS_PP_CENTERS)
     share = np.bincount(labels.ravel(), minlength=k) / len(samples)
@@ -119,13 +120,20 @@ def _edge_alignment(grad: np.ndarray, mask: np.ndarray) -> float:
     return float(np.count_nonzero(ring & grad) / n)
 
 
+def _soft_iou(soft: np.ndarray, mask: np.ndarray) -> float:
+    """IoU of a mask with a soft (0..1) object map."""
+    inter = float(np.minimum(soft, mask).sum())
+    union = float(np.maximum(soft, mask).sum())
+    return inter / union if union else 0.0
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     u = np.count_nonzero(a | b)
     return float(np.count_nonzero(a & b) / u) if u else 0.0
 
 
-def propose_small(rgb: np.ndarray) -> tuple[list[np.ndarray], list[str]]:
-    """The candidate masks at the work size, with their source names."""
+def propose_small(rgb: np.ndarray) -> tuple[list[np.ndarray], list[str], np.ndarray]:
+    """The candidate masks at the work size, their source names and a soft object map."""
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     blur = cv2.GaussianBlur(bgr, (5, 5), 0)
     lab = cv2.cvtColor(blur, cv2.COLOR_BGR2LAB)
@@ -138,17 +146,28 @@ def propose_small(rgb: np.ndarray) -> tuple[list[np.ndarray], list[str]]:
     masks: list[np.ndarray] = []
     sources: list[str] = []
     colour = _clean(dist > t)
-    for name, m in (("colour:otsu", colour), ("colour:low", _clean(dist > 0.6 * t))):
+    loose = _clean(dist > 0.5 * t)
+    for name, m in (("colour:otsu", colour), ("colour:low", loose)):
         masks.append(m)
         sources.append(name)
+    noise = float(np.percentile(dist[strip], 95))
+    t_noise = float(np.clip(3 * noise + 4, 5, 0.5 * t))
+    faint = _clean(dist > t_noise) if t_noise < 0.45 * t else None
+    if faint is not None:
+        masks.append(faint)
+        sources.append("colour:faint")
     if colour.any():
-        gc = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
-        gc[colour] = cv2.GC_PR_FGD
-        core = cv2.erode(colour.astype(np.uint8), np.ones((5, 5), np.uint8), iterations=2) > 0
-        gc[core & (dist > 2 * t)] = cv2.GC_FGD
-        gc[strip & (dist < 0.5 * t)] = cv2.GC_BGD
-        masks.append(_clean(_grabcut(bgr, mask=gc)))
-        sources.append("grabcut:colour")
+        for name, seed in (("grabcut:colour", loose), ("grabcut:faint", faint)):
+            if seed is None:
+                continue
+            gc = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
+            gc[seed] = cv2.GC_PR_FGD
+            core = cv2.erode(colour.astype(np.uint8), np.ones((5, 5), np.uint8),
+                             iterations=2) > 0
+            gc[core & (dist > 2 * t)] = cv2.GC_FGD
+            gc[strip & (dist < min(0.5 * t, t_noise))] = cv2.GC_BGD
+            masks.append(_clean(_grabcut(bgr, mask=gc)))
+            sources.append(name)
         ys, xs = np.nonzero(colour)
         my, mx = int(0.08 * h), int(0.08 * w)
         y0, y1 = max(ys.min() - my, 1), min(ys.max() + my, h - 2)
@@ -160,12 +179,12 @@ def propose_small(rgb: np.ndarray) -> tuple[list[np.ndarray], list[str]]:
     masks.append(_clean(_grabcut(bgr, rect=(mx, my, w - 2 * mx, h - 2 * my))))
     sources.append("grabcut:rect90")
     gray = cv2.cvtColor(blur, cv2.COLOR_BGR2GRAY)
-    med = float(np.median(gray))
-    edges = cv2.Canny(gray, int(max(0, 0.66 * med)), int(min(255, 1.33 * med)))
+    edges = cv2.Canny(gray, 20, 60)
     edges = cv2.dilate(edges, np.ones((3, 3), np.uint8), iterations=2) > 0
     masks.append(_clean(edges))
     sources.append("edges")
-    return masks, sources
+    soft = np.clip((dist - t_noise) / max(t - t_noise, 1e-6), 0, 1)
+    return masks, sources, soft
 
 
 def propose(image: np.ndarray, work_side: int = WORK_SIDE) -> Candidates:
@@ -177,7 +196,7 @@ def propose(image: np.ndarray, work_side: int = WORK_SIDE) -> Candidates:
     if min(H, W) < 8:
         return Candidates(np.zeros((0, H, W), bool), [], [], backend="opencv")
     small = _resize(rgb, work_side)
-    masks, sources = propose_small(small)
+    masks, sources, soft = propose_small(small)
     lab = cv2.cvtColor(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), cv2.COLOR_BGR2LAB)
     lab_q = ((lab[..., 0] // 32).astype(np.int32) * 64 + (lab[..., 1] // 32) * 8
              + (lab[..., 2] // 32))
@@ -185,8 +204,8 @@ def propose(image: np.ndarray, work_side: int = WORK_SIDE) -> Candidates:
     mag = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
     mag = cv2.dilate(mag, np.ones((3, 3), np.uint8))
     strong = mag > max(float(np.percentile(mag, 70)), 20.0)
-    piou = np.array([0.5 + 0.25 * _separation(lab_q, m) + 0.25 * _edge_alignment(strong, m)
-                     for m in masks], np.float32)
+    piou = np.array([0.5 + 0.25 * _soft_iou(soft, m) + 0.125 * _separation(lab_q, m)
+                     + 0.125 * _edge_alignment(strong, m) for m in masks], np.float32)
     stab = np.zeros(len(masks), np.float32)
     for i, m in enumerate(masks):
         others = [_iou(m, o) for j, o in enumerate(masks) if j != i]

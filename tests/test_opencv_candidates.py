@@ -1,0 +1,99 @@
+"""The classical (no checkpoint) backend: format, size and finding the object."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from seglib.candidates import Candidates
+from seglib.opencv_candidates import propose
+from seglib.policy import pick
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "shoes" / "images"
+
+
+def synthetic_photo(seed: int, size: tuple[int, int] = (180, 240)) -> tuple[np.ndarray, np.ndarray]:
+    """A shoe-like textured shape on a shaded studio background; (RGB photo, true mask)."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    bg = rng.uniform(150, 245, 3)
+    shade = (1 - 0.15 * yy / h)[..., None]
+    img = bg[None, None, :] * shade + rng.normal(0, 3, (h, w, 3))
+    cy, cx = h * rng.uniform(0.45, 0.6), w * rng.uniform(0.4, 0.6)
+    ry, rx = h * rng.uniform(0.15, 0.25), w * rng.uniform(0.22, 0.32)
+    body = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+    toe = ((yy - cy - 0.4 * ry) / (0.6 * ry)) ** 2 + ((xx - cx - 0.8 * rx) / (0.5 * rx)) ** 2 <= 1
+    sole = (np.abs(yy - cy - 0.85 * ry) < 0.18 * ry) & (np.abs(xx - cx - 0.15 * rx) < 1.1 * rx)
+    mask = body | toe | sole
+    colour = (bg + rng.choice([-1, 1], 3) * rng.uniform(60, 110, 3)).clip(0, 255)
+    stripes = (np.sin(xx / 3.0) > 0.6)[..., None] * rng.uniform(-40, 40, 3)
+    shoe = colour[None, None, :] + stripes + rng.normal(0, 6, (h, w, 3))
+    shoe[sole] = rng.uniform(200, 255)
+    img[mask] = shoe[mask]
+    shadow = (((yy - cy - 1.05 * ry) / (0.12 * ry)) ** 2 + ((xx - cx) / (1.2 * rx)) ** 2 <= 1)
+    img[shadow & ~mask] *= 0.8
+    return img.clip(0, 255).astype(np.uint8), mask
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def test_candidates_have_the_photo_size_and_valid_scores() -> None:
+    photo, _ = synthetic_photo(1, (150, 200))
+    c = propose(photo)
+    assert isinstance(c, Candidates) and c.backend == "opencv"
+    assert c.shape == (150, 200) and len(c) >= 4
+    assert len(c.sources) == len(c)
+    assert np.all((c.predicted_iou >= 0) & (c.predicted_iou <= 1))
+    assert np.all((c.stability >= 0) & (c.stability <= 1))
+
+
+def test_large_photo_comes_back_at_its_own_size() -> None:
+    photo, mask = synthetic_photo(2, (120, 160))
+    big = cv2.resize(photo, (1600, 1200), interpolation=cv2.INTER_LINEAR)
+    c = propose(big)
+    assert c.shape == (1200, 1600)
+    big_mask = cv2.resize(mask.astype(np.uint8), (1600, 1200), interpolation=cv2.INTER_NEAREST)
+    assert iou(pick(c).mask, big_mask > 0) > 0.8
+
+
+def test_finds_the_object_on_synthetic_photos() -> None:
+    scores = []
+    for seed in range(8):
+        photo, mask = synthetic_photo(seed)
+        scores.append(iou(pick(propose(photo)).mask, mask))
+    assert np.mean(scores) > 0.9, scores
+    assert min(scores) > 0.75, scores
+
+
+def test_beats_the_seed_policy_which_may_pick_background() -> None:
+    photo, mask = synthetic_photo(3)
+    c = propose(photo)
+    assert iou(pick(c, "foreground").mask, mask) >= iou(pick(c, "seed").mask, mask) - 0.02
+
+
+def test_rejects_non_rgb_input() -> None:
+    with pytest.raises(ValueError):
+        propose(np.zeros((10, 10), np.uint8))
+
+
+def test_tiny_photo_gives_no_candidates() -> None:
+    c = propose(np.zeros((1, 1, 3), np.uint8))
+    assert len(c) == 0 and c.shape == (1, 1)
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not SHARED.is_dir(), reason="shared shoe photos not present")
+def test_shared_photos_give_a_central_object() -> None:
+    from seglib.io import read_image
+    from seglib.policy import geometry
+
+    files = sorted(SHARED.glob("*.jpg"))[:: max(1, len(list(SHARED.glob("*.jpg"))) // 6)][:6]
+    for f in files:
+        g = geometry(pick(propose(read_image(f))).mask)
+        assert 0.02 < g["area"] < 0.9 and g["touch"] < 0.6, (f.name, g)
