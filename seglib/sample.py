@@ -322,7 +322,8 @@ def _place(rng: np.random.Generator, design: _Design, size: int, kind: str
     margin = max(3.0, 0.03 * size)
     flip = 1 if rng.random() < 0.5 else -1
     angle = math.radians(rng.normal(0, 5) if rng.random() < 0.8 else rng.uniform(-14, 14))
-    length = size * (rng.uniform(0.6, 0.9) if kind != "leg" else rng.uniform(0.55, 0.75))
+    big = kind not in ("leg", "box")
+    length = size * (rng.uniform(0.6, 0.9) if big else rng.uniform(0.55, 0.75))
     vc = design.top / 2
     poses = [_Pose(0.0, 0.0, length, angle, flip, vc)]
     if kind == "pair":
@@ -334,7 +335,8 @@ def _place(rng: np.random.Generator, design: _Design, size: int, kind: str
                      angle + math.radians(rng.normal(0, 3)), flip, vc)
         poses = [back, poses[0]]
     x0, y0, x1, y1 = _bbox(design, poses)
-    fit = min(1.0, (size - 2 * margin) / (x1 - x0), (size - 2 * margin) / (y1 - y0))
+    room = 0.99 * (size - 2 * margin)
+    fit = min(1.0, room / (x1 - x0), room / (y1 - y0))
     if fit < 1.0:
         for p in poses:
             p.scale *= fit
@@ -565,7 +567,9 @@ def _box(rng: np.random.Generator, cv: _Canvas, design: _Design, pose: _Pose) ->
     bw, bh = rng.uniform(0.6, 1.0) * n, rng.uniform(0.35, 0.6) * n
     bx = pose.cx + rng.normal(0, 0.12 * n) - bw / 2
     by = floor_y - rng.uniform(0.04, 0.15) * n  # bottom edge, behind the shoe
-    top = by - bh
+    shoe_top = min(pose.to_image(design.parts[0].poly)[:, 1])
+    top = min(by - bh, shoe_top - rng.uniform(0.12, 0.25) * n)
+    bh = by - top
     depth = rng.uniform(0.05, 0.1) * n * (1 if rng.random() < 0.5 else -1)
     front = np.array([(bx, top), (bx + bw, top), (bx + bw, by), (bx, by)])
     lid_top = np.array([(bx, top), (bx + bw, top), (bx + bw + depth, top - abs(depth) * 0.7),
@@ -593,9 +597,12 @@ def _floor(rng: np.random.Generator, cv: _Canvas, design: _Design, pose: _Pose) 
     n = cv.size
     floor_y = float(_lowest(design, pose)[1])
     y0 = float(np.clip(floor_y - rng.uniform(0.06, 0.3) * n, 0.35 * n, 0.82 * n))
-    tex = _texture(rng, cv, _pick(rng, ("wood", "wood", "concrete", "fabric", "tiles")))
     wall = cv.img[: int(y0)].reshape(-1, 3).mean(0)
-    if np.abs(tex.reshape(-1, 3).mean(0) - wall).sum() < 90:  # keep the floor visible
+    texs = [_texture(rng, cv, _pick(rng, ("wood", "wood", "concrete", "fabric", "tiles")))
+            for _ in range(2)]
+    far = [float(np.abs(t.reshape(-1, 3).mean(0) - wall).sum()) for t in texs]
+    tex = texs[int(np.argmax(far))]
+    if max(far) < 90:  # keep the floor visible
         tex *= 0.6 if wall.mean() > 110 else 1.6
         np.clip(tex, 0, 255, out=tex)
     a = np.clip(cv.ys - y0, 0, 1).astype(np.float32)
@@ -623,8 +630,11 @@ def _leg(rng: np.random.Generator, cv: _Canvas, design: _Design, pose: _Pose) ->
     cv.paint(a_sock, _jitter(rng, sock_c, 6))
     jeans = np.array([(cx - top_w / 2 + tilt, -5.0), (cx + top_w / 2 + tilt, -5.0),
                       (cx + wj / 2, hem_y), (cx - wj / 2, hem_y)])
-    base = _jitter(rng, _pick(rng, [(70, 100, 150), (50, 70, 110), (110, 140, 180),
-                                    (30, 30, 35), (120, 110, 90), (90, 90, 95)]), 8)
+    bg = cv.img[: max(1, int(hem_y))].reshape(-1, 3).mean(0)
+    jeans_colors = [(70, 100, 150), (50, 70, 110), (110, 140, 180), (30, 30, 35),
+                    (120, 110, 90), (90, 90, 95), (200, 195, 180)]
+    far = [c for c in jeans_colors if np.abs(np.subtract(c, bg)).sum() > 150]
+    base = _jitter(rng, _pick(rng, far or jeans_colors), 8)
     n = cv.size
     twill = np.sin(2 * np.pi * (cv.xs + cv.ys) / 2.5)
     t = 0.5 + 0.15 * twill + 0.2 * _noise(rng, n, 12) + 0.1 * _noise(rng, n, 40)
@@ -746,4 +756,14 @@ def write_sample(out: Path, n: int = 48, seed: int = 0, size: int = 240,
     writer.writeheader()
     writer.writerows(rows)
     write_bytes_atomic(out / "sample.csv", buf.getvalue().encode())
+    _remove_stale(out, n)
     return images
+
+
+def _remove_stale(out: Path, n: int) -> None:
+    """Delete ``sample_NNN`` files left from an earlier, larger sample in the same folder."""
+    for sub, ext in (("images", ".jpg"), ("masks", ".png"), ("trimaps", ".png")):
+        for path in (out / sub).glob(f"sample_*{ext}"):
+            index = path.stem.removeprefix("sample_")
+            if index.isdigit() and int(index) >= n:
+                path.unlink()

@@ -162,5 +162,9 @@ def test_cli_writes_the_sample(tmp_path: Path, capsys) -> None:
         assert [f.name for f in files] == [f"sample_{i:03d}.{ext}" for i in range(3)]
     assert read_image(out / "images/sample_002.jpg").shape == (80, 80, 3)
     assert _gray(out / "masks/sample_002.png").shape == (80, 80)
+    assert main(["sample", "--out", str(out), "--n", "2", "--size", "80"]) == 0
+    assert sorted(f.name for f in (out / "masks").iterdir()) == ["sample_000.png",
+                                                                  "sample_001.png"]
+    assert len(list((out / "images").iterdir())) == len(list((out / "trimaps").iterdir())) == 2
     assert main(["sample", "--out", str(out), "--n", "0"]) == 2
     assert "--n" in capsys.readouterr().err
