@@ -111,12 +111,13 @@ def image_grid(rows: Sequence[Sequence[np.ndarray | None]], col_titles: Sequence
 
 
 def candidate_grid(image: np.ndarray, masks: np.ndarray, labels: Sequence[str] = (),
-                   chosen: Mapping[str, int] | None = None, title: str | None = None,
+                   chosen: Mapping[str, int | str] | None = None, title: str | None = None,
                    max_cols: int = 6, cell: float = 2.0) -> Figure:
     """The photo followed by every candidate mask drawn on it.
 
     ``labels`` is one caption per candidate (e.g. its scores); ``chosen`` maps a policy name to
-    the candidate index it picked, and that cell gets a frame in the policy's colour.
+    what it picked (an index, or a choice string such as ``"~0"`` or ``"2+5"``), and those
+    cells get a frame in the policy's colour (``~`` marks a pick of the complement).
     """
     masks = np.asarray(masks, dtype=bool)
     k = int(masks.shape[0])
@@ -126,15 +127,21 @@ def candidate_grid(image: np.ndarray, masks: np.ndarray, labels: Sequence[str] =
     fig, axes = _grid(rows, cols, cell, title)
     axes.flat[0].imshow(image)
     axes.flat[0].set_title("photo", fontsize=9)
-    chosen = dict(chosen or {})
+    marks: dict[int, list[str]] = {}
+    for policy, choice in (chosen or {}).items():
+        for part in str(choice).split("+"):
+            num = part.strip().lstrip("~")
+            if num.isdigit():
+                marks.setdefault(int(num), []).append(
+                    policy + (" (~ outside)" if part.strip().startswith("~") else ""))
     for i in range(k):
         ax = axes.flat[i + 1]
         ax.imshow(overlay(image, masks[i]))
-        who = [p for p, j in chosen.items() if j == i]
+        who = marks.get(i, [])
         cap = f"#{i}" + (f" {labels[i]}" if i < len(labels) else "")
         if who:
             cap += "\n← " + ", ".join(who)
-            _frame(ax, POLICY_COLORS.get(who[0], (0.9, 0.1, 0.1)))
+            _frame(ax, POLICY_COLORS.get(who[0].split(" ")[0], (0.9, 0.1, 0.1)))
         ax.set_title(cap, fontsize=7)
     for ax in axes.flat[n:]:
         ax.axis("off")
@@ -171,8 +178,8 @@ def loss_curves(histories: Mapping[str, Mapping[str, Sequence[float]]],
                 title: str = "Loss per epoch") -> Figure:
     """Training (solid) and validation (dashed) loss per epoch, one colour per model.
 
-    Each history maps column names to per-epoch values; ``train_loss`` / ``val_loss`` are
-    used (``loss`` is accepted for the training loss).
+    Each history maps column names to per-epoch values: ``epoch``, ``train_loss`` (or
+    ``loss``), and ``val_loss`` with its own ``val_epoch`` when validation ran less often.
     """
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, (name, h) in enumerate(histories.items()):
@@ -184,7 +191,8 @@ def loss_curves(histories: Mapping[str, Mapping[str, Sequence[float]]],
             x = ep if ep is not None and len(ep) == len(tr) else range(1, len(tr) + 1)
             ax.plot(list(x), list(tr), color=color, label=f"{name} train")
         if va is not None and len(va):
-            x = ep if ep is not None and len(ep) == len(va) else range(1, len(va) + 1)
+            vep = h.get("val_epoch", ep)
+            x = vep if vep is not None and len(vep) == len(va) else range(1, len(va) + 1)
             ax.plot(list(x), list(va), color=color, linestyle="--", label=f"{name} val")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")

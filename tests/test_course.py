@@ -109,3 +109,75 @@ def test_declared_parameters_needs_one_tagged_cell(tmp_path: Path) -> None:
     nbformat.write(nb, str(tmp_path / "n.ipynb"))
     with pytest.raises(SeglibError, match="exactly one cell tagged 'parameters'"):
         course.declared_parameters(tmp_path / "n.ipynb")
+
+
+def _labeled_folder(tmp_path: Path) -> tuple[Path, Path]:
+    """Three photos labeled by a fake proposer: #0 the square object, #1 the background."""
+    import numpy as np
+
+    from seglib.candidates import Candidates
+    from seglib.io import write_png_atomic
+    from seglib.labeling import label_folder
+    from seglib.trimap import mask_to_trimap, save_trimap
+
+    images, truth = tmp_path / "images", tmp_path / "trimaps"
+    obj = np.zeros((40, 40), bool)
+    obj[10:30, 12:28] = True
+    for i in range(3):
+        img = np.full((40, 40, 3), 200, np.uint8)
+        img[obj] = (30 * i, 60, 90)
+        write_png_atomic(images / f"p{i}.png", img)
+        save_trimap(truth / f"p{i}.png", mask_to_trimap(obj))
+
+    def proposer(image: np.ndarray) -> Candidates:
+        return Candidates(np.stack([obj, ~obj]), [0.80, 0.95], [0.9, 0.9],
+                          ["a", "b"], "fake")
+
+    label_folder(images, tmp_path / "labels", proposer, backend="fake", mode="test")
+    return images, tmp_path / "labels"
+
+
+def test_reviewer_override_and_repick_without_the_model(tmp_path: Path) -> None:
+    import numpy as np
+
+    from seglib import review
+    from seglib.trimap import OBJECT, load_trimap
+
+    images, labels = _labeled_folder(tmp_path)
+    before = load_trimap(labels / "p1.png")
+    assert (before == OBJECT).sum() == 20 * 16  # foreground picks the square
+    rv = review.Reviewer(labels, images)
+    assert len(rv.stems) == 3 and rv.state("p1").photo.shape == (40, 40, 3)
+    rv.choose("p1", "1")
+    assert (labels / "overrides.csv").read_text() == "stem,candidate\np1,1\n"
+    with pytest.raises(SeglibError, match="expected a number 0..1"):
+        rv.choose("p1", "7")
+    assert (labels / "overrides.csv").read_text() == "stem,candidate\np1,1\n"
+    rv.repick()
+    after = load_trimap(labels / "p1.png")
+    assert (after == OBJECT).sum() == 40 * 40 - 20 * 16  # the override (background) is used
+    assert np.array_equal(load_trimap(labels / "p0.png"), load_trimap(labels / "p2.png"))
+    rv.choose("p1", None)
+    assert "p1" not in (labels / "overrides.csv").read_text()
+    # the widget builds and a click writes the override, without a display or a kernel
+    ui = rv.widget()
+    assert ui.children
+    rv.index = rv.stems.index("p2")
+    rv._apply("1")
+    assert "p2,1" in (labels / "overrides.csv").read_text()
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_policy_report_scores_picks_against_truth(tmp_path: Path) -> None:
+    from seglib import review
+
+    _, labels = _labeled_folder(tmp_path)
+    rows = review.policy_report(labels, tmp_path / "trimaps", progress=False)
+    assert [r["stem"] for r in rows] == ["p0", "p1", "p2"]
+    assert all(r["seed"] == "1" and not r["agree"] for r in rows)
+    assert all(r["iou_foreground"] == 1.0 and r["iou_seed"] == 0.0 for r in rows)
+    s = review.summarize_report(rows)
+    assert s["policy_agreement"] == 0.0 and s["mean_iou_label"] == 1.0
+    assert s["photos_with_truth"] == 3

@@ -1,0 +1,343 @@
+"""Review picks by hand: the ipywidgets reviewer and the ``overrides.csv`` it writes.
+
+``Reviewer(labels_dir, images_dir).widget()`` steps through the photos of a labeled folder,
+draws each photo's candidates with the policy's pick framed, and lets you click another
+candidate (or type ``~0`` / ``2+5``). A click only writes ``overrides.csv`` (``stem,candidate``);
+"Re-pick" rewrites the trimaps from the cached candidates, so no model runs again. Nothing
+here waits for input, so a headless (papermill) run never blocks on the widget.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seglib.candidates import Candidates
+from seglib.errors import SeglibError
+from seglib.io import is_image_name, read_image, write_bytes_atomic
+from seglib.labeling import (
+    CANDIDATES_DIR,
+    OVERRIDES_CSV,
+    LabelSummary,
+    read_labels_csv,
+    read_overrides,
+    repick_folder,
+)
+from seglib.policy import foreground_score, mask_for_choice, pick
+
+
+def write_overrides(labels_dir: str | Path, overrides: dict[str, str]) -> Path:
+    """Rewrite ``overrides.csv`` (``stem,candidate``, sorted) atomically."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["stem", "candidate"])
+    for stem in sorted(overrides):
+        w.writerow([stem, overrides[stem]])
+    return write_bytes_atomic(Path(labels_dir) / OVERRIDES_CSV, buf.getvalue().encode("utf-8"))
+
+
+def set_override(labels_dir: str | Path, stem: str, choice: str | int | None) -> dict[str, str]:
+    """Record ``choice`` (``"3"``, ``"~0"``, ``"2+5"``) for ``stem``; ``None``/"" removes it.
+
+    The choice is checked against the photo's cached candidates first, so a typo never
+    reaches ``overrides.csv``. Returns all overrides of the folder.
+    """
+    labels_dir = Path(labels_dir)
+    current = read_overrides(labels_dir)
+    text = "" if choice is None else str(choice).strip()
+    if text:
+        mask_for_choice(load_candidates(labels_dir, stem), text)  # raises on a bad choice
+        current[stem] = text
+    else:
+        current.pop(stem, None)
+    write_overrides(labels_dir, current)
+    return current
+
+
+def load_candidates(labels_dir: str | Path, stem: str) -> Candidates:
+    path = Path(labels_dir) / CANDIDATES_DIR / f"{stem}.npz"
+    if not path.is_file():
+        raise SeglibError(f"{path}: no cached candidates for {stem!r}; label the photo first")
+    return Candidates.load(path)
+
+
+def candidate_scores(cands: Candidates) -> list[dict[str, float]]:
+    """Per candidate: SAM's ``predicted_iou`` and ``stability``, and its ``foreground`` score
+    with the terms it is made of (quality, border, area, centre)."""
+    rows = []
+    for i in range(len(cands)):
+        piou, stab = float(cands.predicted_iou[i]), float(cands.stability[i])
+        s = foreground_score(cands.masks[i], piou, stab)
+        rows.append({"candidate": i, "source": cands.sources[i], "predicted_iou": piou,
+                     "stability": stab, "quality": s["quality"], "border": s["border"],
+                     "area": s["area_term"], "centre": s["centre"], "foreground": s["score"]})
+    return rows
+
+
+def short_captions(cands: Candidates) -> list[str]:
+    """One short caption per candidate: foreground score and predicted IoU."""
+    return [f"fg {r['foreground']:.2f} · iou {r['predicted_iou']:.2f}"
+            for r in candidate_scores(cands)]
+
+
+def choice_indices(choice: str) -> list[int]:
+    """Candidate numbers named in a choice string (``"~0"`` -> [0], ``"2+5"`` -> [2, 5])."""
+    out = []
+    for part in str(choice).split("+"):
+        p = part.strip().lstrip("~")
+        if p.isdigit():
+            out.append(int(p))
+    return out
+
+
+@dataclass
+class PhotoState:
+    stem: str
+    photo: np.ndarray
+    candidates: Candidates
+    row: dict[str, Any]
+    override: str
+
+
+class Reviewer:
+    """Step through a labeled folder, see candidates, override picks, re-pick.
+
+    The methods work without a display (``choose``, ``repick``), and :meth:`widget` builds the
+    ipywidgets interface on top of them.
+    """
+
+    def __init__(self, labels_dir: str | Path, images_dir: str | Path,
+                 stems: list[str] | None = None, policy: str = "foreground",
+                 flagged_first: bool = True) -> None:
+        self.labels_dir = Path(labels_dir)
+        self.images_dir = Path(images_dir)
+        self.policy = policy
+        rows = {r["stem"]: r for r in read_labels_csv(self.labels_dir) if r.get("status") == "ok"}
+        if not rows:
+            raise SeglibError(f"{self.labels_dir}: no labeled photos (labels.csv); label first")
+        if stems is not None:
+            missing = [s for s in stems if s not in rows]
+            if missing:
+                raise SeglibError(f"{self.labels_dir}: not labeled: {', '.join(missing[:3])}")
+            order = list(stems)
+        else:
+            order = sorted(rows, key=lambda s: (not rows[s]["flagged"], s) if flagged_first
+                           else s)
+        self.rows = rows
+        self.stems = order
+        self.index = 0
+        self._ui: dict[str, Any] = {}
+
+    # -- logic (no widgets) --------------------------------------------------------------
+    def photo_path(self, stem: str) -> Path:
+        name = self.rows[stem].get("file") or ""
+        p = self.images_dir / name
+        if name and p.is_file():
+            return p
+        for q in sorted(self.images_dir.glob(f"{stem}.*")):
+            if is_image_name(q):
+                return q
+        raise SeglibError(f"{self.images_dir}: photo of {stem!r} not found")
+
+    def state(self, stem: str | None = None) -> PhotoState:
+        stem = stem or self.stems[self.index]
+        cands = load_candidates(self.labels_dir, stem)
+        photo = read_image(self.photo_path(stem))
+        if photo.shape[:2] != cands.shape:
+            import cv2
+
+            photo = cv2.resize(photo, (cands.shape[1], cands.shape[0]),
+                               interpolation=cv2.INTER_AREA)
+        return PhotoState(stem, photo, cands, self.rows[stem],
+                          read_overrides(self.labels_dir).get(stem, ""))
+
+    def choose(self, stem: str, choice: str | int | None) -> dict[str, str]:
+        """Override the pick of ``stem`` (``None`` or "" goes back to the policy's pick)."""
+        return set_override(self.labels_dir, stem, choice)
+
+    def repick(self) -> LabelSummary:
+        """Rewrite trimaps and labels.csv from the cached candidates and overrides.csv."""
+        summary = repick_folder(self.labels_dir, self.policy)
+        self.rows.update({r["stem"]: r for r in read_labels_csv(self.labels_dir)
+                          if r.get("status") == "ok"})
+        return summary
+
+    def figure(self, stem: str | None = None):
+        """The candidate grid of one photo, the policies' picks and any override framed."""
+        from seglib import viz
+
+        st = self.state(stem)
+        chosen: dict[str, str] = {p: pick(st.candidates, p).chosen
+                                  for p in ("foreground", "seed")}
+        if st.override:
+            chosen = {"override": st.override, **chosen}
+        flag = " · FLAGGED" if st.row.get("flagged") else ""
+        title = (f"{st.stem}: pick {st.row.get('chosen')} (confidence "
+                 f"{st.row.get('confidence') or 0:.2f}){flag}"
+                 + (f" · override {st.override}" if st.override else ""))
+        return viz.candidate_grid(st.photo, st.candidates.masks, short_captions(st.candidates),
+                                  chosen, title=title)
+
+    # -- widget --------------------------------------------------------------------------
+    def widget(self):
+        """The interactive reviewer (ipywidgets). Display it in a notebook cell."""
+        import ipywidgets as w
+
+        ui = self._ui
+        ui["title"] = w.HTML()
+        ui["out"] = w.Output()
+        ui["choice"] = w.ToggleButtons(options=[("policy", "")], value="",
+                                       style={"button_width": "64px"})
+        ui["custom"] = w.Text(placeholder="e.g. ~0 or 2+5", layout=w.Layout(width="140px"))
+        ui["set"] = w.Button(description="set", layout=w.Layout(width="60px"))
+        ui["prev"] = w.Button(description="◀ previous")
+        ui["next"] = w.Button(description="next ▶")
+        ui["repick"] = w.Button(description="re-pick folder", button_style="primary")
+        ui["status"] = w.HTML()
+        ui["prev"].on_click(lambda _: self._go(-1))
+        ui["next"].on_click(lambda _: self._go(+1))
+        ui["set"].on_click(lambda _: self._apply(ui["custom"].value))
+        ui["repick"].on_click(lambda _: self._repick_clicked())
+        ui["choice"].observe(self._choice_changed, names="value")
+        self._render()
+        return w.VBox([
+            w.HBox([ui["prev"], ui["next"], ui["title"]]),
+            ui["out"],
+            w.HBox([w.Label("override:"), ui["choice"]]),
+            w.HBox([ui["custom"], ui["set"], ui["repick"]]),
+            ui["status"],
+        ])
+
+    def _go(self, step: int) -> None:
+        self.index = (self.index + step) % len(self.stems)
+        self._render()
+
+    def _render(self) -> None:
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        ui = self._ui
+        st = self.state()
+        ui["title"].value = (f"<b>{st.stem}</b> ({self.index + 1}/{len(self.stems)})"
+                             + (" · <span style='color:#c00'>flagged</span>"
+                                if st.row.get("flagged") else ""))
+        ui["busy"] = True
+        ui["choice"].options = [("policy", "")] + [(f"#{i}", str(i))
+                                                   for i in range(len(st.candidates))]
+        ui["choice"].value = st.override if st.override.isdigit() else ""
+        ui["busy"] = False
+        with ui["out"]:
+            ui["out"].clear_output(wait=True)
+            fig = self.figure(st.stem)
+            display(fig)
+            plt.close(fig)
+
+    def _choice_changed(self, change: dict) -> None:
+        if not self._ui.get("busy"):
+            self._apply(change["new"])
+
+    def _apply(self, choice: str) -> None:
+        stem = self.stems[self.index]
+        try:
+            self.choose(stem, choice)
+            msg = (f"{stem}: override {choice} written to {OVERRIDES_CSV}" if choice
+                   else f"{stem}: back to the policy's pick")
+        except SeglibError as exc:
+            msg = f"<span style='color:#c00'>{exc}</span>"
+        self._ui["status"].value = msg + " · press <i>re-pick folder</i> to rewrite trimaps"
+        self._render()
+
+    def _repick_clicked(self) -> None:
+        summary = self.repick()
+        self._ui["status"].value = summary.describe()
+        self._render()
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return float(np.count_nonzero(a & b) / union) if union else 1.0
+
+
+def _truth_mask(truth_dir: Path | None, stem: str, shape: tuple[int, int]) -> np.ndarray | None:
+    if truth_dir is None:
+        return None
+    from seglib.trimap import load_trimap, trimap_to_mask
+
+    path = truth_dir / f"{stem}.png"
+    if not path.is_file():
+        return None
+    m = trimap_to_mask(load_trimap(path))
+    if m.shape != shape:
+        import cv2
+
+        m = cv2.resize(m.astype(np.uint8), (shape[1], shape[0]),
+                       interpolation=cv2.INTER_NEAREST) > 0
+    return m
+
+
+def policy_report(labels_dir: str | Path, truth_dir: str | Path | None = None,
+                  progress: bool = True) -> list[dict[str, Any]]:
+    """Per labeled photo: each policy's pick, whether they agree, and (where true trimaps
+    exist in ``truth_dir``) the object IoU of each pick and of the written label.
+
+    Computed from the cached candidates, so no model runs.
+    """
+    from tqdm.auto import tqdm
+
+    from seglib.trimap import load_trimap, trimap_to_mask
+
+    labels_dir = Path(labels_dir)
+    truth = Path(truth_dir) if truth_dir else None
+    if truth is not None and not truth.is_dir():
+        truth = None
+    rows = [r for r in read_labels_csv(labels_dir) if r.get("status") == "ok"]
+    out = []
+    for r in tqdm(rows, desc="policies", unit="photo", disable=not progress):
+        stem = r["stem"]
+        try:
+            cands = load_candidates(labels_dir, stem)
+        except SeglibError:
+            continue
+        fg, seed = pick(cands, "foreground"), pick(cands, "seed")
+        agree = _iou(fg.mask, seed.mask)
+        d: dict[str, Any] = {"stem": stem, "candidates": len(cands),
+                             "foreground": fg.chosen, "seed": seed.chosen,
+                             "policies_iou": agree, "agree": agree >= 0.9,
+                             "chosen": r.get("chosen"), "confidence": r.get("confidence"),
+                             "flagged": bool(r.get("flagged"))}
+        t = _truth_mask(truth, stem, cands.shape)
+        if t is not None:
+            d["iou_foreground"] = _iou(fg.mask, t)
+            d["iou_seed"] = _iou(seed.mask, t)
+            d["iou_best_candidate"] = max((_iou(m, t) for m in cands.masks), default=0.0)
+            label = labels_dir / f"{stem}.png"
+            if label.is_file():
+                lab = trimap_to_mask(load_trimap(label))
+                t_full = _truth_mask(truth, stem, lab.shape)
+                d["iou_label"] = _iou(lab, t_full) if t_full is not None else None
+        out.append(d)
+    return out
+
+
+def summarize_report(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Flag rate, policy agreement and mean IoUs against the truth (where there is truth)."""
+    n = len(rows)
+    if n == 0:
+        return {"photos": 0}
+    s: dict[str, Any] = {
+        "photos": n,
+        "flagged": sum(r["flagged"] for r in rows),
+        "flag_rate": sum(r["flagged"] for r in rows) / n,
+        "policy_agreement": sum(r["agree"] for r in rows) / n,
+    }
+    for key in ("iou_label", "iou_foreground", "iou_seed", "iou_best_candidate"):
+        vals = [r[key] for r in rows if r.get(key) is not None]
+        if vals:
+            s[f"mean_{key}"] = float(np.mean(vals))
+            s["photos_with_truth"] = len(vals)
+    return s
