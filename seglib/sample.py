@@ -40,6 +40,7 @@ CSV_FIELDS = ("name", "kind", "seed", "object_fraction")
 JPEG_QUALITY = 92
 
 _SS = 4  # supersampling factor for coverage (antialiasing and the exact mask)
+_SEAM_KERNEL = np.ones((2, 2), np.uint8)
 Color = tuple[float, float, float]
 Field = np.ndarray  # H×W×3 float32 colour field
 
@@ -107,6 +108,7 @@ class _Part:
     shape: bool = False  # part of the shoe outline (counts in the mask)
     alpha: float = 1.0
     name: str = ""
+    seam: bool = False  # a stitched seam along the edge
 
 
 @dataclass
@@ -121,6 +123,8 @@ class _Design:
     parts: list[_Part]
     top: float  # highest v of the outline (for shading)
     collar: tuple[float, float, float]  # u of heel, u of tongue, v of the collar
+    sole_top: float = 0.1  # v of the top of the sole
+    tread: float = 0.0  # depth of the vertical ridges on the sole side (0: none)
 
 
 # ------------------------------------------------------------------------------ colours
@@ -280,8 +284,11 @@ def _random_design(rng: np.random.Generator, leg: bool) -> _Design:
         parts.append(_Part(np.array([(-0.015, h - 0.08), (0.035, h - 0.08), (0.04, h + 0.05),
                                      (-0.005, h + 0.055)]), accent, clip=None, shape=True))
     top = max(float(p.poly[:, 1].max()) for p in parts if p.shape)
+    for part in parts:
+        part.seam = part.clip == "upper" and part.color != lining and len(part.poly) > 4
+    tread = u(0.06, 0.14) if rng.random() < 0.5 else 0.0
     return _Design(upper, second, accent, sole_c, lace, lining, pattern, parts, top,
-                   (heel_u, tongue_u, h - dip))
+                   (heel_u, tongue_u, h - dip), t, tread)
 
 
 # --------------------------------------------------------------------------------- pose
@@ -459,6 +466,12 @@ def _draw_shoe(rng: np.random.Generator, cv: _Canvas, design: _Design, pose: _Po
             cov = cov * named[part.clip]
         color = colors[part.color] if isinstance(part.color, str) else part.color
         cv.paint(cov * part.alpha, color)
+        if part.seam:
+            band = np.clip(cv2.dilate(cov, _SEAM_KERNEL) - cov, 0, 1) * named["upper"]
+            cv.img *= (1 - 0.3 * band)[..., None]
+    if design.tread and "sole" in named:
+        ridges = (np.sin(2 * np.pi * u * 45) > 0.3) & (v < design.sole_top * 0.55)
+        cv.img *= (1 - design.tread * ridges * named["sole"])[..., None]
     # shading: light from above, rounded edges, a soft highlight along the top of the upper
     blur = cv2.GaussianBlur(shoe_cov, (0, 0), max(1.0, 0.025 * pose.scale))
     edge = np.clip((blur - 0.5) * 2.5, 0, 1)
