@@ -17,6 +17,9 @@ Some kinds add what fools a naive "pick the biggest thing" labeller:
 The true mask is the shoe only: the box, the floor and the leg are background. For ``pair``
 both shoes are the object (as in labelled product photos of a pair).
 :class:`SamplePhoto` also carries the visible pixels of the distractor, for tests.
+
+``make_photo(rng, size, kind)`` draws one photo; ``write_sample(out, n, seed)`` writes a folder
+(``python -m seglib sample``); ``sample_photo(i, seed)`` redraws photo ``i`` of such a folder.
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ class SamplePhoto:
     kind: str
     distractor: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))
     """Visible pixels of the box / floor / leg (all False for other kinds)."""
+
+    def __post_init__(self) -> None:
+        if self.distractor.shape != self.mask.shape:
+            self.distractor = np.zeros_like(self.mask, dtype=bool)
 
     @property
     def object_fraction(self) -> float:
