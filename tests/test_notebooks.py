@@ -1,0 +1,133 @@
+"""The course notebooks: committed clean, and all four run headless with the smoke preset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import nbformat
+import pytest
+
+from seglib import course
+
+NOTEBOOKS = sorted(course.NOTEBOOKS_DIR.glob("*.ipynb"))
+REPORTS = ("01_timing.png", "01_seed_vs_foreground.png", "02_trimap_gallery.png",
+           "03_loss_curves.png", "04_side_by_side.png", "04_learning_curve.png")
+
+
+def test_the_four_course_notebooks_exist() -> None:
+    assert [p.stem for p in NOTEBOOKS] == list(course.NOTEBOOKS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_without_outputs(path: Path) -> None:
+    nb = nbformat.read(str(path), as_version=4)
+    nbformat.validate(nb)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{path.name} cell {i + 1} has outputs; clear them"
+            assert cell.execution_count is None, f"{path.name} cell {i + 1} has a count"
+        assert "papermill" not in cell.metadata and "execution" not in cell.metadata
+    assert "widgets" not in nb.metadata, f"{path.name} stores widget state"
+    assert "papermill" not in nb.metadata
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_structure(path: Path) -> None:
+    nb = nbformat.read(str(path), as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: {len(tagged)} cells tagged 'parameters'"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    assert len(nb.cells[0].source.split("\n", 1)[1].strip()) > 200  # an intro paragraph
+    params = course.declared_parameters(path)
+    assert {"images_dir", "out_dir"} <= set(params)
+    # every code cell after the parameters is introduced by a markdown sentence
+    start = nb.cells.index(tagged[0])
+    for i in range(start + 1, len(nb.cells)):
+        if nb.cells[i].cell_type == "code":
+            assert nb.cells[i - 1].cell_type == "markdown" or nb.cells[i - 2].cell_type == \
+                "markdown", f"{path.name} cell {i + 1} has no explanation before it"
+
+
+def test_runner_passes_only_declared_parameters() -> None:
+    declared = {p.stem: course.declared_parameters(p) for p in NOTEBOOKS}
+    params = course.build_parameters("smoke", out="/tmp/unused-out")
+    assert all(any(k in d for d in declared.values()) for k in params), \
+        "a preset parameter that no notebook declares"
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> course.CourseResult:
+    out = tmp_path_factory.mktemp("course") / "smoke run"  # a space in the path, on purpose
+    return course.run_course("smoke", out=out, log=lambda s: None)
+
+
+def test_smoke_run_writes_notebooks_html_and_reports(smoke_run: course.CourseResult) -> None:
+    out = smoke_run.out
+    for name in course.NOTEBOOKS:
+        assert (out / f"{name}.ipynb").is_file()
+        html = (out / f"{name}.html").read_text(encoding="utf-8")
+        assert "<html" in html and "data:image/png;base64" in html
+    names = {p.name for p in smoke_run.reports}
+    for r in REPORTS:
+        assert r in names, f"missing report {r}"
+        img = cv2.imread(str(out / "reports" / r))
+        assert img is not None and img.shape[0] > 100 and img.std() > 5
+    assert any(n.startswith("01_candidates_") for n in names)
+    grid = cv2.imread(str(out / "reports" / "04_side_by_side.png"))
+    assert grid.shape[1] > grid.shape[0]  # 7 columns, 3 photos
+    assert (out / "labels" / "labels.csv").is_file()
+    for name in ("10", "161", "207", "711", "711B"):
+        assert (out / "models" / f"model_{name}" / "best.pt").is_file()
+
+
+def _outputs(path: Path) -> tuple[str, int, list[str]]:
+    nb = nbformat.read(str(path), as_version=4)
+    text, images, errors = [], 0, []
+    for c in nb.cells:
+        if c.cell_type != "code":
+            continue
+        for o in c.outputs:
+            if o.output_type == "error":
+                errors.append(o.ename)
+            text.append(o.get("text", ""))
+            data = o.get("data", {})
+            text.append(data.get("text/plain", ""))
+            images += "image/png" in data
+    return "\n".join(text), images, errors
+
+
+def test_smoke_notebooks_have_inline_figures_and_no_errors(smoke_run) -> None:
+    for path in smoke_run.notebooks:
+        text, images, errors = _outputs(path)
+        assert not errors, f"{path.name}: {errors}"
+        assert images >= 1, f"{path.name} shows no figure"
+        nb = nbformat.read(str(path), as_version=4)
+        injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert len(injected) == 1 and str(smoke_run.out) in injected[0].source
+    text, _, _ = _outputs(smoke_run.out / "02_trimaps.ipynb")
+    assert "identical on the tiny mask: True" in text
+    assert "every label identical on every mask: True" in text
+    assert "x faster" in text
+    text, _, _ = _outputs(smoke_run.out / "03_train_10_161_207_711.ipynb")
+    assert "the subsets shrink" in text  # the embedded sample has fewer than 811 photos
+
+
+def test_smoke_run_without_checkpoint_says_so_in_one_line(smoke_run, monkeypatch) -> None:
+    from seglib.sam_weights import find_checkpoint
+
+    if find_checkpoint() is not None:
+        pytest.skip("a SAM checkpoint is installed on this machine")
+    text, _, _ = _outputs(smoke_run.out / "01_sam_masks.ipynb")
+    lines = [ln for ln in text.splitlines() if "No SAM checkpoint" in ln]
+    assert len(lines) == 1 and "python -m seglib weights" in lines[0] and "opencv" in lines[0]
+    assert "Headless run" in text  # the reviewer did not block
+
+
+def test_rerun_reuses_labels(smoke_run) -> None:
+    first = course.notebook_paths()[0]
+    res = course.run_course("smoke", out=smoke_run.out, notebooks=[first], html=False,
+                            log=lambda s: None)
+    text, _, _ = _outputs(res.notebooks[0])
+    n = course.PRESETS["smoke"].params["label_limit"]
+    assert f"(0 now, {n} already done" in text
