@@ -99,9 +99,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure here means "not a checkpoint"
-        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
         raise SeglibError(
-            f"{path}: not a PyTorch checkpoint ({reason}); download an official one with "
+            f"{path}: {_why_unreadable(path, exc)}; download an official checkpoint with "
             f"`{GET_ONE}`"
         ) from None
     if isinstance(obj, Mapping):
@@ -116,6 +115,21 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"download an official one with `{GET_ONE}`"
         )
     return dict(obj)
+
+
+def _why_unreadable(path: Path, exc: BaseException) -> str:
+    """A short reason why ``torch.load`` failed on ``path``."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        return "empty file (0 bytes)"
+    if head.startswith(b"PK"):  # a zip, the format torch.save writes
+        if "Weights only load failed" in str(exc):
+            return "the checkpoint holds Python objects, which are not loaded for safety"
+        return "damaged or incomplete PyTorch file"
+    if head[:1] == b"\x80":  # an older pickle-based torch file
+        return "old-format or damaged PyTorch file"
+    return "not a PyTorch checkpoint"
 
 
 def infer_model_type(path: str | Path) -> str:

@@ -6,6 +6,7 @@ small fake file whose sha256 is patched into the checkpoint table.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import http.server
 import socket
@@ -90,6 +91,23 @@ def test_text_file_is_not_a_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(SeglibError, match="not a PyTorch checkpoint") as err:
         load_sam(path)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_empty_cut_short_and_pickled_files(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(SeglibError, match="empty file"):
+        load_sam(empty)
+    whole = tmp_path / "whole.pth"
+    torch.save(fake_state(768), whole)
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(SeglibError, match="damaged or incomplete"):
+        load_sam(cut)
+    pickled = tmp_path / "pickled.pth"
+    torch.save({"config": argparse.Namespace(lr=0.1)}, pickled)
+    with pytest.raises(SeglibError, match="not loaded for safety"):
+        load_sam(pickled)
 
 
 def test_other_torch_file_is_not_a_sam_checkpoint(tmp_path: Path) -> None:
