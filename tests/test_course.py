@@ -181,3 +181,24 @@ def test_policy_report_scores_picks_against_truth(tmp_path: Path) -> None:
     s = review.summarize_report(rows)
     assert s["policy_agreement"] == 0.0 and s["mean_iou_label"] == 1.0
     assert s["photos_with_truth"] == 3
+
+
+def test_kernel_is_this_python_even_with_a_broken_python3_kernel(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    import json
+    import os
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    bogus = tmp_path / "data" / "kernels" / "python3"
+    bogus.mkdir(parents=True)
+    (bogus / "kernel.json").write_text(json.dumps(
+        {"argv": ["/nonexistent/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+         "display_name": "broken", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "data"))
+    with course.kernel_of_this_python() as name:
+        spec = KernelSpecManager().get_kernel_spec(name)
+        assert spec.argv[0] == sys.executable
+        assert str(course.REPO) in spec.env["PYTHONPATH"]
+    assert os.environ["JUPYTER_PATH"] == str(tmp_path / "data")  # restored
