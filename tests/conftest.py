@@ -1,0 +1,162 @@
+"""Shared fixtures: a folder of messy photos (the bad-input matrix) and photo/trimap pairs.
+
+``bad_folder(name)`` writes, next to good photos copied from ``data/sample``: a zero-byte
+file, a truncated JPEG, a text file named .jpg, a grayscale JPEG, an RGBA PNG, a 16-bit PNG,
+a 6000×4000 photo, a 1×1 photo, ``.DS_Store`` and ``._*`` files, a nested folder, upper-case
+extensions and non-ASCII / space-containing names. Its ``expect`` map says what each file
+should become (``ok``, ``skipped`` or ``either``); ignored files must not appear at all.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample"
+HUGE_HW = (4000, 6000)  # a 6000×4000 photo (width × height)
+
+
+def sample_stems(n: int) -> list[str]:
+    """The first ``n`` stems of the committed sample (photo + trimap)."""
+    stems = sorted(p.stem for p in (SAMPLE / "images").glob("*.jpg"))
+    if len(stems) < n:
+        pytest.skip(f"data/sample holds {len(stems)} photos, {n} needed")
+    return stems[:n]
+
+
+def _encode(ext: str, img: np.ndarray, params: list[int] | None = None) -> bytes:
+    ok, buf = cv2.imencode(ext, img, params or [])
+    assert ok, f"cannot encode {ext}"
+    return buf.tobytes()
+
+
+@dataclass
+class BadFolder:
+    """A messy photo folder and what each file should turn into."""
+
+    images: Path
+    expect: dict[str, str]  # file name -> "ok" | "skipped" | "either"
+    sizes: dict[str, tuple[int, int]]  # file name -> (h, w) for decodable photos
+    ignored: list[str] = field(default_factory=list)  # names that must give no output
+    source: dict[str, str] = field(default_factory=dict)  # file name -> sample stem
+
+    @property
+    def stems(self) -> dict[str, str]:
+        """stem -> file name of every file a run should consider."""
+        return {Path(n).stem: n for n in self.expect}
+
+    def write_trimaps(self, out: Path, *, all_pairs: bool = True) -> Path:
+        """A trimap for every considered file, at its photo's size (the sample's trimap
+        resized nearest); undecodable photos get a 240×240 one so that they pair."""
+        out.mkdir(parents=True, exist_ok=True)
+        for name in self.expect:
+            stem = Path(name).stem
+            src = cv2.imread(str(SAMPLE / "trimaps" / f"{self.source.get(name, 'sample_000')}.png"),
+                             cv2.IMREAD_UNCHANGED)
+            h, w = self.sizes.get(name, (240, 240))
+            t = cv2.resize(src, (w, h), interpolation=cv2.INTER_NEAREST)
+            (out / f"{stem}.png").write_bytes(_encode(".png", t))
+            if not all_pairs:
+                break
+        return out
+
+
+_HUGE_CACHE: dict[str, bytes] = {}
+
+
+def _huge_jpeg(photo: np.ndarray) -> bytes:
+    if "huge" not in _HUGE_CACHE:
+        big = cv2.resize(photo, HUGE_HW[::-1], interpolation=cv2.INTER_LINEAR)
+        _HUGE_CACHE["huge"] = _encode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 70])
+    return _HUGE_CACHE["huge"]
+
+
+def make_bad_folder(folder: Path, n_good: int = 3, huge: bool = True) -> BadFolder:
+    """Write the bad-input matrix into ``folder`` (see the module doc)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stems = sample_stems(max(n_good, 1))
+    expect: dict[str, str] = {}
+    sizes: dict[str, tuple[int, int]] = {}
+    source: dict[str, str] = {}
+
+    def put(name: str, data: bytes, outcome: str, hw: tuple[int, int] | None = None,
+            src: str | None = None) -> None:
+        (folder / name).write_bytes(data)
+        expect[name] = outcome
+        if hw is not None:
+            sizes[name] = hw
+        source[name] = src or stems[0]
+
+    for s in stems[:n_good]:
+        put(f"{s}.jpg", (SAMPLE / "images" / f"{s}.jpg").read_bytes(), "ok", (240, 240), s)
+    base_src = stems[0]
+    bgr = cv2.imread(str(SAMPLE / "images" / f"{base_src}.jpg"))
+    jpeg = _encode(".jpg", bgr)
+    put("zero.jpg", b"", "skipped")
+    put("truncated.jpg", jpeg[: len(jpeg) // 3], "either", (240, 240))
+    put("notes.jpg", b"these are my notes, not a photo\n", "skipped")
+    put("gray.jpg", _encode(".jpg", cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)), "ok", (240, 240))
+    rgba = cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)
+    rgba[:20, :20, 3] = 0
+    put("alpha.png", _encode(".png", rgba), "ok", (240, 240))
+    put("deep16.png", _encode(".png", bgr.astype(np.uint16) * 257), "ok", (240, 240))
+    put("tiny.jpg", _encode(".jpg", bgr[120:121, 120:121]), "ok", (1, 1))
+    put("UPPER.JPG", _encode(".jpg", np.ascontiguousarray(bgr[:, ::-1])), "ok", (240, 240))
+    put("Flat.PNG", _encode(".png", bgr[20:220, 10:230]), "ok", (200, 220))
+    put("schuh_grün é.jpg", jpeg, "ok", (240, 240))
+    put("my shoe.jpeg", jpeg, "ok", (240, 240))
+    if huge:
+        put("huge.jpg", _huge_jpeg(bgr), "ok", HUGE_HW)
+    ignored = [".DS_Store", "._sample_000.jpg", "._gray.jpg", "notes.txt", "nested"]
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + b"\x00" * 64)
+    (folder / "._sample_000.jpg").write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 80)
+    (folder / "._gray.jpg").write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 80)
+    (folder / "notes.txt").write_text("not a photo")
+    (folder / "nested").mkdir(exist_ok=True)
+    (folder / "nested" / "inner_photo.jpg").write_bytes(jpeg)
+    return BadFolder(folder, expect, sizes, ignored, source)
+
+
+@pytest.fixture
+def bad_folder(tmp_path: Path) -> Callable[..., BadFolder]:
+    """Factory: ``bad_folder("name", n_good=3, huge=True)`` -> :class:`BadFolder`."""
+
+    def make(name: str = "photos", n_good: int = 3, huge: bool = True) -> BadFolder:
+        return make_bad_folder(tmp_path / name, n_good=n_good, huge=huge)
+
+    return make
+
+
+def copy_pairs(images: Path, trimaps: Path, n: int) -> list[str]:
+    """Copy the first ``n`` sample photos and trimaps (cycled, renamed, when ``n`` > 48)."""
+    images.mkdir(parents=True, exist_ok=True)
+    trimaps.mkdir(parents=True, exist_ok=True)
+    stems = sorted(p.stem for p in (SAMPLE / "images").glob("*.jpg"))
+    if not stems:
+        pytest.skip("data/sample is missing")
+    out = []
+    for i in range(n):
+        src = stems[i % len(stems)]
+        stem = src if i < len(stems) else f"{src}_copy{i // len(stems)}"
+        shutil.copyfile(SAMPLE / "images" / f"{src}.jpg", images / f"{stem}.jpg")
+        shutil.copyfile(SAMPLE / "trimaps" / f"{src}.png", trimaps / f"{stem}.png")
+        out.append(stem)
+    return out
+
+
+@pytest.fixture
+def sample_pairs(tmp_path: Path) -> Callable[[int], tuple[Path, Path, list[str]]]:
+    """Factory: ``sample_pairs(n)`` -> (images dir, trimaps dir, stems) in tmp."""
+
+    def make(n: int, name: str = "pairs") -> tuple[Path, Path, list[str]]:
+        images, trimaps = tmp_path / name / "images", tmp_path / name / "trimaps"
+        return images, trimaps, copy_pairs(images, trimaps, n)
+
+    return make
