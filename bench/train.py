@@ -1,0 +1,93 @@
+"""Training speed: plain fp32 eager vs seglib's default path, same model, same run.
+
+Prints images/second for the seed model at 200×200 in plain fp32 (contiguous, no autocast),
+with autocast only, and with seglib's default (autocast + channels_last where it helps), with
+the rounds interleaved so a busy machine slows all variants alike. Also prints the FLOPs of
+the U-Net and the seed model.
+
+    python bench/train.py [--arch seed] [--size 200] [--batch 16] [--rounds 3] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from seglib.device import autocast, autocast_dtype, pick_device
+from seglib.models import build_model, count_flops, seed_cnn, unet
+from seglib.train import use_channels_last
+
+
+def make_step(arch: str, size: int, batch: int, device: torch.device, amp: bool, cl: bool):
+    torch.manual_seed(0)
+    model = build_model(arch).to(device)
+    if cl:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.RMSprop(model.parameters(), lr=1e-4)
+    x = (torch.rand(batch, 3, size, size) * 255).to(device)
+    y = torch.randint(0, 3, (batch, size, size), device=device)
+    if cl:
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def step() -> None:
+        with autocast(device, amp):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", default="seed", choices=("seed", "unet"))
+    ap.add_argument("--size", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=3, help="timed steps per round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    ap.add_argument("--device", default="auto")
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    dev = pick_device(a.device)
+    seed_f, unet_f = count_flops(seed_cnn(), 200), count_flops(unet(), 200)
+    print(f"FLOPs per 200×200 image: seed {seed_f / 1e9:.2f} G, unet {unet_f / 1e9:.2f} G "
+          f"(unet/seed = {unet_f / seed_f:.3f})")
+    default_cl = use_channels_last(dev)
+    variants = {
+        "fp32 eager": (False, False),
+        f"autocast {autocast_dtype(dev)}": (True, False),
+        f"default (autocast, channels_last={default_cl})": (True, default_cl),
+    }
+    steps = {name: make_step(a.arch, a.size, a.batch, dev, amp, cl)
+             for name, (amp, cl) in variants.items()}
+    for step in steps.values():  # warm-up: oneDNN/cuDNN pick kernels on first use
+        step()
+    rates: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(a.rounds):
+        for name, step in steps.items():
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(a.steps):
+                step()
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            rates[name].append(a.batch * a.steps / (time.perf_counter() - t0))
+    print(f"{a.arch} at {a.size}×{a.size}, batch {a.batch}, device {dev.type}, "
+          f"threads {torch.get_num_threads()}, median of {a.rounds} interleaved rounds:")
+    base = statistics.median(rates["fp32 eager"])
+    for name, r in rates.items():
+        med = statistics.median(r)
+        print(f"  {name:<45} {med:7.1f} img/s  ({med / base:.2f}× fp32)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""A trained run -> predicted trimaps at each photo's own size.
+
+The photo is resized to the training size, the class logits are resized back to the photo's
+size (bilinear) and the most likely class becomes the label (1 object, 2 background,
+3 border). With ``clean=True`` only the predicted object mask is kept and the trimap is
+recomputed from it with :func:`seglib.trimap.mask_to_trimap`, which gives the exact one-pixel
+border of the training trimaps.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from seglib.device import autocast, pick_device
+from seglib.errors import SeglibError
+from seglib.io import list_images, read_image, write_png_atomic
+from seglib.models import build_model
+from seglib.train import load_checkpoint, use_channels_last
+from seglib.trimap import OBJECT, mask_to_trimap, save_trimap
+
+
+@dataclass
+class TrainedModel:
+    """A model in eval mode with the config it was trained with."""
+
+    module: torch.nn.Module
+    config: dict
+    device: torch.device
+    path: Path
+
+    @property
+    def size(self) -> int:
+        return int(self.config["size"])
+
+
+def load_model(path: str | Path, device: str = "auto") -> TrainedModel:
+    """Load ``RUN/best.pt`` (or a run folder) safely with ``weights_only=True``."""
+    ckpt = load_checkpoint(path)
+    cfg = ckpt["config"]
+    dev = pick_device(device)
+    try:
+        model = build_model(cfg["arch"], int(cfg.get("num_classes", 3)))
+        model.load_state_dict(ckpt["state_dict"])
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise SeglibError(f"{path}: checkpoint does not match its model "
+                          f"({str(exc).splitlines()[0][:120]}); retrain the run") from None
+    model = model.to(dev).eval()
+    if use_channels_last(dev):
+        model = model.to(memory_format=torch.channels_last)
+    return TrainedModel(model, cfg, dev, Path(path))
+
+
+def predict_logits(model: TrainedModel, image: np.ndarray) -> np.ndarray:
+    """Class logits (3×H×W float32) at the photo's own size (softmax gives probabilities)."""
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ValueError(f"image must be RGB uint8 H×W×3, got {img.dtype} {img.shape}")
+    h, w = img.shape[:2]
+    small = cv2.resize(img, (model.size, model.size), interpolation=cv2.INTER_LINEAR)
+    x = torch.from_numpy(small).permute(2, 0, 1)[None].float().to(model.device)
+    if use_channels_last(model.device):
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), autocast(model.device):
+        logits = model.module(x)
+    logits = torch.nn.functional.interpolate(logits.float(), size=(h, w), mode="bilinear",
+                                             align_corners=False)
+    return logits[0].cpu().numpy()
+
+
+def logits_to_trimap(logits: np.ndarray, clean: bool = False) -> np.ndarray:
+    """Labels 1/2/3 from class scores; ``clean`` recomputes the border from the object mask."""
+    cls = np.asarray(logits).argmax(0)
+    if not clean:
+        return (cls + 1).astype(np.uint8)
+    return mask_to_trimap((cls == OBJECT - 1).astype(np.uint8))
+
+
+def predict_image(model: TrainedModel, image: np.ndarray, clean: bool = False) -> np.ndarray:
+    """Predicted trimap (uint8, labels 1/2/3) at the photo's own size."""
+    return logits_to_trimap(predict_logits(model, image), clean)
+
+
+def overlay(image: np.ndarray, trimap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """The photo with the object tinted green and the border drawn red."""
+    out = image.astype(np.float32).copy()
+    obj = trimap == 1
+    out[obj] = out[obj] * (1 - alpha) + np.array([0, 255, 0]) * alpha
+    out[trimap == 3] = (255, 0, 0)
+    return out.clip(0, 255).astype(np.uint8)
+
+
+def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, *,
+                   overlays: bool = False, clean: bool = False, device: str = "auto",
+                   log: Callable[[str], None] | None = None) -> tuple[int, list[tuple[Path, str]]]:
+    """Write ``out/<stem>.png`` trimaps (and ``out/overlays/<stem>.jpg``) for every photo.
+
+    Unreadable photos are skipped with their reason. Returns (written, skipped).
+    """
+    say = log or (lambda m: tqdm.write(m, file=sys.stderr))
+    model = load_model(checkpoint, device)
+    paths = list_images(images)
+    if not paths:
+        raise SeglibError(f"{images}: no .jpg/.jpeg/.png photos found; check the folder")
+    out = Path(out)
+    written, skipped = 0, []
+    for path in tqdm(paths, desc="predict", unit="photo"):
+        try:
+            img = read_image(path)
+        except SeglibError as exc:
+            skipped.append((path, str(exc)))
+            say(f"skipped: {exc}")
+            continue
+        tri = predict_image(model, img, clean)
+        save_trimap(out / f"{path.stem}.png", tri)
+        if overlays:
+            write_png_atomic(out / "overlays" / f"{path.stem}.png", overlay(img, tri))
+        written += 1
+    return written, skipped

@@ -1,0 +1,81 @@
+"""Training presets: how big, how long and how to optimise.
+
+- ``smoke``: seconds, for tests.
+- ``demo``: the embedded 48-photo synthetic sample, five models within a few minutes on a CPU.
+- ``quick``: the five standard models on ~800 real photos in well under half an hour on a
+  2-core CPU (a small U-Net at 128×128 with bf16 autocast where the CPU has it).
+- ``full``: the original protocol (seed model, 200×200, 100 epochs, batch 32, RMSprop), for a
+  GPU.
+
+Small subsets see few optimizer steps per epoch, so a preset can ask for a number of training
+images (``images_per_run``): the epochs then grow for small subsets, between ``min_epochs`` and
+``max_epochs``. With ``images_per_run=0`` every subset trains ``epochs`` epochs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+from seglib.errors import SeglibError
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One training recipe (plain data; ``asdict`` goes into the checkpoint config)."""
+
+    name: str
+    size: int
+    epochs: int
+    batch: int
+    arch: str
+    lr: float
+    optimizer: str  # "adam" or "rmsprop"
+    flips: bool
+    images_per_run: int = 0
+    min_epochs: int = 1
+    max_epochs: int = 1000
+    max_validations: int = 40  # validate at most this many times per run (every k epochs)
+
+    def epochs_for(self, n_train: int) -> int:
+        """Epochs for a training set of ``n_train`` photos."""
+        if self.images_per_run <= 0 or n_train <= 0:
+            return self.epochs
+        e = math.ceil(self.images_per_run / n_train)
+        return max(self.min_epochs, min(self.max_epochs, e))
+
+    def validate_every(self, epochs: int) -> int:
+        """Validate every k epochs so a run validates at most ``max_validations`` times."""
+        return max(1, math.ceil(epochs / max(1, self.max_validations)))
+
+    def with_overrides(self, **kw: object) -> Preset:
+        """A copy with the given fields replaced (``None`` values are ignored)."""
+        kw = {k: v for k, v in kw.items() if v is not None}
+        if "epochs" in kw:  # an explicit epoch count wins over the per-subset rule
+            kw.setdefault("images_per_run", 0)
+        return replace(self, **kw)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS: dict[str, Preset] = {
+    "smoke": Preset("smoke", size=32, epochs=2, batch=4, arch="unet", lr=3e-3,
+                    optimizer="adam", flips=True),
+    "demo": Preset("demo", size=96, epochs=30, batch=8, arch="unet", lr=3e-3,
+                   optimizer="adam", flips=True, images_per_run=600, min_epochs=15,
+                   max_epochs=120),
+    "quick": Preset("quick", size=128, epochs=10, batch=16, arch="unet", lr=3e-3,
+                    optimizer="adam", flips=True, images_per_run=6000, min_epochs=8,
+                    max_epochs=120, max_validations=20),
+    "full": Preset("full", size=200, epochs=100, batch=32, arch="seed", lr=1e-3,
+                   optimizer="rmsprop", flips=False),
+}
+
+
+def get_preset(name: str) -> Preset:
+    """A preset by name, or a one-line error listing the names."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise SeglibError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None

@@ -1,0 +1,363 @@
+"""Training loop: a run folder with ``best.pt``, ``last.pt``, ``history.csv``, ``metrics.json``.
+
+- ``best.pt``: ``{"format", "state_dict", "config", "epoch", "metrics"}`` of the epoch with
+  the lowest validation loss; plain tensors and Python values, loaded with
+  ``torch.load(weights_only=True)``.
+- ``last.pt``: the same plus optimizer and shuffle-generator state, written after every epoch;
+  ``resume=True`` continues from it.
+- ``history.csv``: one row per epoch; ``metrics.json``: the best epoch's validation metrics.
+
+Every file is written atomically (temp file + rename): Ctrl-C or a SIGKILL mid-epoch leaves
+the previous complete files in place.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from seglib.data import (
+    SPLIT_SEED,
+    STANDARD_SUBSETS,
+    Dataset,
+    Tensors,
+    batches,
+    load_dataset,
+    subset_sizes,
+    take_subset,
+)
+from seglib.device import autocast, autocast_dtype, pick_device
+from seglib.errors import SeglibError
+from seglib.io import write_bytes_atomic
+from seglib.metrics import Scores
+from seglib.models import build_model, count_params
+from seglib.presets import Preset, get_preset
+
+FORMAT = "seglib-run-v1"
+HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "pixel_accuracy", "mean_iou",
+                  "iou_object", "seconds")
+
+
+@dataclass
+class RunResult:
+    """What a finished (or resumed-and-finished) training run produced."""
+
+    out: Path
+    best: Path
+    metrics: dict
+    history: list[dict]
+    config: dict
+    seconds: float
+    n_train: int
+    n_val: int
+    skipped: list = field(default_factory=list)
+
+
+def use_channels_last(device: torch.device) -> bool:
+    """channels_last helps the bf16 (oneDNN) CPU path and CUDA; plain fp32 CPU runs it slower."""
+    return device.type == "cuda" or (device.type == "cpu" and autocast_dtype(device) is not None)
+
+
+def save_checkpoint(path: Path, payload: dict) -> Path:
+    """``torch.save`` to memory, then an atomic write."""
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return write_bytes_atomic(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a run checkpoint safely (``weights_only=True``) or raise a one-line error."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.pt"
+    if not path.is_file():
+        raise SeglibError(f"{path}: checkpoint not found; pass RUN/best.pt from a training run")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
+        raise SeglibError(f"{path}: not a seglib checkpoint ({type(exc).__name__}); pass the "
+                          "best.pt written by 'python -m seglib train'") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "state_dict" not in ckpt:
+        raise SeglibError(f"{path}: not a seglib checkpoint (no seglib config inside); pass "
+                          "the best.pt written by 'python -m seglib train'")
+    return ckpt
+
+
+def _log_default(msg: str) -> None:
+    tqdm.write(msg, file=sys.stderr)
+
+
+def evaluate_tensors(model: torch.nn.Module, data: Tensors, device: torch.device,
+                     batch: int = 32, amp: bool = True) -> dict:
+    """Validation loss and metrics of ``model`` on preloaded tensors."""
+    scores = Scores()
+    model.eval()
+    cl = use_channels_last(device) and amp
+    with torch.no_grad():
+        for start in range(0, len(data), batch):
+            x = data.images[start:start + batch].float().to(device)
+            y = data.targets[start:start + batch].long().to(device)
+            if cl:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast(device, amp):
+                logits = model(x)
+            logits = logits.float()
+            scores.add_loss(F.cross_entropy(logits, y).item(), y.numel())
+            scores.add(logits.argmax(1).cpu().numpy(), y.cpu().numpy())
+    return scores.summary()
+
+
+def _make_optimizer(p: Preset, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if p.optimizer == "rmsprop":
+        # Keras RMSprop defaults: rho 0.9, eps 1e-7
+        return torch.optim.RMSprop(model.parameters(), lr=p.lr, alpha=0.9, eps=1e-7)
+    if p.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=p.lr)
+    raise SeglibError(f"unknown optimizer {p.optimizer!r}; choose adam or rmsprop")
+
+
+def _write_history(path: Path, history: Sequence[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    for row in history:
+        w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in HISTORY_FIELDS})
+    write_bytes_atomic(path, buf.getvalue().encode())
+
+
+def _write_json(path: Path, data: dict) -> None:
+    write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def _row_metrics(m: dict) -> dict:
+    return {"val_loss": m.get("val_loss"), "pixel_accuracy": m.get("pixel_accuracy"),
+            "mean_iou": m.get("mean_iou"), "iou_object": m.get("iou_object")}
+
+
+def train_run(
+    images: str | Path,
+    trimaps: str | Path,
+    out: str | Path,
+    *,
+    n: int | None = None,
+    shuffle: bool = True,
+    preset: str | Preset = "quick",
+    arch: str | None = None,
+    size: int | None = None,
+    epochs: int | None = None,
+    batch: int | None = None,
+    lr: float | None = None,
+    seed: int = SPLIT_SEED,
+    device: str = "auto",
+    amp: bool = True,
+    resume: bool = False,
+    dataset: Dataset | None = None,
+    log: Callable[[str], None] | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Train one model on the first ``n`` training pairs and write the run folder ``out``.
+
+    ``preset`` gives the defaults; ``arch``/``size``/``epochs``/``batch``/``lr`` override it.
+    ``shuffle=False`` keeps one fixed batch order (the "711B" model). ``dataset`` reuses pairs
+    already loaded by :func:`seglib.data.load_dataset` at the same size. With ``resume`` an
+    interrupted run continues from ``last.pt`` and a finished one is returned as is.
+    """
+    say = log or _log_default
+    p = get_preset(preset) if isinstance(preset, str) else preset
+    p = p.with_overrides(arch=arch, size=size, epochs=epochs, batch=batch, lr=lr)
+    out = Path(out)
+    best_path, last_path = out / "best.pt", out / "last.pt"
+    if not resume and (best_path.exists() or last_path.exists()):
+        raise SeglibError(f"{out}: already holds a training run; pass --resume to continue it "
+                          "or choose another --out folder")
+    if dataset is None or dataset.size != p.size:
+        dataset = load_dataset(images, trimaps, p.size, seed=SPLIT_SEED, log=log)
+    train = take_subset(dataset.train.stems, n, log=say)
+    train_data = dataset.train.select(range(len(train)))
+    n_train, n_val = len(train_data), len(dataset.val)
+    total_epochs = p.epochs_for(n_train)
+    every = p.validate_every(total_epochs)
+    dev = pick_device(device)
+    config = {
+        "arch": p.arch, "size": p.size, "num_classes": 3, "preset": p.name,
+        "epochs": total_epochs, "batch": p.batch, "lr": p.lr, "optimizer": p.optimizer,
+        "flips": p.flips, "shuffle": bool(shuffle), "seed": int(seed),
+        "n_requested": n, "n_train": n_train, "n_val": n_val,
+        "images": str(images), "trimaps": str(trimaps), "val_stems": list(dataset.val.stems),
+    }
+
+    torch.manual_seed(seed)
+    model = build_model(p.arch).to(dev)
+    cl = amp and use_channels_last(dev)
+    if cl:
+        model = model.to(memory_format=torch.channels_last)
+    opt = _make_optimizer(p, model)
+    gen = torch.Generator().manual_seed(seed)
+    history: list[dict] = []
+    start_epoch, best_loss, best_metrics, elapsed = 0, float("inf"), {}, 0.0
+
+    if resume and last_path.exists():
+        last = load_checkpoint(last_path)
+        old = last["config"]
+        for key in ("arch", "size", "n_train", "shuffle", "seed", "val_stems"):
+            if old.get(key) != config[key]:
+                raise SeglibError(f"{last_path}: was trained with {key}={old.get(key)!r}, not "
+                                  f"{config[key]!r}; use the same options or a new --out")
+        model.load_state_dict(last["state_dict"])
+        opt.load_state_dict(last["optimizer"])
+        gen.set_state(last["generator"])
+        history = list(last["history"])
+        start_epoch = int(last["epoch"])
+        best_loss = float(last["best_val_loss"])
+        elapsed = float(last.get("seconds", 0.0))
+        if best_path.exists():
+            best_metrics = load_checkpoint(best_path).get("metrics", {})
+        say(f"{out}: resuming after epoch {start_epoch} of {total_epochs}")
+
+    if start_epoch < total_epochs:
+        say(f"{out.name}: {p.arch} on {n_train} photos ({'shuffled' if shuffle else 'fixed order'})"
+            f", {n_val} validation, {total_epochs} epochs at {p.size}px, device {dev.type}"
+            + (f", autocast {autocast_dtype(dev)}" if amp and autocast_dtype(dev) else ""))
+    out.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(range(start_epoch, total_epochs), desc=out.name, unit="epoch",
+               initial=start_epoch, total=total_epochs, disable=not progress)
+    with bar:
+        for epoch in bar:
+            t0 = time.perf_counter()
+            model.train()
+            loss_sum, seen = 0.0, 0
+            for x, y in batches(train_data, p.batch, shuffle, p.flips, gen):
+                x, y = x.to(dev), y.to(dev)
+                if cl:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with autocast(dev, amp):
+                    logits = model(x)
+                loss = F.cross_entropy(logits.float(), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += loss.item() * len(x)
+                seen += len(x)
+            row: dict = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen)}
+            validate = epoch == 0 or (epoch + 1) % every == 0 or epoch + 1 == total_epochs
+            if validate:
+                m = evaluate_tensors(model, dataset.val, dev, amp=amp)
+                row.update(_row_metrics(m))
+            elapsed += time.perf_counter() - t0
+            row["seconds"] = round(elapsed, 2)
+            history.append(row)
+            if validate and m["val_loss"] < best_loss:
+                best_loss = m["val_loss"]
+                best_metrics = dict(m, epoch=epoch + 1)
+                save_checkpoint(best_path, {
+                    "format": FORMAT, "state_dict": _cpu_state(model), "config": config,
+                    "epoch": epoch + 1, "metrics": best_metrics})
+                _write_json(out / "metrics.json", _metrics_doc(best_metrics, config, elapsed,
+                                                               False))
+            save_checkpoint(last_path, {
+                "format": FORMAT, "state_dict": _cpu_state(model), "config": config,
+                "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                "epoch": epoch + 1, "history": history, "best_val_loss": best_loss,
+                "seconds": elapsed})
+            _write_history(out / "history.csv", history)
+            post = {"loss": f"{row['train_loss']:.3f}"}
+            if validate:
+                post.update(val=f"{m['val_loss']:.3f}", iou=f"{m['iou_object'] or 0:.3f}")
+            bar.set_postfix(post)
+
+    doc = _metrics_doc(best_metrics, config, elapsed, True)
+    _write_json(out / "metrics.json", doc)
+    return RunResult(out, best_path, doc, history, config, elapsed, n_train, n_val,
+                     list(dataset.skipped))
+
+
+def _cpu_state(model: torch.nn.Module) -> dict:
+    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+
+
+def _metrics_doc(best: dict, config: dict, seconds: float, finished: bool) -> dict:
+    doc = dict(best)
+    doc.update(arch=config["arch"], size=config["size"], preset=config["preset"],
+               n_train=config["n_train"], n_val=config["n_val"], shuffle=config["shuffle"],
+               epochs=config["epochs"], train_seconds=round(seconds, 1), finished=finished)
+    return doc
+
+
+def standard_run_dir(out: str | Path, name: str) -> Path:
+    """``out/model_<name>`` (e.g. ``runs/quick/model_711B``)."""
+    return Path(out) / f"model_{name}"
+
+
+def train_standard(
+    images: str | Path,
+    trimaps: str | Path,
+    out: str | Path,
+    *,
+    preset: str | Preset = "quick",
+    subsets: Sequence[str] = STANDARD_SUBSETS,
+    log: Callable[[str], None] | None = None,
+    **kwargs: object,
+) -> dict[str, RunResult]:
+    """Train the standard models (10, 161, 207, 711 and 711B) into ``out/model_<name>``.
+
+    The photos are loaded once; all models share the same validation photos. Reruns skip
+    finished models and resume interrupted ones. Writes ``out/summary.csv``.
+    """
+    say = log or _log_default
+    p = get_preset(preset) if isinstance(preset, str) else preset
+    p = p.with_overrides(**{k: kwargs.pop(k, None) for k in ("arch", "size", "epochs",
+                                                              "batch", "lr")})
+    dataset = load_dataset(images, trimaps, p.size, log=log)
+    sizes = subset_sizes(len(dataset.train) + len(dataset.val), subsets)
+    if len(dataset.train) < 711:
+        shown = ", ".join(f"{k}={v}" for k, v in sizes.items())
+        say(f"only {len(dataset.train)} training photos: subset sizes {shown}")
+    results: dict[str, RunResult] = {}
+    for name in subsets:
+        results[name] = train_run(
+            images, trimaps, standard_run_dir(out, name), n=sizes[name],
+            shuffle=not name.endswith("B"), preset=p, resume=True, dataset=dataset, log=log,
+            **kwargs)  # type: ignore[arg-type]
+    write_summary(Path(out) / "summary.csv", results)
+    return results
+
+
+def write_summary(path: Path, results: dict[str, RunResult]) -> None:
+    """One CSV row per model: photos, epochs, time and validation metrics."""
+    fields = ("model", "n_train", "n_val", "epochs", "best_epoch", "train_seconds", "val_loss",
+              "pixel_accuracy", "mean_iou", "iou_object", "iou_object_per_photo")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields)
+    w.writeheader()
+    for name, r in results.items():
+        m = r.metrics
+        w.writerow({"model": name, "n_train": r.n_train, "n_val": r.n_val,
+                    "epochs": m.get("epochs"), "best_epoch": m.get("epoch"),
+                    "train_seconds": m.get("train_seconds"),
+                    **{k: _round(m.get(k)) for k in fields[6:]}})
+    write_bytes_atomic(path, buf.getvalue().encode())
+
+
+def _round(v: object) -> object:
+    return round(v, 4) if isinstance(v, float) else v
+
+
+def describe(model_or_arch: torch.nn.Module | str) -> str:
+    """``"unet: 491,891 parameters"``."""
+    m = build_model(model_or_arch) if isinstance(model_or_arch, str) else model_or_arch
+    name = model_or_arch if isinstance(model_or_arch, str) else type(m).__name__
+    return f"{name}: {count_params(m):,} parameters"
+
+
+__all__ = ["RunResult", "train_run", "train_standard", "load_checkpoint", "evaluate_tensors",
+           "save_checkpoint", "standard_run_dir", "use_channels_last"]

@@ -1,0 +1,191 @@
+"""Training runs: files, safe checkpoints, interruption, resume, the five standard models."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import seglib.train as train_mod
+from seglib.errors import SeglibError
+from seglib.io import write_png_atomic
+from seglib.presets import PRESETS, get_preset
+from seglib.train import load_checkpoint, train_run, train_standard
+from seglib.trimap import mask_to_trimap
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def toy_pairs(root: Path, n: int, h: int = 30, w: int = 40, seed: int = 0) -> tuple[Path, Path]:
+    """``n`` photos of a dark ellipse on a light background, with their trimaps."""
+    rng = np.random.default_rng(seed)
+    images, trimaps = root / "images", root / "trimaps"
+    for i in range(n):
+        m = np.zeros((h, w), np.uint8)
+        cv2.ellipse(m, (int(rng.integers(12, w - 12)), int(rng.integers(10, h - 10))),
+                    (int(rng.integers(5, 10)), int(rng.integers(4, 8))), 0, 0, 360, 1, -1)
+        img = np.full((h, w, 3), 200, np.uint8)
+        img[m > 0] = (30, 60, 90)
+        write_png_atomic(images / f"p{i:03d}.png", img)
+        write_png_atomic(trimaps / f"p{i:03d}.png", mask_to_trimap(m))
+    return images, trimaps
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> tuple[Path, Path]:
+    return toy_pairs(tmp_path_factory.mktemp("toy"), 20)
+
+
+def test_run_writes_safe_checkpoint_history_and_metrics(toy, tmp_path):
+    out = tmp_path / "run"
+    r = train_run(*toy, out, preset="smoke", epochs=3, size=24, progress=False)
+    ckpt = torch.load(out / "best.pt", weights_only=True)
+    assert ckpt["config"]["arch"] == "unet" and ckpt["config"]["size"] == 24
+    assert ckpt["config"]["n_train"] == r.n_train == 16 and r.n_val == 4
+    assert set(ckpt["state_dict"]) == set(train_mod.build_model("unet").state_dict())
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(x["epoch"]) for x in rows] == [1, 2, 3]
+    m = json.loads((out / "metrics.json").read_text())
+    for key in ("val_loss", "pixel_accuracy", "mean_iou", "iou_object", "iou"):
+        assert key in m
+    assert set(m["iou"]) == {"object", "background", "border"}
+    assert m["finished"] is True
+    assert min(float(x["val_loss"]) for x in rows) == pytest.approx(m["val_loss"])
+    assert not list(out.glob("*.tmp"))
+
+
+def test_training_learns_the_toy_task(toy, tmp_path):
+    r = train_run(*toy, tmp_path / "run", preset="smoke", epochs=12, size=24, progress=False)
+    assert r.metrics["iou_object"] > 0.6
+    assert r.history[-1]["train_loss"] < r.history[0]["train_loss"]
+
+
+def test_existing_run_needs_resume_and_finished_run_is_kept(toy, tmp_path):
+    out = tmp_path / "run"
+    train_run(*toy, out, n=6, preset="smoke", size=16, progress=False)
+    with pytest.raises(SeglibError, match="--resume"):
+        train_run(*toy, out, n=6, preset="smoke", size=16, progress=False)
+    before = (out / "best.pt").read_bytes()
+    r = train_run(*toy, out, n=6, preset="smoke", size=16, progress=False, resume=True)
+    assert (out / "best.pt").read_bytes() == before and len(r.history) == 2
+    with pytest.raises(SeglibError, match="n_train"):
+        train_run(*toy, out, n=8, preset="smoke", size=16, epochs=3, resume=True,
+                  progress=False)
+
+
+def test_ctrl_c_keeps_best_checkpoint(toy, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    real = train_mod.evaluate_tensors
+    calls = {"n": 0}
+
+    def interrupt_on_third(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(train_mod, "evaluate_tensors", interrupt_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(*toy, out, preset="smoke", epochs=5, size=16, progress=False)
+    ckpt = load_checkpoint(out / "best.pt")
+    assert ckpt["epoch"] in (1, 2)
+    assert load_checkpoint(out / "last.pt")["epoch"] == 2
+    monkeypatch.setattr(train_mod, "evaluate_tensors", real)
+    r = train_run(*toy, out, preset="smoke", epochs=5, size=16, progress=False, resume=True)
+    assert [h["epoch"] for h in r.history] == [1, 2, 3, 4, 5]
+
+
+def test_sigkill_mid_run_then_resume(toy, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "seglib", "train", str(toy[0]), str(toy[1]), "--out", str(out),
+           "--preset", "smoke", "--size", "24", "--epochs", "400"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if ((out / "best.pt").exists() and (out / "last.pt").exists()
+                    and load_checkpoint(out / "last.pt")["epoch"] >= 3):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("training did not reach epoch 3")
+        time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    done = load_checkpoint(out / "last.pt")["epoch"]
+    assert load_checkpoint(out / "best.pt")["epoch"] <= done
+    res = subprocess.run(cmd[:-2] + ["--epochs", str(done + 2), "--resume"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert f"resuming after epoch {done}" in res.stderr
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(x["epoch"]) for x in rows] == list(range(1, done + 3))
+
+
+def test_cli_more_photos_than_exist_and_bad_values(toy, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "seglib", "train", str(toy[0]), str(toy[1]), "--out", str(out),
+           "--preset", "smoke", "--size", "16", "--epochs", "1", "--n", "711"]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert res.returncode == 0, res.stderr
+    assert "asked for 711 training photos but only 16" in res.stderr
+    assert json.loads(res.stdout.splitlines()[0])["n_train"] == 16
+    bad = subprocess.run(cmd[:-2] + ["--batch", "0"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --batch")
+    assert "Traceback" not in bad.stderr
+
+
+def test_standard_models_share_validation(toy, tmp_path, capsys):
+    out = tmp_path / "std"
+    res = train_standard(*toy, out, preset="smoke", size=16, progress=False)
+    assert list(res) == ["10", "161", "207", "711", "711B"]
+    sizes = [res[k].n_train for k in ("10", "161", "207", "711")]
+    assert sizes == sorted(set(sizes)) and sizes[-1] == 16
+    assert res["711B"].n_train == 16 and res["711B"].config["shuffle"] is False
+    assert res["711"].config["shuffle"] is True
+    vals = {tuple(r.config["val_stems"]) for r in res.values()}
+    assert len(vals) == 1
+    assert "subset sizes" in capsys.readouterr().err
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert [r["model"] for r in rows] == list(res)
+    for name in res:
+        assert (out / f"model_{name}" / "best.pt").is_file()
+
+
+def test_presets():
+    assert set(PRESETS) == {"smoke", "demo", "quick", "full"}
+    full = get_preset("full")
+    assert (full.size, full.epochs, full.batch, full.optimizer, full.arch) == (
+        200, 100, 32, "rmsprop", "seed")
+    assert full.epochs_for(10) == full.epochs_for(711) == 100
+    q = get_preset("quick")
+    assert q.epochs_for(10) > q.epochs_for(161) > q.epochs_for(711) >= q.min_epochs
+    assert q.with_overrides(epochs=3).epochs_for(10) == 3
+    with pytest.raises(SeglibError, match="unknown preset"):
+        get_preset("fast")
