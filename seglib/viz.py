@@ -110,6 +110,21 @@ def image_grid(rows: Sequence[Sequence[np.ndarray | None]], col_titles: Sequence
     return fig
 
 
+def captioned_grid(pictures: Sequence[np.ndarray], captions: Sequence[str] = (),
+                   cols: int = 4, title: str | None = None, cell: float = 2.2) -> Figure:
+    """Pictures in rows of ``cols``, each with its own caption (e.g. a contact sheet)."""
+    if not pictures:
+        raise ValueError("captioned_grid needs at least one picture")
+    cols = max(1, min(cols, len(pictures)))
+    rows = [list(pictures[i:i + cols]) for i in range(0, len(pictures), cols)]
+    rows[-1] += [None] * (cols - len(rows[-1]))
+    fig = image_grid(rows, title=title, cell=cell)
+    for ax, cap in zip(fig.axes, captions, strict=False):
+        ax.set_title(cap, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def candidate_grid(image: np.ndarray, masks: np.ndarray, labels: Sequence[str] = (),
                    chosen: Mapping[str, int | str] | None = None, title: str | None = None,
                    max_cols: int = 6, cell: float = 2.0) -> Figure:

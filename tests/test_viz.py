@@ -86,3 +86,9 @@ def test_contact_sheet_tiles_pictures() -> None:
     sheet = viz.contact_sheet([_photo(), mask_to_trimap(_mask()), _photo(10, 40)], cols=2,
                               size=16, pad=1)
     assert sheet.shape == (2 * 17 + 1, 2 * 17 + 1, 3)
+
+
+def test_captioned_grid_fills_rows() -> None:
+    fig = viz.captioned_grid([_photo()] * 5, [f"p{i}" for i in range(5)], cols=3)
+    assert len(fig.axes) == 6 and len([ax for ax in fig.axes if ax.images]) == 5
+    assert [ax.get_title() for ax in fig.axes[:5]] == ["p0", "p1", "p2", "p3", "p4"]
