@@ -163,6 +163,11 @@ def build_parameters(preset: str = "demo", images: str | Path | None = None,
     if not img.is_dir():
         raise SeglibError(f"{img}: photo folder not found; pass --images DIR (a folder of "
                           "JPEG/PNG photos)")
+    from seglib.io import list_images
+
+    if not list_images(img):
+        raise SeglibError(f"{img}: no .jpg/.jpeg/.png photos in this folder; pass --images DIR "
+                          "with your photos")
     if checkpoint and not Path(checkpoint).expanduser().is_file():
         raise SeglibError(f"{checkpoint}: SAM checkpoint not found; get one with "
                           "'python -m seglib weights vit_b' or leave --checkpoint out")

@@ -45,6 +45,9 @@ def test_pick_photos_by_count_and_name(tmp_path: Path) -> None:
 def test_build_parameters_checks_folders(tmp_path: Path) -> None:
     (tmp_path / "images").mkdir()
     (tmp_path / "trimaps").mkdir()
+    with pytest.raises(SeglibError, match="no .jpg/.jpeg/.png photos in this folder"):
+        course.build_parameters("quick", images=tmp_path / "images", out=tmp_path / "o")
+    (tmp_path / "images" / "a.jpg").write_bytes(b"x")
     p = course.build_parameters("quick", images=tmp_path / "images", out=tmp_path / "o",
                                 overrides={"epochs": 2})
     assert p["images_dir"] == str((tmp_path / "images").resolve())
@@ -60,6 +63,17 @@ def test_build_parameters_checks_folders(tmp_path: Path) -> None:
         course.build_parameters("quick", images=tmp_path / "images", checkpoint=tmp_path / "x")
 
 
+def test_course_with_a_file_that_is_not_a_checkpoint_fails_in_one_line(tmp_path: Path) -> None:
+    fake = tmp_path / "sam_vit_b.pth"
+    fake.write_text("not a checkpoint")
+    with pytest.raises(SeglibError) as err:
+        course.run_course("smoke", checkpoint=fake, out=tmp_path / "o", html=False,
+                          notebooks=course.notebook_paths()[:1], log=lambda s: None)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("01_sam_masks.ipynb failed at cell")
+    assert str(fake) in msg
+
+
 def _notebook(path: Path, code: str) -> Path:
     nb = new_notebook()
     nb.cells = [
@@ -73,6 +87,7 @@ def _notebook(path: Path, code: str) -> Path:
 
 
 def test_run_course_names_the_failing_notebook_and_cell(tmp_path: Path) -> None:
+    (tmp_path / "photo.jpg").write_bytes(b"x")
     good = _notebook(tmp_path / "01_good.ipynb",
                      "pathlib.Path(out_dir, 'reports').mkdir(exist_ok=True)\n"
                      "pathlib.Path(out_dir, 'reports', 'a.png').write_bytes(b'x')")
@@ -94,6 +109,7 @@ def test_run_course_names_the_failing_notebook_and_cell(tmp_path: Path) -> None:
 
 
 def test_run_course_rejects_unknown_parameters(tmp_path: Path, capsys) -> None:
+    (tmp_path / "photo.jpg").write_bytes(b"x")
     nb = _notebook(tmp_path / "01.ipynb", "pass")
     with pytest.raises(SeglibError, match="unknown notebook parameter.*colour"):
         course.run_course("quick", images=tmp_path, out=tmp_path / "o", notebooks=[nb],
