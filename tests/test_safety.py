@@ -1,0 +1,217 @@
+"""Safety: no pickled code from user files runs, and runs write only into their output folder."""
+
+from __future__ import annotations
+
+import ast
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT
+
+from seglib.cli import main
+from seglib.errors import SeglibError
+
+SOURCES = sorted((ROOT / "seglib").rglob("*.py"))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+# -- static checks ---------------------------------------------------------------------------
+def _calls(tree: ast.AST, module: str, name: str) -> Iterator[ast.Call]:
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == name and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == module):
+            yield node
+
+
+def _keyword(call: ast.Call, key: str) -> object:
+    for kw in call.keywords:
+        if kw.arg == key:
+            return kw.value.value if isinstance(kw.value, ast.Constant) else kw.value
+    return None
+
+
+def test_every_torch_load_is_weights_only_and_nothing_unpickles() -> None:
+    assert SOURCES
+    n_torch_load = 0
+    for path in SOURCES:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for call in _calls(tree, "torch", "load"):
+            n_torch_load += 1
+            assert _keyword(call, "weights_only") is True, f"{path}:{call.lineno}"
+        for call in _calls(tree, "np", "load"):
+            assert _keyword(call, "allow_pickle") in (None, False), f"{path}:{call.lineno}"
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                for bad in ("pickle", "dill", "joblib", "shelve", "marshal", "cloudpickle"):
+                    assert not any(n == bad or n.startswith(bad + ".") for n in names), (
+                        f"{path}:{node.lineno} imports {bad}")
+                if isinstance(node, ast.ImportFrom) and node.module == "torch":
+                    assert "load" not in [a.name for a in node.names], f"{path}:{node.lineno}"
+    assert n_torch_load >= 2  # the run checkpoints and the SAM checkpoints
+
+
+# -- a checkpoint that would run code if unpickled -------------------------------------------
+class _Payload:
+    """Unpickling this object runs code that writes ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('ran')",))
+
+
+def write_malicious(path: Path, marker: Path, wrap: str = "") -> Path:
+    """A torch file that runs code when loaded without ``weights_only``."""
+    payload: object = _Payload(marker)
+    if wrap == "run":
+        payload = {"format": "seglib-run-v1", "state_dict": {}, "config": payload}
+    elif wrap == "sam":
+        payload = {"image_encoder.patch_embed.proj.weight": torch.zeros(768, 3, 16, 16),
+                   "extra": payload}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, path)
+    return path
+
+
+def test_the_payload_really_runs_code_without_weights_only(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    path = write_malicious(tmp_path / "evil.pt", marker)
+    torch.load(path, weights_only=False)  # what an unsafe loader would do
+    assert marker.read_text() == "ran"
+
+
+@pytest.mark.parametrize("wrap", ["", "run", "sam"])
+def test_malicious_files_are_refused_everywhere(tmp_path: Path, wrap: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from seglib import course
+    from seglib.predict import load_model
+    from seglib.sam_weights import load_sam
+    from seglib.train import load_checkpoint
+
+    marker = tmp_path / "marker"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (tmp_path / "tri").mkdir()
+    for stem in ("a", "b", "c"):
+        cv2.imwrite(str(photos / f"{stem}.jpg"), np.full((40, 50, 3), 128, np.uint8))
+        cv2.imwrite(str(tmp_path / "tri" / f"{stem}.png"), np.full((40, 50), 2, np.uint8))
+    evil = write_malicious(tmp_path / "models" / "model_10" / "best.pt", marker, wrap)
+    for load in (load_checkpoint, load_model, load_sam):
+        with pytest.raises(SeglibError) as info:
+            load(evil)
+        assert "best.pt" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(SeglibError, match="best.pt"):
+        course.load_runs(tmp_path / "models", ["10"], "cpu")
+    run = tmp_path / "run"
+    run.mkdir()
+    write_malicious(run / "last.pt", marker, wrap)
+    for argv, name in (
+        (["predict", evil, photos, "--out", tmp_path / "pred"], "best.pt"),
+        (["label", photos, "--out", tmp_path / "labels", "--checkpoint", evil], "best.pt"),
+        (["train", photos, tmp_path / "tri", "--out", run, "--resume", "--preset", "smoke"],
+         "last.pt"),
+    ):
+        capsys.readouterr()
+        assert main([str(a) for a in argv]) == 2
+        err = capsys.readouterr().err
+        errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+        assert len(errors) == 1 and name in errors[0] and "Traceback" not in err, err
+    assert not marker.exists()
+
+
+def test_candidates_with_pickled_objects_are_refused(tmp_path: Path) -> None:
+    from seglib.candidates import Candidates
+
+    marker = tmp_path / "marker"
+    path = tmp_path / "c.npz"
+    np.savez(path, masks=np.zeros((1, 4, 4), bool),
+             predicted_iou=np.array([_Payload(marker)], dtype=object))
+    with pytest.raises(SeglibError, match="c.npz"):
+        Candidates.load(path)
+    assert not marker.exists()
+
+
+# -- no writes outside the output folder -----------------------------------------------------
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder under ``root``: relative path -> (size, mtime in ns)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            out[str(p.relative_to(root))] = (0 if p.is_dir() else st.st_size, st.st_mtime_ns)
+    return out
+
+
+def changed(before: dict, after: dict, output: str) -> list[str]:
+    """What changed between two snapshots outside ``output`` (and its parent folders)."""
+    parents = {str(Path(*Path(output).parts[:i])) for i in range(1, len(Path(output).parts))}
+
+    def inside(rel: str) -> bool:
+        return rel == output or rel.startswith(output + os.sep) or rel in parents
+
+    diff = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    return sorted(k for k in diff if not inside(k))
+
+
+def test_commands_write_only_into_their_output_folder(
+        tmp_path: Path, bad_folder, monkeypatch: pytest.MonkeyPatch) -> None:
+    bf = bad_folder(n_good=6, huge=False)
+    truth = bf.write_trimaps(tmp_path / "truth")
+    for d in ("cwd", "home", "tmp"):
+        (tmp_path / d).mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    monkeypatch.delenv("SEGLIB_CHECKPOINT", raising=False)
+    read_only = [bf.images, truth]
+    modes = {}
+    for d in read_only:
+        for p in [d, *d.rglob("*")]:
+            modes[p] = p.stat().st_mode
+            p.chmod(0o555 if p.is_dir() else 0o444)
+    before = snapshot(tmp_path)
+    runs = [
+        (["label", bf.images, "--out", tmp_path / "out" / "labels"], "out/labels"),
+        (["pick", tmp_path / "out" / "labels", "--policy", "seed"], "out/labels"),
+        (["trimap", truth, "--out", tmp_path / "out" / "trimaps"], "out/trimaps"),
+        (["train", bf.images, truth, "--out", tmp_path / "out" / "run", "--preset", "smoke",
+          "--size", "24", "--epochs", "1", "--no-amp", "--device", "cpu"], "out/run"),
+        (["predict", tmp_path / "out" / "run" / "best.pt", bf.images, "--out",
+          tmp_path / "out" / "pred", "--overlays", "--device", "cpu"], "out/pred"),
+        (["evaluate", tmp_path / "out" / "pred", truth, "--csv",
+          tmp_path / "out" / "scores.csv"], "out/scores.csv"),
+    ]
+    try:
+        for argv, output in runs:
+            assert main([str(a) for a in argv]) == 0, argv[0]
+            after = snapshot(tmp_path)
+            assert changed(before, after, output) == [], argv[0]
+            assert {k.split(os.sep)[0] for k in after} == {k.split(os.sep)[0] for k in before} | {
+                "out"}
+            before = after
+    finally:
+        for p, mode in sorted(modes.items(), key=lambda kv: -len(kv[0].parts)):
+            p.chmod(mode)
+    assert not list((tmp_path / "cwd").iterdir())
+    assert not list((tmp_path / "home").iterdir())
+    assert not list((tmp_path / "tmp").iterdir())
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "labels", "pred", "run", "scores.csv", "trimaps"]
