@@ -16,7 +16,7 @@ from seglib.models import (
 )
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     old = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import seglib.train as train_mod
+from seglib.cli import main
 from seglib.errors import SeglibError
 from seglib.io import write_png_atomic
 from seglib.presets import PRESETS, get_preset
@@ -26,7 +27,7 @@ from seglib.trimap import mask_to_trimap
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     old = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -113,7 +114,7 @@ def test_ctrl_c_keeps_best_checkpoint(toy, tmp_path, monkeypatch):
     assert [h["epoch"] for h in r.history] == [1, 2, 3, 4, 5]
 
 
-def test_sigkill_mid_run_then_resume(toy, tmp_path):
+def test_sigkill_mid_run_then_resume(toy, tmp_path, capsys):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "seglib", "train", str(toy[0]), str(toy[1]), "--out", str(out),
            "--preset", "smoke", "--size", "24", "--epochs", "400"]
@@ -138,27 +139,24 @@ def test_sigkill_mid_run_then_resume(toy, tmp_path):
     assert proc.returncode == -signal.SIGKILL
     done = load_checkpoint(out / "last.pt")["epoch"]
     assert load_checkpoint(out / "best.pt")["epoch"] <= done
-    res = subprocess.run(cmd[:-2] + ["--epochs", str(done + 2), "--resume"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert f"resuming after epoch {done}" in res.stderr
+    assert main(cmd[3:-2] + ["--epochs", str(done + 2), "--resume"]) == 0
+    assert f"resuming after epoch {done}" in capsys.readouterr().err
     rows = list(csv.DictReader((out / "history.csv").open()))
     assert [int(x["epoch"]) for x in rows] == list(range(1, done + 3))
 
 
-def test_cli_more_photos_than_exist_and_bad_values(toy, tmp_path):
+def test_cli_more_photos_than_exist_and_bad_values(toy, tmp_path, capsys):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "seglib", "train", str(toy[0]), str(toy[1]), "--out", str(out),
-           "--preset", "smoke", "--size", "16", "--epochs", "1", "--n", "711"]
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120,
-                         env=dict(os.environ, OMP_NUM_THREADS="1"))
-    assert res.returncode == 0, res.stderr
-    assert "asked for 711 training photos but only 16" in res.stderr
-    assert json.loads(res.stdout.splitlines()[0])["n_train"] == 16
-    bad = subprocess.run(cmd[:-2] + ["--batch", "0"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60)
-    assert bad.returncode == 2 and bad.stderr.startswith("error: --batch")
-    assert "Traceback" not in bad.stderr
+    args = ["train", str(toy[0]), str(toy[1]), "--out", str(out), "--preset", "smoke",
+            "--size", "16", "--epochs", "1"]
+    assert main(args + ["--n", "711"]) == 0
+    cap = capsys.readouterr()
+    assert "asked for 711 training photos but only 16" in cap.err
+    assert json.loads(cap.out.splitlines()[0])["n_train"] == 16
+    assert main(args + ["--batch", "0"]) == 2
+    assert capsys.readouterr().err.startswith("error: --batch")
+    assert main(args) == 2
+    assert "already holds a training run" in capsys.readouterr().err
 
 
 def test_standard_models_share_validation(toy, tmp_path, capsys):

@@ -1,0 +1,121 @@
+"""Predicted trimaps at each photo's own size; safe checkpoint loading; evaluate."""
+
+from __future__ import annotations
+
+import csv
+import pickle
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from seglib.cli import main
+from seglib.errors import SeglibError
+from seglib.io import write_png_atomic
+from seglib.predict import load_model, logits_to_trimap, predict_folder, predict_image
+from seglib.train import train_run
+from seglib.trimap import load_trimap, mask_to_trimap
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def toy_pairs(root: Path, n: int, h: int = 30, w: int = 40, seed: int = 0) -> tuple[Path, Path]:
+    """``n`` photos of a dark ellipse on a light background, with their trimaps."""
+    rng = np.random.default_rng(seed)
+    images, trimaps = root / "images", root / "trimaps"
+    for i in range(n):
+        m = np.zeros((h, w), np.uint8)
+        cv2.ellipse(m, (int(rng.integers(12, w - 12)), int(rng.integers(10, h - 10))),
+                    (int(rng.integers(5, 10)), int(rng.integers(4, 8))), 0, 0, 360, 1, -1)
+        img = np.full((h, w, 3), 200, np.uint8)
+        img[m > 0] = (30, 60, 90)
+        write_png_atomic(images / f"p{i:03d}.png", img)
+        write_png_atomic(trimaps / f"p{i:03d}.png", mask_to_trimap(m))
+    return images, trimaps
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pred")
+    images, trimaps = toy_pairs(root, 16)
+    r = train_run(images, trimaps, root / "run", preset="smoke", size=24, epochs=10,
+                  progress=False)
+    return r.best, images, trimaps
+
+
+def test_prediction_has_the_photo_size_and_trimap_labels(run):
+    model = load_model(run[0])
+    img = np.full((37, 53, 3), 200, np.uint8)
+    img[10:25, 15:40] = (30, 60, 90)
+    tri = predict_image(model, img)
+    assert tri.shape == (37, 53) and tri.dtype == np.uint8
+    assert set(np.unique(tri)) <= {1, 2, 3}
+    assert (tri[15:20, 20:35] == 1).mean() > 0.5  # the dark box is found
+    clean = predict_image(model, img, clean=True)
+    assert np.array_equal(clean, mask_to_trimap(clean == 1))
+
+
+def test_clean_recomputes_a_one_pixel_border():
+    logits = np.zeros((3, 6, 6), np.float32)
+    logits[1] = 1.0
+    logits[0, 1:4, 1:4] = 2.0
+    logits[2, 0, :] = 3.0  # a stray border row
+    assert (logits_to_trimap(logits)[0] == 3).all()
+    clean = logits_to_trimap(logits, clean=True)
+    assert clean[0, 0] == 2 and clean[0, 1] == 3 and clean[2, 2] == 1
+
+
+def test_not_a_checkpoint_is_one_clear_error(tmp_path):
+    text = tmp_path / "notes.pt"
+    text.write_text("hello")
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pickle code ran",))
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps(Evil()))
+    for path in (text, other, evil, tmp_path / "missing.pt"):
+        with pytest.raises(SeglibError, match=str(path.name)):
+            load_model(path)
+
+
+def test_predict_folder_skips_unreadable(run, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "broken.jpg").write_bytes(b"")
+    write_png_atomic(photos / "wide shot.PNG", np.full((20, 70, 3), 180, np.uint8))
+    written, skipped = predict_folder(run[0], photos, tmp_path / "out", overlays=True,
+                                      log=lambda m: None)
+    assert written == 1 and skipped[0][0].name == "broken.jpg"
+    assert load_trimap(tmp_path / "out" / "wide shot.png").shape == (20, 70)
+    assert (tmp_path / "out" / "overlays" / "wide shot.png").is_file()
+
+
+def test_cli_predict_then_evaluate(run, tmp_path, capsys):
+    best, images, trimaps = run
+    pred, table = tmp_path / "pred", tmp_path / "scores.csv"
+    assert main(["predict", str(best), str(images), "--out", str(pred)]) == 0
+    assert len(list(pred.glob("*.png"))) == 16
+    capsys.readouterr()
+    assert main(["evaluate", str(pred), str(trimaps), "--csv", str(table)]) == 0
+    out = capsys.readouterr().out
+    assert "IoU object" in out and "photos" in out
+    rows = list(csv.DictReader(table.open()))
+    assert len(rows) == 17 and rows[-1]["stem"] == "ALL"
+    p = np.stack([load_trimap(f) for f in sorted(pred.glob("*.png"))]) == 1
+    t = np.stack([load_trimap(f) for f in sorted(trimaps.glob("*.png"))]) == 1
+    assert float(rows[-1]["iou_object"]) == pytest.approx((p & t).sum() / (p | t).sum())
+    assert main(["predict", str(images / "p000.png"), str(images), "--out", str(pred)]) == 2
+    err = capsys.readouterr().err
+    assert "not a seglib checkpoint" in err and "Traceback" not in err
