@@ -36,6 +36,7 @@ class Preset:
     min_epochs: int = 1
     max_epochs: int = 1000
     max_validations: int = 40  # validate at most this many times per run (every k epochs)
+    schedule: str = "constant"  # learning rate: "constant" or "cosine" (decays to 0)
 
     def epochs_for(self, n_train: int) -> int:
         """Epochs for a training set of ``n_train`` photos."""
@@ -43,6 +44,12 @@ class Preset:
             return self.epochs
         e = math.ceil(self.images_per_run / n_train)
         return max(self.min_epochs, min(self.max_epochs, e))
+
+    def lr_at(self, epoch: int, epochs: int) -> float:
+        """Learning rate for 0-based ``epoch`` of ``epochs`` (cosine: half a cosine to 0)."""
+        if self.schedule == "cosine" and epochs > 1:
+            return self.lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+        return self.lr
 
     def validate_every(self, epochs: int) -> int:
         """Validate every k epochs so a run validates at most ``max_validations`` times."""
@@ -64,10 +71,10 @@ PRESETS: dict[str, Preset] = {
                     optimizer="adam", flips=True),
     "demo": Preset("demo", size=96, epochs=30, batch=8, arch="unet", lr=3e-3,
                    optimizer="adam", flips=True, images_per_run=600, min_epochs=15,
-                   max_epochs=120),
+                   max_epochs=120, schedule="cosine"),
     "quick": Preset("quick", size=128, epochs=10, batch=16, arch="unet", lr=3e-3,
                     optimizer="adam", flips=True, images_per_run=6000, min_epochs=8,
-                    max_epochs=120, max_validations=20),
+                    max_epochs=120, max_validations=20, schedule="cosine"),
     "full": Preset("full", size=200, epochs=100, batch=32, arch="seed", lr=1e-3,
                    optimizer="rmsprop", flips=False),
 }

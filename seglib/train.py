@@ -191,7 +191,7 @@ def train_run(
     config = {
         "arch": p.arch, "size": p.size, "num_classes": 3, "preset": p.name,
         "epochs": total_epochs, "batch": p.batch, "lr": p.lr, "optimizer": p.optimizer,
-        "flips": p.flips, "shuffle": bool(shuffle), "seed": int(seed),
+        "flips": p.flips, "schedule": p.schedule, "shuffle": bool(shuffle), "seed": int(seed),
         "n_requested": n, "n_train": n_train, "n_val": n_val,
         "images": str(images), "trimaps": str(trimaps), "val_stems": list(dataset.val.stems),
     }
@@ -234,6 +234,8 @@ def train_run(
     with bar:
         for epoch in bar:
             t0 = time.perf_counter()
+            for group in opt.param_groups:
+                group["lr"] = p.lr_at(epoch, total_epochs)
             model.train()
             loss_sum, seen = 0.0, 0
             for x, y in batches(train_data, p.batch, shuffle, p.flips, gen):
