@@ -447,3 +447,105 @@ def test_errors_from_a_real_process_have_no_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "broken.pt" in proc.stderr
+
+
+# -- photos sharing a stem, and the memory a 6000×4000 photo needs ---------------------------
+def _twins(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    src = ROOT / "data" / "sample" / "images"
+    for i, name in enumerate(("twin.jpg", "twin.PNG")):
+        img = cv2.imread(str(src / f"sample_00{i}.jpg"))
+        cv2.imwrite(str(folder / name.lower()), img)
+        (folder / name.lower()).rename(folder / name)
+    (folder / "single.jpg").write_bytes((src / "sample_002.jpg").read_bytes())
+
+
+def test_label_photos_sharing_a_stem(tmp_path: Path, cli: Cli) -> None:
+    _twins(tmp_path / "photos")
+    code, _, err = cli("label", tmp_path / "photos", "--out", tmp_path / "out",
+                       "--backend", "opencv")
+    assert code == 0
+    assert "skipped twin.jpg: another photo is also named 'twin'" in err
+    assert sorted(labels_rows(tmp_path / "out")) == ["single", "twin"]
+    assert labels_rows(tmp_path / "out")["twin"]["file"] == "twin.PNG"
+
+
+@pytest.mark.xfail(reason="predict writes both twin.jpg and twin.PNG to twin.png (the second "
+                   "silently replaces the first)", strict=True)
+def test_predict_photos_sharing_a_stem(tmp_path: Path, cli: Cli, trained_run: Path) -> None:
+    _twins(tmp_path / "photos")
+    code, stdout, err = cli("predict", trained_run / "best.pt", tmp_path / "photos", "--out",
+                            tmp_path / "pred", "--device", "cpu")
+    assert code == 0
+    assert "twin.jpg" in err and "another photo is also named 'twin'" in err
+    assert "wrote 2 trimaps" in stdout and "(1 skipped)" in stdout
+
+
+@pytest.mark.xfail(reason="train pairs one of twin.jpg / twin.PNG with twin.png without "
+                   "saying that the other is left out", strict=True)
+def test_train_photos_sharing_a_stem(tmp_path: Path, cli: Cli) -> None:
+    from conftest import copy_pairs
+
+    images, trimaps = tmp_path / "images", tmp_path / "trimaps"
+    copy_pairs(images, trimaps, 6)
+    (images / "sample_000.png").write_bytes(
+        cv2.imencode(".png", cv2.imread(str(images / "sample_001.jpg")))[1].tobytes())
+    code, _, err = cli("train", images, trimaps, "--out", tmp_path / "run", *TRAIN_FAST)
+    assert code == 0, err
+    assert "sample_000.png" in err and "also named 'sample_000'" in err
+
+
+MEMORY_SCRIPT = """
+import sys
+from pathlib import Path
+import numpy as np, torch
+torch.set_num_threads(1)
+from seglib.labeling import label_folder
+from seglib.opencv_candidates import propose
+from seglib.predict import load_model, predict_image
+from seglib.io import read_image
+
+def rss(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+
+def reset_peak():
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return rss("VmRSS")
+
+photos, out, ckpt = map(Path, sys.argv[1:4])
+model = load_model(ckpt, "cpu")
+predict_image(model, np.zeros((64, 64, 3), np.uint8))
+base = reset_peak()
+label_folder(photos, out, propose, backend="opencv", mode="classical")
+label_mb = rss("VmHWM") - base
+img = read_image(photos / "huge.jpg")
+base = reset_peak()
+tri = predict_image(model, img)
+assert tri.shape == img.shape[:2], tri.shape
+print(f"{label_mb:.0f} {rss('VmHWM') - base:.0f}")
+"""
+
+
+@pytest.mark.xfail(reason="predict_image makes int64 copies of the full-size class map: "
+                   "about 660 MB for one 6000×4000 photo", strict=True)
+def test_a_6000x4000_photo_needs_little_memory(bad_folder, tmp_path: Path,
+                                               trained_run: Path) -> None:
+    if not Path("/proc/self/clear_refs").exists():
+        pytest.skip("measuring peak memory needs Linux /proc/self/clear_refs")
+    bf = bad_folder(n_good=0)
+    for name in list(bf.expect):
+        if name != "huge.jpg":
+            (bf.images / name).unlink()
+    proc = subprocess.run(
+        [sys.executable, "-c", MEMORY_SCRIPT, str(bf.images), str(tmp_path / "out"),
+         str(trained_run / "best.pt")], capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    label_mb, predict_mb = map(float, proc.stdout.split())
+    photo_mb = HUGE_HW[0] * HUGE_HW[1] * 3 / 2**20  # 69 MB of RGB pixels
+    assert label_mb < 4 * photo_mb, label_mb  # SAM/opencv see a 1024-pixel copy
+    # the float logits at the photo's size are 4 × photo; the class map must not add 4 more
+    assert predict_mb < 7.5 * photo_mb, predict_mb
