@@ -141,16 +141,17 @@ def count_params(model: nn.Module) -> int:
 
 
 def count_flops(model: nn.Module, size: int | tuple[int, int] = 200) -> int:
-    """Forward FLOPs for one size×size RGB image (multiply-adds count as 2)."""
+    """Forward FLOPs for one size×size RGB image (multiply-adds count as 2).
+
+    Counted on a copy of the model on the ``meta`` device: shapes only, no arithmetic.
+    """
+    import copy
+
     from torch.utils.flop_counter import FlopCounterMode
 
     h, w = (size, size) if isinstance(size, int) else size
-    was_training = model.training
-    model.eval()
-    try:
-        x = torch.zeros(1, 3, h, w, device=next(model.parameters()).device)
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(x)
-    finally:
-        model.train(was_training)
+    meta = copy.deepcopy(model).to("meta").eval()
+    x = torch.zeros(1, 3, h, w, device="meta")
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        meta(x)
     return int(counter.get_total_flops())
