@@ -29,9 +29,33 @@ import cv2
 import numpy as np
 
 from seglib.candidates import Candidates
-from seglib.policy import fill_holes
+from seglib.policy import fill_holes, geometry
 
 WORK_SIDE = 160
+SOURCES = ("colour:otsu", "colour:low", "colour:faint", "grabcut:colour", "grabcut:faint",
+           "grabcut:bbox", "grabcut:rect90", "edges")
+# Least-squares fit of the candidates' true IoU on synthetic photos (seglib.sample, seed 1;
+# the committed sample uses seed 0 and stays held out): see fit_iou_weights.
+IOU_WEIGHTS: dict[str, float] = {
+    "bias": 0.1074,
+    "source=colour:otsu": -0.0226,
+    "source=colour:low": -0.0034,
+    "source=colour:faint": 0.0121,
+    "source=grabcut:colour": 0.0275,
+    "source=grabcut:faint": 0.0221,
+    "source=grabcut:bbox": 0.0031,
+    "source=grabcut:rect90": -0.008,
+    "source=edges": 0.0768,
+    "soft_iou": -0.0597,
+    "separation": 0.0174,
+    "edges_on_outline": 0.1486,
+    "agreement": 0.1613,
+    "iou_rect90": 0.4591,
+    "iou_vote": 0.1539,
+    "area": -0.3669,
+    "touch": -0.0581,
+    "centre_dist": -0.1183,
+}
 EDGE = 3  # width of the frame-edge strip that seeds the background model, in work pixels
 
 
@@ -89,6 +113,7 @@ def _otsu(values: np.ndarray) -> float:
 def _grabcut(bgr: np.ndarray, mask: np.ndarray | None = None,
              rect: tuple[int, int, int, int] | None = None, iters: int = 3) -> np.ndarray:
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # GrabCut's GMMs start from k-means: keep the result reproducible
     if rect is not None:
         gc = np.zeros(bgr.shape[:2], np.uint8)
         cv2.grabCut(bgr, gc, rect, bgd, fgd, iters, cv2.GC_INIT_WITH_RECT)
@@ -165,7 +190,7 @@ def propose_small(rgb: np.ndarray) -> tuple[list[np.ndarray], list[str], np.ndar
             core = cv2.erode(colour.astype(np.uint8), np.ones((5, 5), np.uint8),
                              iterations=2) > 0
             gc[core & (dist > 2 * t)] = cv2.GC_FGD
-            gc[strip & (dist < min(0.5 * t, t_noise))] = cv2.GC_BGD
+            gc[strip] = cv2.GC_BGD
             masks.append(_clean(_grabcut(bgr, mask=gc)))
             sources.append(name)
         ys, xs = np.nonzero(colour)
@@ -181,10 +206,47 @@ def propose_small(rgb: np.ndarray) -> tuple[list[np.ndarray], list[str], np.ndar
     gray = cv2.cvtColor(blur, cv2.COLOR_BGR2GRAY)
     edges = cv2.Canny(gray, 20, 60)
     edges = cv2.dilate(edges, np.ones((3, 3), np.uint8), iterations=2) > 0
-    masks.append(_clean(edges))
+    filled = _clean(edges).astype(np.uint8)  # closed outlines, filled ...
+    masks.append(cv2.erode(filled, np.ones((3, 3), np.uint8), iterations=2) > 0)  # ... no halo
     sources.append("edges")
     soft = np.clip((dist - t_noise) / max(t - t_noise, 1e-6), 0, 1)
     return masks, sources, soft
+
+
+FEATURES = ("bias", *(f"source={n}" for n in SOURCES), "soft_iou", "separation", "edges_on_outline",
+            "agreement", "iou_rect90", "iou_vote", "area", "touch", "centre_dist")
+
+
+def candidate_features(small: np.ndarray, masks: list[np.ndarray], sources: list[str],
+                       soft: np.ndarray) -> np.ndarray:
+    """One row of :data:`FEATURES` per candidate (work size), for :func:`predict_iou`."""
+    lab = cv2.cvtColor(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), cv2.COLOR_BGR2LAB)
+    lab_q = ((lab[..., 0] // 32).astype(np.int32) * 64 + (lab[..., 1] // 32) * 8
+             + (lab[..., 2] // 32))
+    gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    mag = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+    mag = cv2.dilate(mag, np.ones((3, 3), np.uint8))
+    strong = mag > max(float(np.percentile(mag, 70)), 20.0)
+    rect = masks[sources.index("grabcut:rect90")] if "grabcut:rect90" in sources else None
+    vote = np.mean(masks, axis=0) >= 0.5
+    rows = []
+    for i, m in enumerate(masks):
+        others = [_iou(m, o) for j, o in enumerate(masks) if j != i]
+        g = geometry(m)
+        rows.append([
+            1.0, *(float(sources[i] == n) for n in SOURCES),
+            _soft_iou(soft, m), _separation(lab_q, m), _edge_alignment(strong, m),
+            float(np.mean(sorted(others)[-3:])) if others else 0.0,
+            _iou(m, rect) if rect is not None else 0.0, _iou(m, vote),
+            g["area"], g["touch"], g["centre_dist"],
+        ])
+    return np.array(rows, dtype=np.float64).reshape(len(masks), len(FEATURES))
+
+
+def predict_iou(features: np.ndarray) -> np.ndarray:
+    """Estimated IoU of each candidate with the object (a linear model, clipped to 0..1)."""
+    w = np.array([IOU_WEIGHTS.get(n, 0.0) for n in FEATURES])
+    return np.clip(features @ w, 0.0, 1.0).astype(np.float32)
 
 
 def propose(image: np.ndarray, work_side: int = WORK_SIDE) -> Candidates:
@@ -197,19 +259,9 @@ def propose(image: np.ndarray, work_side: int = WORK_SIDE) -> Candidates:
         return Candidates(np.zeros((0, H, W), bool), [], [], backend="opencv")
     small = _resize(rgb, work_side)
     masks, sources, soft = propose_small(small)
-    lab = cv2.cvtColor(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), cv2.COLOR_BGR2LAB)
-    lab_q = ((lab[..., 0] // 32).astype(np.int32) * 64 + (lab[..., 1] // 32) * 8
-             + (lab[..., 2] // 32))
-    gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    mag = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
-    mag = cv2.dilate(mag, np.ones((3, 3), np.uint8))
-    strong = mag > max(float(np.percentile(mag, 70)), 20.0)
-    piou = np.array([0.5 + 0.25 * _soft_iou(soft, m) + 0.125 * _separation(lab_q, m)
-                     + 0.125 * _edge_alignment(strong, m) for m in masks], np.float32)
-    stab = np.zeros(len(masks), np.float32)
-    for i, m in enumerate(masks):
-        others = [_iou(m, o) for j, o in enumerate(masks) if j != i]
-        stab[i] = float(np.mean(sorted(others)[-3:])) if others else 0.0
+    feats = candidate_features(small, masks, sources, soft)
+    piou = predict_iou(feats)
+    stab = piou.copy()  # no threshold to vary here: the same estimate serves as stability
     if small.shape[:2] != (H, W):
         full = np.stack([
             cv2.resize(m.astype(np.uint8) * 255, (W, H), interpolation=cv2.INTER_LINEAR) > 127
@@ -218,3 +270,21 @@ def propose(image: np.ndarray, work_side: int = WORK_SIDE) -> Candidates:
     else:
         full = np.stack(masks)
     return Candidates(full, piou, stab, sources, backend="opencv")
+
+
+def fit_iou_weights(n: int = 140, seed: int = 1, ridge: float = 1e-2) -> dict[str, float]:
+    """Refit :data:`IOU_WEIGHTS` by ridge regression on ``n`` synthetic sample photos."""
+    from seglib.sample import sample_photo
+
+    xs, ys = [], []
+    for i in range(n):
+        photo = sample_photo(i, seed=seed)
+        small = _resize(photo.image, WORK_SIDE)
+        truth = _resize(photo.mask.astype(np.uint8), WORK_SIDE) > 0
+        masks, sources, soft = propose_small(small)
+        xs.append(candidate_features(small, masks, sources, soft))
+        ys += [_iou(m, truth) for m in masks]
+    x, y = np.concatenate(xs), np.array(ys)
+    a = x.T @ x + ridge * len(y) * np.eye(x.shape[1])
+    w = np.linalg.solve(a, x.T @ y)
+    return {name: round(float(v), 4) for name, v in zip(FEATURES, w, strict=True)}
