@@ -64,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: finished files are kept; run the same command again to resume",
               file=sys.stderr)
         return 130
+    except OSError as exc:  # a path that is a file, a full disk, no permission: user-fixable
+        if os.environ.get("SEGLIB_DEBUG"):
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}; check the path (a folder you can write "
+              f"to, with free space)", file=sys.stderr)
+        return 2
     except Exception as exc:  # noqa: BLE001 - last line of defence against traceback walls
         if os.environ.get("SEGLIB_DEBUG"):
             raise

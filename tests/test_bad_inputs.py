@@ -549,3 +549,15 @@ def test_a_6000x4000_photo_needs_little_memory(bad_folder, tmp_path: Path,
     assert label_mb < 4 * photo_mb, label_mb  # SAM/opencv see a 1024-pixel copy
     # the float logits at the photo's size are 4 × photo; the class map must not add 4 more
     assert predict_mb < 7.5 * photo_mb, predict_mb
+
+
+def test_output_path_that_is_a_file_is_one_line(bad_folder, cli: Cli, tmp_path: Path) -> None:
+    bf = bad_folder(n_good=1, huge=False)
+    taken = tmp_path / "results.txt"
+    taken.write_text("my notes")
+    for argv in (["label", bf.images, "--out", taken, "--backend", "opencv"],
+                 ["trimap", bf.images, "--out", taken]):
+        code, _, err = cli(*argv)
+        line = error_after_progress(code, err, "results.txt")
+        assert "SEGLIB_DEBUG" not in line
+    assert taken.read_text() == "my notes"
