@@ -18,6 +18,7 @@ import io
 import json
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,7 +84,9 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise SeglibError(f"{path}: checkpoint not found; pass RUN/best.pt from a training run")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # odd pickles warn before they fail; the error says it
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
         raise SeglibError(f"{path}: not a seglib checkpoint ({type(exc).__name__}); pass the "
                           "best.pt written by 'python -m seglib train'") from None

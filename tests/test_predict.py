@@ -95,10 +95,18 @@ def test_predict_folder_skips_unreadable(run, tmp_path):
     photos.mkdir()
     (photos / "broken.jpg").write_bytes(b"")
     write_png_atomic(photos / "wide shot.PNG", np.full((20, 70, 3), 180, np.uint8))
+    cv2.imwrite(str(photos / "gray.jpg"), np.full((9, 11), 90, np.uint8))
+    cv2.imwrite(str(photos / "rgba.png"), np.full((12, 8, 4), 90, np.uint8))
+    cv2.imwrite(str(photos / "deep.png"), np.full((6, 7, 3), 40000, np.uint16))
+    cv2.imwrite(str(photos / "dot.png"), np.zeros((1, 1, 3), np.uint8))
     written, skipped = predict_folder(run[0], photos, tmp_path / "out", overlays=True,
                                       log=lambda m: None)
-    assert written == 1 and skipped[0][0].name == "broken.jpg"
-    assert load_trimap(tmp_path / "out" / "wide shot.png").shape == (20, 70)
+    assert written == 5 and [p.name for p, _ in skipped] == ["broken.jpg"]
+    assert "empty file" in skipped[0][1]
+    shapes = {"wide shot": (20, 70), "gray": (9, 11), "rgba": (12, 8), "deep": (6, 7),
+              "dot": (1, 1)}
+    for stem, shape in shapes.items():
+        assert load_trimap(tmp_path / "out" / f"{stem}.png").shape == shape
     assert (tmp_path / "out" / "overlays" / "wide shot.png").is_file()
 
 
