@@ -209,6 +209,12 @@ def loss_curves(histories: Mapping[str, Mapping[str, Sequence[float]]],
             vep = h.get("val_epoch", ep)
             x = vep if vep is not None and len(vep) == len(va) else range(1, len(va) + 1)
             ax.plot(list(x), list(va), color=color, linestyle="--", label=f"{name} val")
+    starts = [float(h.get("train_loss", h.get("loss"))[0]) for h in histories.values()
+              if len(h.get("train_loss", h.get("loss")) or [])]
+    if starts and ax.lines:  # keep an early validation spike from flattening every curve
+        top = max(line.get_ydata().max() for line in ax.lines)
+        if top > 2 * max(starts):
+            ax.set_ylim(0, 2 * max(starts))
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_title(title)
@@ -237,9 +243,14 @@ def learning_curve(points: Sequence[tuple[str, int, float]],
         ax.plot([n], [s], "s", color="C3", markersize=8, label=f"{name} (not shuffled)")
     for n, s, name in main + other:
         ax.annotate(str(name), (n, s), textcoords="offset points", xytext=(4, 6), fontsize=8)
-    ns = [p[1] for p in points]
+    ns = sorted({int(p[1]) for p in points})
     if ns and min(ns) > 0:
+        from matplotlib.ticker import NullFormatter, ScalarFormatter
+
         ax.set_xscale("log")
+        ax.set_xticks(ns)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("training photos")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
