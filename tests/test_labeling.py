@@ -256,3 +256,59 @@ def test_sigkill_at_random_moments_then_finish(tmp_path: Path) -> None:
         assert (out / "candidates" / name).stat().st_mtime_ns == mtime
     assert not list(out.rglob("*.tmp")) or all(p.name.startswith(".") for p in out.rglob("*.tmp"))
     assert not (out / LOCK_NAME).exists()
+
+
+def test_sam_backend_without_checkpoint_is_a_clear_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import seglib.sam_weights
+
+    monkeypatch.setattr(seglib.sam_weights, "find_checkpoint", lambda *a, **k: None)
+    make_folder(tmp_path / "img", 1)
+    assert main(["label", str(tmp_path / "img"), "--out", str(tmp_path / "o"),
+                 "--backend", "sam"]) == 2
+    err = capsys.readouterr().err
+    assert "no SAM checkpoint found" in err and "python -m seglib weights vit_b" in err
+    assert main(["label", str(tmp_path / "img"), "--out", str(tmp_path / "o"),
+                 "--checkpoint", str(tmp_path / "missing.pth")]) == 2
+    assert "missing.pth" in capsys.readouterr().err
+
+
+def test_label_folder_with_a_sam_proposer(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from seglib.sam_candidates import SamProposer
+    from seglib.sam_weights import tiny_sam
+
+    torch.set_num_threads(1)
+    make_folder(tmp_path / "img", 2)
+    proposer = SamProposer(tiny_sam(), mode="prompt", autocast=False, device="cpu")
+    s = label_folder(tmp_path / "img", tmp_path / "out", proposer, backend="sam",
+                     mode="prompt")
+    assert s.ok == 2
+    rows = csv_rows(tmp_path / "out")
+    assert {r["backend"] for r in rows} == {"sam"} and {r["mode"] for r in rows} == {"prompt"}
+    c = Candidates.load(tmp_path / "out" / "candidates" / "shoe_000.npz")
+    assert c.shape == (72, 96) and len(c) > 0
+    assert load_trimap(tmp_path / "out" / "shoe_000.png").shape == (72, 96)
+
+
+def test_odd_but_valid_photos_are_labeled_at_their_size(tmp_path: Path) -> None:
+    img = tmp_path / "img"
+    img.mkdir()
+    base = photo(5)
+    cv2.imwrite(str(img / "gray.jpg"), cv2.cvtColor(base, cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(img / "rgba.png"), cv2.cvtColor(base, cv2.COLOR_BGR2BGRA))
+    cv2.imwrite(str(img / "deep.png"), base.astype(np.uint16) * 257)
+    cv2.imwrite(str(img / "tiny.png"), base[:1, :1])
+    ok, buf = cv2.imencode(".jpg", base)
+    (img / "chaussure été 1.JPG").write_bytes(buf.tobytes())
+    (img / "nested").mkdir()
+    cv2.imwrite(str(img / "nested" / "inner.jpg"), base)
+    s = label(img, tmp_path / "out")
+    rows = {r["stem"]: r for r in csv_rows(tmp_path / "out")}
+    assert set(rows) == {"gray", "rgba", "deep", "tiny", "chaussure été 1"}
+    assert all(r["status"] == "ok" for r in rows.values()) and s.ok == 5
+    assert rows["tiny"]["flagged"] == "1" and "no object" in rows["tiny"]["reason"]
+    for stem in rows:
+        h, w = (1, 1) if stem == "tiny" else base.shape[:2]
+        assert load_trimap(tmp_path / "out" / f"{stem}.png").shape == (h, w)
