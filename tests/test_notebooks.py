@@ -59,7 +59,9 @@ def test_runner_passes_only_declared_parameters() -> None:
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> course.CourseResult:
     out = tmp_path_factory.mktemp("course") / "smoke run"  # a space in the path, on purpose
-    return course.run_course("smoke", out=out, log=lambda s: None)
+    # interactive=True builds the widgets too: a headless run must not wait for them
+    return course.run_course("smoke", out=out, overrides={"interactive": True},
+                             log=lambda s: None)
 
 
 def test_smoke_run_writes_notebooks_html_and_reports(smoke_run: course.CourseResult) -> None:
@@ -121,7 +123,15 @@ def test_smoke_run_without_checkpoint_says_so_in_one_line(smoke_run, monkeypatch
     text, _, _ = _outputs(smoke_run.out / "01_sam_masks.ipynb")
     lines = [ln for ln in text.splitlines() if "No SAM checkpoint" in ln]
     assert len(lines) == 1 and "python -m seglib weights" in lines[0] and "opencv" in lines[0]
-    assert "Headless run" in text  # the reviewer did not block
+
+
+def test_widgets_render_headless_without_blocking(smoke_run) -> None:
+    for name in ("01_sam_masks", "04_compare"):
+        nb = nbformat.read(str(smoke_run.out / f"{name}.ipynb"), as_version=4)
+        boxes = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                 if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+                 and o["data"].get("text/plain", "").startswith(("VBox", "HBox"))]
+        assert len(boxes) == 1, f"{name}: the widget was not displayed"
 
 
 def test_rerun_reuses_labels(smoke_run) -> None:
