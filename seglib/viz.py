@@ -189,13 +189,30 @@ def prediction_grid(images: Sequence[np.ndarray], labels: Sequence[np.ndarray | 
                       title, cell)
 
 
-def loss_curves(histories: Mapping[str, Mapping[str, Sequence[float]]],
+def history_columns(rows: Sequence[Mapping[str, object]]) -> dict[str, list]:
+    """Per-epoch history rows (as in ``history.csv``) as columns for :func:`loss_curves`;
+    epochs without validation are left out of ``val_epoch`` / ``val_loss``."""
+    cols: dict[str, list] = {"epoch": [], "train_loss": [], "val_epoch": [], "val_loss": []}
+    for r in rows:
+        cols["epoch"].append(int(r["epoch"]))  # type: ignore[call-overload]
+        cols["train_loss"].append(float(r["train_loss"]))  # type: ignore[arg-type]
+        v = r.get("val_loss")
+        if v not in (None, ""):
+            cols["val_epoch"].append(int(r["epoch"]))  # type: ignore[call-overload]
+            cols["val_loss"].append(float(v))  # type: ignore[arg-type]
+    return cols
+
+
+def loss_curves(histories: Mapping[str, Mapping[str, Sequence[float]] | Sequence[Mapping]],
                 title: str = "Loss per epoch") -> Figure:
     """Training (solid) and validation (dashed) loss per epoch, one colour per model.
 
     Each history maps column names to per-epoch values: ``epoch``, ``train_loss`` (or
-    ``loss``), and ``val_loss`` with its own ``val_epoch`` when validation ran less often.
+    ``loss``), and ``val_loss`` with its own ``val_epoch`` when validation ran less often; a
+    list of per-epoch rows (a training run's history) is accepted too.
     """
+    histories = {k: history_columns(h) if not isinstance(h, Mapping) else h
+                 for k, h in histories.items()}
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, (name, h) in enumerate(histories.items()):
         color = f"C{i}"

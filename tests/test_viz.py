@@ -92,3 +92,14 @@ def test_captioned_grid_fills_rows() -> None:
     fig = viz.captioned_grid([_photo()] * 5, [f"p{i}" for i in range(5)], cols=3)
     assert len(fig.axes) == 6 and len([ax for ax in fig.axes if ax.images]) == 5
     assert [ax.get_title() for ax in fig.axes[:5]] == ["p0", "p1", "p2", "p3", "p4"]
+
+
+def test_loss_curves_from_history_rows_skip_epochs_without_validation() -> None:
+    rows = [{"epoch": 1, "train_loss": 1.0, "val_loss": ""},
+            {"epoch": 2, "train_loss": 0.8, "val_loss": 0.9},
+            {"epoch": 3, "train_loss": 0.6}]
+    cols = viz.history_columns(rows)
+    assert cols["val_epoch"] == [2] and cols["val_loss"] == [0.9]
+    fig = viz.loss_curves({"10": rows})
+    train, val = fig.axes[0].lines
+    assert list(train.get_xdata()) == [1, 2, 3] and list(val.get_xdata()) == [2]
