@@ -223,8 +223,9 @@ def train_run(
         start_epoch = int(last["epoch"])
         best_loss = float(last["best_val_loss"])
         elapsed = float(last.get("seconds", 0.0))
-        if best_path.exists():
+        if best_path.exists():  # may be one epoch ahead of last.pt after a kill
             best_metrics = load_checkpoint(best_path).get("metrics", {})
+            best_loss = min(best_loss, float(best_metrics.get("val_loss", best_loss)))
         say(f"{out}: resuming after epoch {start_epoch} of {total_epochs}")
 
     if start_epoch < total_epochs:
