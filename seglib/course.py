@@ -298,7 +298,7 @@ def run_course(preset: str = "demo", images: str | Path | None = None,
             try:
                 pm.execute_notebook(
                     str(path), str(target), parameters=nb_params, kernel_name=kernel,
-                    language="python", cwd=str(path.parent), progress_bar=False,
+                    language="python", cwd=str(path.parent), progress_bar=sys.stderr.isatty(),
                     log_output=False,
                 )
             except Exception as exc:  # papermill raises its own error types
