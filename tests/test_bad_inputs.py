@@ -220,8 +220,13 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("trained")
     copy_pairs(root / "images", root / "trimaps", 12)
-    train_run(root / "images", root / "trimaps", root / "run", preset="smoke", epochs=1,
-              size=32, amp=False, device="cpu", progress=False, log=lambda m: None)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # module fixtures run before the autouse one-thread fixture
+    try:
+        train_run(root / "images", root / "trimaps", root / "run", preset="smoke", epochs=1,
+                  size=32, amp=False, device="cpu", progress=False, log=lambda m: None)
+    finally:
+        torch.set_num_threads(old)
     return root / "run"
 
 
