@@ -1,26 +1,28 @@
 """Classical candidate masks (no model, no checkpoint): the offline labeling backend.
 
-The photo is shrunk to ``WORK_SIDE`` and these candidates are proposed:
+The photo is shrunk to ``WORK_SIDE`` (160 px) and these candidates are proposed:
 
-``colour:otsu`` / ``colour:low``
+``colour:otsu`` / ``colour:low`` / ``colour:faint``
     A background colour model is learned from the frame's edge (k-means on the edge pixels in
     Lab; rare edge colours, e.g. where the object is cut by the frame, are dropped). Every pixel
-    gets its Lab distance to the nearest background colour; Otsu's threshold on that distance
-    (and a lower threshold) gives object masks, cleaned and hole-filled.
-``grabcut:colour``
-    GrabCut seeded from the colour mask (probable object / probable background, the matching
-    frame edge as sure background).
-``grabcut:rect90`` / ``grabcut:bbox``
-    GrabCut from a rectangle: 90 % of the frame, and the colour mask's bounding box grown by
-    8 %.
+    gets its Lab distance to the nearest background colour. Otsu's threshold on that distance,
+    half of it, and a threshold just above the edge's own noise (for a white shoe on a white
+    background) give object masks, cleaned and hole-filled.
+``grabcut:colour`` / ``grabcut:faint``
+    GrabCut seeded from those masks (probable object inside, sure object in their far-from-
+    background core, the frame's edge strip as sure background).
+``grabcut:bbox`` / ``grabcut:rect90``
+    GrabCut from a rectangle: the colour mask's bounding box grown by 8 %, and 90 % of the frame
+    (the classical baseline).
 ``edges``
-    Canny edges, closed and filled.
+    Canny edges, closed, filled and shrunk back.
 
-Each mask gets estimates in the format of SAM's scores: ``predicted_iou`` = how well its colour
-histogram separates from the rest of the photo and how much of its outline lies on strong
-image edges; ``stability`` = agreement with the other
-candidates. :func:`seglib.policy.pick` then chooses, exactly as for SAM candidates. Masks come
-back at the photo's own size.
+Each mask gets SAM-style scores so that :func:`seglib.policy.pick` chooses exactly as for SAM
+candidates. ``predicted_iou`` is an estimate of the mask's IoU with the object: a linear model
+(:data:`IOU_WEIGHTS`, refit with :func:`fit_iou_weights`) of :data:`FEATURES` — agreement with
+the other candidates and with the 90 % GrabCut, colour separation inside/outside, outline on
+strong image edges, size, position, how close it comes to the top/bottom/sides. There is no
+threshold to vary, so ``stability`` is the same estimate. Masks come back at the photo's size.
 """
 
 from __future__ import annotations
