@@ -65,6 +65,83 @@ def test_every_torch_load_is_weights_only_and_nothing_unpickles() -> None:
     assert n_torch_load >= 2  # the run checkpoints and the SAM checkpoints
 
 
+# Writes that are not temp-file-and-rename, each with why it is fine.
+DIRECT_WRITES = {
+    ("io.py", "write_bytes_atomic"),  # the temp file itself
+    ("labeling.py", "folder_lock"),  # the lock file, created with O_EXCL
+    ("sam_weights.py", "_fetch_resumable"),  # <file>.part, renamed once its sha256 is right
+    ("course.py", "kernel_of_this_python"),  # kernel.json in a temporary folder
+}
+# serializer -> index of its file argument; it must be an in-memory buffer
+SERIALIZERS = {("torch", "save"): 1, ("json", "dump"): 1, ("np", "save"): 0, ("np", "savez"): 0,
+               ("np", "savez_compressed"): 0, ("cv2", "imwrite"): 0, (None, "savefig"): 0}
+
+
+def file_writes(source: str, filename: str) -> tuple[set[tuple[str, str]], list[str]]:
+    """Functions that open files for writing, and serializer calls that write to a path."""
+    direct, to_paths = set(), []
+    for func in ast.walk(ast.parse(source, filename)):
+        if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        buffers = {t.id for n in ast.walk(func) if isinstance(n, ast.Assign)
+                   and isinstance(n.value, ast.Call) and isinstance(n.value.func, ast.Attribute)
+                   and n.value.func.attr in ("BytesIO", "StringIO")
+                   for t in n.targets if isinstance(t, ast.Name)}
+        for node in ast.walk(func):
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+            owner = f.value.id if isinstance(f, ast.Attribute) and isinstance(
+                f.value, ast.Name) else None
+            mode = node.args[1] if len(node.args) > 1 else next(
+                (k.value for k in node.keywords if k.arg == "mode"), None)
+            if name in ("write_text", "write_bytes", "fdopen") or (
+                    name == "open" and mode is not None and not (
+                        isinstance(mode, ast.Constant) and set(str(mode.value)) <= set("rbt"))):
+                direct.add((filename, func.name))
+            key = (owner, name) if (owner, name) in SERIALIZERS else (None, name)
+            if key in SERIALIZERS and len(node.args) > SERIALIZERS[key]:
+                target = node.args[SERIALIZERS[key]]
+                if not (isinstance(target, ast.Name) and target.id in buffers):
+                    to_paths.append(f"{filename}:{node.lineno} {name}() in {func.name}()")
+    return direct, to_paths
+
+
+def test_the_write_check_finds_direct_writes() -> None:
+    src = """
+import io, json, torch, cv2
+def a(p):
+    torch.save({}, p)
+def b(p, img):
+    cv2.imwrite(str(p), img)
+def c(p):
+    with open(p, "w") as f:
+        json.dump({}, f)
+def d(p):
+    p.write_text("x")
+def ok(p):
+    buf = io.BytesIO()
+    torch.save({}, buf)
+    with open(p) as f, open(p, "rb") as g:
+        return f.read() + g.read()
+"""
+    direct, to_paths = file_writes(src, "m.py")
+    assert direct == {("m.py", "c"), ("m.py", "d")}
+    assert [w.split()[1] for w in to_paths] == ["save()", "imwrite()", "dump()"]
+
+
+def test_every_file_is_written_atomically() -> None:
+    """Files are written through seglib.io's atomic helpers (or into an in-memory buffer)."""
+    direct, to_paths = set(), []
+    for path in SOURCES:
+        d, t = file_writes(path.read_text(encoding="utf-8"), path.name)
+        direct |= d
+        to_paths += t
+    assert to_paths == [], "write to io.BytesIO and use seglib.io.write_bytes_atomic"
+    assert direct == DIRECT_WRITES
+
+
 # -- a checkpoint that would run code if unpickled -------------------------------------------
 class _Payload:
     """Unpickling this object runs code that writes ``marker``."""
