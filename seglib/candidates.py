@@ -7,6 +7,8 @@ from the cached ``.npz`` without running a model again.
 from __future__ import annotations
 
 import io
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,7 +85,7 @@ class Candidates:
                     sources=[str(s) for s in z["sources"]],
                     backend=str(z["backend"]),
                 )
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise SeglibError(
                 f"{path}: not a seglib candidates file ({exc}); delete it and label again"
             ) from None
