@@ -31,7 +31,10 @@ Two policies:
 
     ``confidence = clip(best / 0.45, 0, 1) · clip((best - rival) / (0.4 · best), 0, 1)`` where
     ``rival`` is the best score among masks that disagree with the pick (IoU < 0.5 and less
-    than 80 % inside it). ``flagged`` when ``confidence < 0.35``.
+    than 80 % inside it). ``flagged`` when ``confidence < 0.35``, or when the mask enters the
+    frame from the top (it covers more than 4 % of the row 6 % below the top edge): a leg, a
+    trouser, a hand or a box behind the shoe is the commonest wrong pick, so those are worth a
+    look even when the score is sure.
 
 A pick of several candidates is written ``"2+5"``; a complement ``"~0"``. The same strings are
 accepted as overrides (``overrides.csv``).
@@ -49,6 +52,7 @@ from seglib.errors import SeglibError
 
 POLICIES = ("foreground", "seed")
 FLAG_BELOW = 0.35
+FLAG_FROM_TOP = 0.04
 _FEATURE_SIDE = 128  # scores are computed on masks shrunk to this side (speed)
 
 
@@ -93,6 +97,12 @@ def geometry(mask: np.ndarray) -> dict[str, float]:
     cy, cx = ys.mean() / max(h - 1, 1) - 0.5, xs.mean() / max(w - 1, 1) - 0.5
     dist = float(np.hypot(cy, cx) / np.hypot(0.5, 0.5))
     return {"area": area, "touch": touch, "centre_dist": dist}
+
+
+def from_top(mask: np.ndarray) -> float:
+    """Share of the row 6 % below the top edge that ``mask`` covers (something entering)."""
+    m = np.asarray(mask, dtype=bool)
+    return float(m[round(0.06 * (m.shape[0] - 1))].mean()) if m.size else 0.0
 
 
 def foreground_score(mask: np.ndarray, predicted_iou: float, stability: float
@@ -234,4 +244,6 @@ def _pick_foreground(cands: Candidates) -> Pick:
     full = mask_for_choice(cands, chosen) if small[0].shape != cands.shape else union
     comp = {k: round(float(v), 4) for k, v in cur.items()}
     comp["rival"] = round(rival, 4)
-    return Pick(full, chosen, top, conf, bool(conf < FLAG_BELOW), comp)
+    comp["from_top"] = round(from_top(union), 4)
+    flagged = conf < FLAG_BELOW or comp["from_top"] > FLAG_FROM_TOP
+    return Pick(full, chosen, top, conf, bool(flagged), comp)

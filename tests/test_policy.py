@@ -136,3 +136,11 @@ def test_empty_candidate_set() -> None:
     c = Candidates(np.zeros((0, 8, 8), bool), [], [])
     p = pick(c)
     assert p.flagged and not p.mask.any() and p.mask.shape == (8, 8)
+
+
+def test_a_pick_entering_from_the_top_is_flagged() -> None:
+    leg = rect(0, 60, 50, 70)
+    c = cands((SHOE | leg, 0.95, 0.95), (~(SHOE | leg), 0.97, 0.97))
+    p = pick(c)
+    assert p.mask[5, 60] and p.flagged and p.scores["from_top"] > 0.04
+    assert not pick(cands((SHOE, 0.95, 0.95), (~SHOE, 0.97, 0.97))).flagged
