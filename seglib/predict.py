@@ -2,9 +2,11 @@
 
 The photo is resized to the training size, the class logits are resized back to the photo's
 size (bilinear) and the most likely class becomes the label (1 object, 2 background,
-3 border). With ``clean=True`` only the predicted object mask is kept and the trimap is
-recomputed from it with :func:`seglib.trimap.mask_to_trimap`, which gives the exact one-pixel
-border of the training trimaps.
+3 border). By default (``clean=True``) only the predicted object mask is kept and the trimap
+is recomputed from it with :func:`seglib.trimap.mask_to_trimap`, which gives the exact
+one-pixel border of the training trimaps. Measured on 100 validation photos of sneakers this
+leaves object IoU unchanged, lifts border IoU from 0.00 to 0.08 and mean IoU by 0.02-0.03,
+for 0.4% less pixel accuracy.
 """
 
 from __future__ import annotations
@@ -83,8 +85,13 @@ def logits_to_trimap(logits: np.ndarray, clean: bool = False) -> np.ndarray:
     return mask_to_trimap((cls == OBJECT - 1).astype(np.uint8))
 
 
-def predict_image(model: TrainedModel, image: np.ndarray, clean: bool = False) -> np.ndarray:
-    """Predicted trimap (uint8, labels 1/2/3) at the photo's own size."""
+def predict_image(model: TrainedModel, image: np.ndarray, clean: bool = True) -> np.ndarray:
+    """Predicted trimap (uint8, labels 1/2/3) at the photo's own size.
+
+    ``clean`` (default) keeps the predicted object and redraws the one-pixel border around
+    it; ``clean=False`` gives the raw most likely class per pixel (the network rarely picks
+    the thin border class, so raw trimaps have almost no border).
+    """
     return logits_to_trimap(predict_logits(model, image), clean)
 
 
@@ -98,7 +105,7 @@ def overlay(image: np.ndarray, trimap: np.ndarray, alpha: float = 0.45) -> np.nd
 
 
 def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, *,
-                   overlays: bool = False, clean: bool = False, device: str = "auto",
+                   overlays: bool = False, clean: bool = True, device: str = "auto",
                    log: Callable[[str], None] | None = None) -> tuple[int, list[tuple[Path, str]]]:
     """Write ``out/<stem>.png`` trimaps (and ``out/overlays/<stem>.jpg``) for every photo.
 

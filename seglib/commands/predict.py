@@ -14,8 +14,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="folder for the predicted trimaps")
     p.add_argument("--overlays", action="store_true",
                    help="also write OUT/overlays/<stem>.png (object green, border red)")
-    p.add_argument("--clean", action="store_true",
-                   help="recompute the border from the predicted object mask (1-pixel border)")
+    p.add_argument("--raw", action="store_true",
+                   help="keep the raw most likely class per pixel instead of redrawing the "
+                        "one-pixel border around the predicted object")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
 
 
@@ -23,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from seglib.predict import predict_folder
 
     written, skipped = predict_folder(args.checkpoint, args.images, args.out,
-                                      overlays=args.overlays, clean=args.clean,
+                                      overlays=args.overlays, clean=not args.raw,
                                       device=args.device)
     print(f"wrote {written} trimaps to {args.out} ({len(skipped)} skipped)")
     return 0 if written else 1
