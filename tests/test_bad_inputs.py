@@ -99,7 +99,7 @@ def check_outputs(bf: BadFolder, out: Path, skipped_lines: str) -> None:
 # -- label ---------------------------------------------------------------------------------
 def test_label_messy_folder_skips_with_reasons_and_keeps_sizes(bad_folder, cli: Cli,
                                                                 tmp_path: Path) -> None:
-    bf = bad_folder()
+    bf = bad_folder(n_good=1)
     out = tmp_path / "labels"
     code, stdout, err = cli("label", bf.images, "--out", out, "--backend", "opencv")
     assert code == 0 and "Traceback" not in err
@@ -187,7 +187,7 @@ def test_label_with_sam_downscales_a_6000x4000_photo(bad_folder, tmp_path: Path)
 
 # -- trimap ----------------------------------------------------------------------------------
 def test_trimap_command_on_messy_masks(bad_folder, cli: Cli, tmp_path: Path) -> None:
-    bf = bad_folder()
+    bf = bad_folder(n_good=1)
     out = tmp_path / "trimaps"
     code, stdout, err = cli("trimap", bf.images, "--out", out)
     assert code == 0 and "Traceback" not in err
@@ -309,7 +309,7 @@ def test_train_resume_with_a_bad_last_pt(sample_pairs, cli: Cli, tmp_path: Path)
 # -- predict ---------------------------------------------------------------------------------
 def test_predict_messy_folder_keeps_each_photo_size(bad_folder, cli: Cli, tmp_path: Path,
                                                     trained_run: Path) -> None:
-    bf = bad_folder()
+    bf = bad_folder(n_good=1)
     out = tmp_path / "pred"
     code, stdout, err = cli("predict", trained_run / "best.pt", bf.images, "--out", out,
                             "--device", "cpu")

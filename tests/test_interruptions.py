@@ -59,7 +59,7 @@ def rows(out: Path) -> list[dict[str, str]]:
 
 def test_second_label_run_on_the_same_folder_refuses(sample_pairs, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    images, _, stems = sample_pairs(14)
+    images, _, stems = sample_pairs(9)
     out = tmp_path / "labels"
     first = start("label", images, "--out", out, "--backend", "opencv")
     try:
@@ -91,7 +91,7 @@ def test_second_label_run_on_the_same_folder_refuses(sample_pairs, tmp_path: Pat
 
 
 def test_ctrl_c_during_label_keeps_finished_photos(sample_pairs, tmp_path: Path) -> None:
-    images, _, stems = sample_pairs(14)
+    images, _, stems = sample_pairs(9)
     out = tmp_path / "labels"
     run = start("label", images, "--out", out, "--backend", "opencv")
     try:
