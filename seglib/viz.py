@@ -40,6 +40,22 @@ def overlay(image: np.ndarray, mask: np.ndarray, color: Sequence[float] = MASK_C
     return (out * 255).round().astype(np.uint8)
 
 
+def spotlight(image: np.ndarray, mask: np.ndarray, color: Sequence[float] = (1.0, 0.85, 0.0),
+              dim: float = 0.3) -> np.ndarray:
+    """The photo with everything outside ``mask`` dimmed and the mask outlined in ``color``:
+    the selected region stands out whatever the colours of the object."""
+    img = np.asarray(image, dtype=np.float32)
+    m = np.asarray(mask, dtype=bool)
+    if m.shape != img.shape[:2]:
+        raise ValueError(f"mask shape {m.shape} does not match photo shape {img.shape[:2]}")
+    out = img.copy()
+    out[~m] *= dim
+    inner = _erode(m)
+    edge = m & ~_erode(inner) if max(m.shape) >= 64 else m & ~inner
+    out[edge] = np.asarray(color, dtype=np.float32) * 255
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
 def _erode(m: np.ndarray) -> np.ndarray:
     p = np.pad(m, 1, constant_values=False)
     return p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
@@ -151,7 +167,7 @@ def candidate_grid(image: np.ndarray, masks: np.ndarray, labels: Sequence[str] =
                     policy + (" (~ outside)" if part.strip().startswith("~") else ""))
     for i in range(k):
         ax = axes.flat[i + 1]
-        ax.imshow(overlay(image, masks[i]))
+        ax.imshow(spotlight(image, masks[i]))
         who = marks.get(i, [])
         cap = f"#{i}" + (f" {labels[i]}" if i < len(labels) else "")
         if who:
@@ -171,8 +187,8 @@ def pick_comparison(images: Sequence[np.ndarray], masks_by_policy: Mapping[str, 
     policies = list(masks_by_policy)
     rows = []
     for i, img in enumerate(images):
-        rows.append([img] + [overlay(img, masks_by_policy[p][i],
-                                     POLICY_COLORS.get(p, MASK_COLOR)) for p in policies])
+        rows.append([img] + [spotlight(img, masks_by_policy[p][i],
+                                       POLICY_COLORS.get(p, MASK_COLOR)) for p in policies])
     return image_grid(rows, ["photo"] + [f"pick: {p}" for p in policies], names, title, cell)
 
 

@@ -103,3 +103,13 @@ def test_loss_curves_from_history_rows_skip_epochs_without_validation() -> None:
     fig = viz.loss_curves({"10": rows})
     train, val = fig.axes[0].lines
     assert list(train.get_xdata()) == [1, 2, 3] and list(val.get_xdata()) == [2]
+
+
+def test_spotlight_dims_outside_and_outlines_the_mask() -> None:
+    img = np.full((80, 80, 3), 200, np.uint8)
+    m = np.zeros((80, 80), bool)
+    m[20:60, 20:60] = True
+    out = viz.spotlight(img, m, color=(1.0, 0.0, 0.0), dim=0.5)
+    assert (out[~m] == 100).all()
+    assert (out[40, 40] == 200).all()
+    assert tuple(out[20, 40]) == (255, 0, 0) and tuple(out[21, 40]) == (255, 0, 0)
