@@ -527,15 +527,19 @@ base = reset_peak()
 label_folder(photos, out, propose, backend="opencv", mode="classical")
 label_mb = rss("VmHWM") - base
 img = read_image(photos / "huge.jpg")
-base = reset_peak()
-tri = predict_image(model, img)
-assert tri.shape == img.shape[:2], tri.shape
-print(f"{label_mb:.0f} {rss('VmHWM') - base:.0f}")
+predict_mb = 0
+for clean in (True, False):  # the default trimap, and the raw most likely class (--raw)
+    base = reset_peak()
+    tri = predict_image(model, img, clean)
+    assert tri.shape == img.shape[:2], tri.shape
+    predict_mb = max(predict_mb, rss("VmHWM") - base)
+    del tri
+print(f"{label_mb:.0f} {predict_mb:.0f}")
 """
 
 
-@pytest.mark.xfail(reason="predict_image makes int64 copies of the full-size class map: "
-                   "about 660 MB for one 6000×4000 photo", strict=True)
+@pytest.mark.xfail(reason="predict_image's argmax makes int64 copies of the photo-sized class "
+                   "map: 500-660 MB for one 6000×4000 photo", strict=True)
 def test_a_6000x4000_photo_needs_little_memory(bad_folder, tmp_path: Path,
                                                trained_run: Path) -> None:
     if not Path("/proc/self/clear_refs").exists():
@@ -553,7 +557,7 @@ def test_a_6000x4000_photo_needs_little_memory(bad_folder, tmp_path: Path,
     photo_mb = HUGE_HW[0] * HUGE_HW[1] * 3 / 2**20  # 69 MB of RGB pixels
     assert label_mb < 4 * photo_mb, label_mb  # SAM/opencv see a 1024-pixel copy
     # the float logits at the photo's size are 4 × photo; the class map must not add 4 more
-    assert predict_mb < 7.5 * photo_mb, predict_mb
+    assert predict_mb < 7 * photo_mb, predict_mb
 
 
 def test_output_path_that_is_a_file_is_one_line(bad_folder, cli: Cli, tmp_path: Path) -> None:
