@@ -164,25 +164,28 @@ def test_label_wrong_checkpoints_are_one_line(bad_folder, cli: Cli, tmp_path: Pa
     assert not (out / "labels.csv").exists()
 
 
-def test_label_with_sam_downscales_a_6000x4000_photo(bad_folder, tmp_path: Path) -> None:
+def test_label_with_sam_on_the_messy_folder(bad_folder, tmp_path: Path) -> None:
+    """The SAM path (a tiny random SAM) sees at most 1024 pixels; trimaps keep photo sizes."""
     from seglib.labeling import label_folder
     from seglib.sam_candidates import SamProposer
     from seglib.sam_weights import tiny_sam
 
-    bf = bad_folder(n_good=0)
-    for name in list(bf.expect):
-        if name != "huge.jpg":
-            (bf.images / name).unlink()
-    seen: list[tuple[int, ...]] = []
+    bf = bad_folder(n_good=1)
+    seen: dict[tuple[int, int], tuple[int, ...]] = {}
     proposer = SamProposer(tiny_sam(seed=0), mode="prompt", device="cpu")
 
     def spy(image: np.ndarray) -> Candidates:
-        seen.append(image.shape)
+        seen[image.shape[:2]] = image.shape
         return proposer(image)
 
-    s = label_folder(bf.images, tmp_path / "out", spy, backend="sam", mode="prompt")
-    assert s.ok == 1 and seen == [(683, 1024, 3)]
-    assert load_trimap(tmp_path / "out" / "huge.png").shape == HUGE_HW
+    out = tmp_path / "out"
+    s = label_folder(bf.images, out, spy, backend="sam", mode="prompt")
+    assert max(max(shape[:2]) for shape in seen.values()) == 1024
+    assert (683, 1024) in seen and (1, 1) in seen
+    rows = {r["stem"]: r for r in s.rows}
+    assert set(rows) == set(bf.stems)
+    check_outputs(bf, out, "\n".join(r["reason"] for r in rows.values()))
+    assert s.failed == 0 and s.ok == sum(r["status"] == "ok" for r in rows.values())
 
 
 # -- trimap ----------------------------------------------------------------------------------
