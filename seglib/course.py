@@ -11,6 +11,7 @@ output folder are reused by the notebooks.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
@@ -231,20 +232,27 @@ def failure_message(executed: Path, exc: BaseException) -> str:
         import nbformat
 
         nb = nbformat.read(str(executed), as_version=4)
-        for i, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
-                first = next((ln.strip() for ln in cell.source.splitlines() if ln.strip()), "")
-                if len(first) > 60:
-                    first = first[:57] + "..."
-                where = f"cell {i + 1} [{cell.get('execution_count')}] `{first}`"
-                break
+        code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+        failed = [(i, c) for i, c in code
+                  if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+        if not failed:  # a dead kernel leaves no error output: the last cell that started
+            failed = [(i, c) for i, c in code
+                      if c.metadata.get("papermill", {}).get("start_time")][-1:]
+        if failed:
+            i, cell = failed[0]
+            first = next((ln.strip() for ln in cell.source.splitlines() if ln.strip()), "")
+            if len(first) > 60:
+                first = first[:57] + "..."
+            count = cell.get("execution_count")
+            where = f"cell {i + 1}" + (f" [{count}]" if count else "") + f" `{first}`"
     except Exception:  # noqa: BLE001 - the message is best effort
         idx = getattr(exc, "cell_index", None)
         if idx is not None:
             where = f"cell {int(idx) + 1}"
     evalue_line = re.sub(r"\x1b\[[0-9;]*m", "", evalue_line)
+    if ename == "DeadKernelError":
+        return (f"{executed.name} failed at {where}: the kernel died (out of memory, or "
+                f"killed); run the same command again to resume")
     return (f"{executed.name} failed at {where}: {ename}: {evalue_line} "
             f"(traceback in {executed})")
 
@@ -290,27 +298,33 @@ def run_course(preset: str = "demo", images: str | Path | None = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     result = CourseResult(out_dir, [], [], [], {})
     log(f"course preset {preset!r}: photos {params['images_dir']} -> {out_dir}")
-    with kernel_of_this_python() as kernel:
-        for path in paths:
-            target = out_dir / path.name
-            nb_params = {k: v for k, v in params.items() if k in declared[path]}
-            t0 = time.perf_counter()
-            try:
-                pm.execute_notebook(
-                    str(path), str(target), parameters=nb_params, kernel_name=kernel,
-                    language="python", cwd=str(path.parent), progress_bar=sys.stderr.isatty(),
-                    log_output=False,
-                )
-            except Exception as exc:  # papermill raises its own error types
-                if not target.is_file():
-                    raise SeglibError(f"{path.name}: could not start: {exc}") from None
-                raise SeglibError(failure_message(target, exc)) from None
-            dt = time.perf_counter() - t0
-            result.seconds[path.stem] = dt
-            result.notebooks.append(target)
-            if html:
-                result.html.append(export_html(target))
-            log(f"  {path.name}: done in {dt:.0f} s")
+    pm_logger = logging.getLogger("papermill")
+    old_level = pm_logger.level
+    pm_logger.setLevel(logging.CRITICAL)  # a failure is reported in one line instead
+    try:
+        with kernel_of_this_python() as kernel:
+            for path in paths:
+                target = out_dir / path.name
+                nb_params = {k: v for k, v in params.items() if k in declared[path]}
+                t0 = time.perf_counter()
+                try:
+                    pm.execute_notebook(
+                        str(path), str(target), parameters=nb_params, kernel_name=kernel,
+                        language="python", cwd=str(path.parent),
+                        progress_bar=sys.stderr.isatty(), log_output=False,
+                    )
+                except Exception as exc:  # papermill raises its own error types
+                    if not target.is_file():
+                        raise SeglibError(f"{path.name}: could not start: {exc}") from None
+                    raise SeglibError(failure_message(target, exc)) from None
+                dt = time.perf_counter() - t0
+                result.seconds[path.stem] = dt
+                result.notebooks.append(target)
+                if html:
+                    result.html.append(export_html(target))
+                log(f"  {path.name}: done in {dt:.0f} s")
+    finally:
+        pm_logger.setLevel(old_level)
     reports = out_dir / "reports"
     result.reports = sorted(reports.glob("*.png")) if reports.is_dir() else []
     log(f"wrote {len(result.notebooks)} executed notebooks, {len(result.html)} HTML pages and "

@@ -108,6 +108,18 @@ def test_run_course_names_the_failing_notebook_and_cell(tmp_path: Path) -> None:
                                          if c.cell_type == "code" for o in c.outputs)
 
 
+def test_a_dead_kernel_is_reported_in_one_line_with_its_cell(tmp_path: Path) -> None:
+    (tmp_path / "photo.jpg").write_bytes(b"x")
+    dies = _notebook(tmp_path / "01_dies.ipynb", "import os\nos._exit(1)")
+    with pytest.raises(SeglibError) as err:
+        course.run_course("quick", images=tmp_path, out=tmp_path / "o", notebooks=[dies],
+                          html=False, log=lambda s: None)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith("01_dies.ipynb failed at cell ") and "`import os`" in msg
+    assert "the kernel died" in msg and "run the same command again" in msg
+
+
 def test_run_course_rejects_unknown_parameters(tmp_path: Path, capsys) -> None:
     (tmp_path / "photo.jpg").write_bytes(b"x")
     nb = _notebook(tmp_path / "01.ipynb", "pass")
