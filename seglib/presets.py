@@ -9,7 +9,9 @@
 
 Small subsets see few optimizer steps per epoch, so a preset can ask for a number of training
 images (``images_per_run``): the epochs then grow for small subsets, between ``min_epochs`` and
-``max_epochs``. With ``images_per_run=0`` every subset trains ``epochs`` epochs.
+``max_epochs``. With ``growth`` > 0 smaller subsets get fewer images, ``images_per_run ×
+(n / 711) ** growth`` (the original gave every subset the same epochs: growth 1; the same
+images for all: growth 0). With ``images_per_run=0`` every subset trains ``epochs`` epochs.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Preset:
     optimizer: str  # "adam" or "rmsprop"
     flips: bool
     images_per_run: int = 0
+    growth: float = 0.0  # images_per_run × (n_train / 711) ** growth for smaller subsets
     min_epochs: int = 1
     max_epochs: int = 1000
     max_validations: int = 40  # validate at most this many times per run (every k epochs)
@@ -42,7 +45,8 @@ class Preset:
         """Epochs for a training set of ``n_train`` photos."""
         if self.images_per_run <= 0 or n_train <= 0:
             return self.epochs
-        e = math.ceil(self.images_per_run / n_train)
+        images = self.images_per_run * min(1.0, n_train / 711) ** self.growth
+        e = math.ceil(images / n_train)
         return max(self.min_epochs, min(self.max_epochs, e))
 
     def lr_at(self, epoch: int, epochs: int) -> float:
@@ -72,9 +76,9 @@ PRESETS: dict[str, Preset] = {
     "demo": Preset("demo", size=96, epochs=30, batch=8, arch="unet", lr=3e-3,
                    optimizer="adam", flips=True, images_per_run=600, min_epochs=15,
                    max_epochs=120, schedule="cosine"),
-    "quick": Preset("quick", size=128, epochs=10, batch=16, arch="unet", lr=3e-3,
-                    optimizer="adam", flips=True, images_per_run=6000, min_epochs=8,
-                    max_epochs=120, max_validations=20, schedule="cosine"),
+    "quick": Preset("quick", size=128, epochs=12, batch=16, arch="unet", lr=3e-3,
+                    optimizer="adam", flips=True, images_per_run=8000, growth=0.5,
+                    min_epochs=8, max_epochs=120, max_validations=20, schedule="cosine"),
     "full": Preset("full", size=200, epochs=100, batch=32, arch="seed", lr=1e-3,
                    optimizer="rmsprop", flips=False),
 }

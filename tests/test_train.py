@@ -185,6 +185,8 @@ def test_presets():
     q = get_preset("quick")
     assert q.epochs_for(10) > q.epochs_for(161) > q.epochs_for(711) >= q.min_epochs
     assert q.with_overrides(epochs=3).epochs_for(10) == 3
+    seen = [n * q.epochs_for(n) for n in (10, 161, 207, 711)]  # larger subsets train longer
+    assert seen == sorted(seen) and seen[-1] >= q.images_per_run
     assert q.lr_at(0, 10) == q.lr and q.lr_at(5, 10) == pytest.approx(q.lr / 2)
     assert q.lr_at(9, 10) < q.lr / 10
     assert full.lr_at(99, 100) == full.lr  # the original: constant learning rate
