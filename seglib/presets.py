@@ -75,7 +75,7 @@ PRESETS: dict[str, Preset] = {
                     optimizer="adam", flips=True),
     "demo": Preset("demo", size=96, epochs=30, batch=8, arch="unet", lr=3e-3,
                    optimizer="adam", flips=True, images_per_run=600, min_epochs=15,
-                   max_epochs=120, schedule="cosine"),
+                   max_epochs=120),
     "quick": Preset("quick", size=128, epochs=12, batch=16, arch="unet", lr=3e-3,
                     optimizer="adam", flips=True, images_per_run=8000, growth=0.5,
                     min_epochs=8, max_epochs=120, max_validations=20, schedule="cosine"),
