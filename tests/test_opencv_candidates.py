@@ -107,3 +107,30 @@ def test_shared_photos_give_a_central_object() -> None:
     for f in files:
         g = geometry(pick(propose(read_image(f))).mask)
         assert 0.02 < g["area"] < 0.9 and g["touch"] < 0.6, (f.name, g)
+
+
+def test_refine_drops_a_leg_entering_from_the_top() -> None:
+    from seglib.opencv_candidates import refine
+
+    rng = np.random.default_rng(5)
+    h = w = 160
+    yy, xx = np.mgrid[:h, :w]
+    img = np.full((h, w, 3), (225, 222, 218), np.float64) + rng.normal(0, 3, (h, w, 3))
+    shoe = ((yy - 118) / 22) ** 2 + ((xx - 80) / 50) ** 2 <= 1
+    leg = (np.abs(xx - 70) < 14) & (yy < 110)  # trouser from the top edge into the shoe
+    img[leg] = (60, 80, 140) + rng.normal(0, 4, (np.count_nonzero(leg), 3))
+    img[shoe] = (200, 40, 40) + rng.normal(0, 6, (np.count_nonzero(shoe), 3))
+    bgr = cv2.cvtColor(img.clip(0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+    lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB)
+    base = (shoe | leg) & (yy >= 3)  # what a rectangle GrabCut gives: shoe and leg together
+    out = refine(bgr, lab, base)
+    assert iou(out, shoe) > 0.85, iou(out, shoe)
+    assert np.count_nonzero(out & leg & ~shoe) < 0.1 * np.count_nonzero(leg & ~shoe)
+
+
+def test_the_refined_pick_is_offered_and_preferred() -> None:
+    photo, mask = synthetic_photo(4)
+    c = propose(photo)
+    i = c.sources.index("grabcut:refine")
+    assert c.predicted_iou[i] >= np.max(np.delete(c.predicted_iou, i))
+    assert iou(c.masks[i], mask) > 0.8
