@@ -275,7 +275,9 @@ def learning_curve(points: Sequence[tuple[str, int, float]],
     for n, s, name in other:
         ax.plot([n], [s], "s", color="C3", markersize=8, label=f"{name} (not shuffled)")
     for n, s, name in main + other:
-        ax.annotate(str(name), (n, s), textcoords="offset points", xytext=(4, 6), fontsize=8)
+        below = str(name).endswith("B")  # keep 711B's label clear of 711's
+        ax.annotate(str(name), (n, s), textcoords="offset points",
+                    xytext=(4, -12 if below else 6), fontsize=8)
     ns = sorted({int(p[1]) for p in points})
     if ns and min(ns) > 0:
         from matplotlib.ticker import NullFormatter, ScalarFormatter
