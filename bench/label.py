@@ -124,7 +124,7 @@ def main() -> int:
                   f"({len(c_def)} candidates)", flush=True)
 
     print()
-    print("| path | seconds per photo | encoder | decode + rest |")
+    print("| path | seconds per photo | SAM encoder | SAM decoder + masks |")
     print("|---|---:|---:|---:|")
     for name, times in rows.items():
         if not times:
