@@ -19,10 +19,11 @@ The photo is shrunk to ``WORK_SIDE`` (160 px) and these candidates are proposed:
 ``grabcut:refine``
     The policy's provisional pick among the candidates above, refined by GrabCut: the pick is
     probable object, its far-from-the-outline core in the lower half sure object, the frame's
-    edge strip sure background. When the pick reaches up near the top of the frame, colours
-    that live in its top part only (a leg, a trouser, a hand; k-means of the pick's colours,
-    clusters centred in the top 40 % of its height that fill at least a quarter of its top
-    30 %) start as background, and their pixels in the top quarter as sure background.
+    edge strip sure background. When the pick starts in the top 16 % of the frame (a leg, a
+    trouser or a hand may be in it), its top 30 % starts as probable background (the shoe's own
+    colours win it back, a leg's do not), and so do the colours that live in its top part only
+    (k-means of the pick's colours: clusters centred in the top 40 % of its height that fill
+    at least a quarter of its top 30 %); their pixels in its top quarter are sure background.
 
 Each mask gets SAM-style scores so that :func:`seglib.policy.pick` chooses exactly as for SAM
 candidates. ``predicted_iou`` is an estimate of the mask's IoU with the object: a linear model
@@ -70,6 +71,8 @@ IOU_WEIGHTS: dict[str, float] = {
     "near_sides": -0.0005,
 }
 REFINE_BONUS = 0.15  # the refined pick is preferred to the pick it refines
+TOP_Y = 0.16  # a pick starting this high (share of the height) may have a leg / hand in it
+TOP_UPPER = 0.3  # ... and then its top part (share of its height) must win itself back
 EDGE = 3  # width of the frame-edge strip that seeds the background model, in work pixels
 
 
@@ -202,7 +205,8 @@ def refine(bgr: np.ndarray, lab: np.ndarray, base: np.ndarray, iters: int = 4) -
     gc[base] = cv2.GC_PR_FGD
     core = cv2.erode(base.astype(np.uint8), np.ones((5, 5), np.uint8), iterations=2) > 0
     core[: (y0 + y1) // 2] = False
-    if y0 < 0.12 * h and (y1 - y0) > 0.3 * h:
+    if y0 < TOP_Y * h and (y1 - y0) > 0.3 * h:
+        gc[base & (np.arange(h)[:, None] < y0 + TOP_UPPER * (y1 - y0))] = cv2.GC_PR_BGD
         leg = _top_clusters(lab, base)
         if leg.any():
             gc[leg] = cv2.GC_PR_BGD
