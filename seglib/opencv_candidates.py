@@ -30,7 +30,9 @@ candidates. ``predicted_iou`` is an estimate of the mask's IoU with the object: 
 (:data:`IOU_WEIGHTS`, refit with :func:`fit_iou_weights`) of :data:`FEATURES` — agreement with
 the other candidates and with the 90 % GrabCut, colour separation inside/outside, outline on
 strong image edges, size, position, how close it comes to the top/bottom/sides. There is no
-threshold to vary, so ``stability`` is the same estimate. Masks come back at the photo's size.
+threshold to vary, so ``stability`` is the same estimate. The refined pick's estimate is at
+least that of the pick it refines plus :data:`REFINE_BONUS`, so the policy keeps the
+refinement. Masks come back at the photo's size.
 """
 
 from __future__ import annotations
