@@ -230,3 +230,13 @@ def test_kernel_is_this_python_even_with_a_broken_python3_kernel(tmp_path: Path,
         assert spec.argv[0] == sys.executable
         assert str(course.REPO) in spec.env["PYTHONPATH"]
     assert os.environ["JUPYTER_PATH"] == str(tmp_path / "data")  # restored
+
+
+def test_missing_embedded_sample_is_written_into_the_output_folder(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    monkeypatch.setattr(course, "SAMPLE_DIR", tmp_path / "no-sample")
+    params = course.build_parameters("smoke", out=tmp_path / "out")
+    images = Path(params["images_dir"])
+    assert images == (tmp_path / "out" / "sample" / "images").resolve()
+    assert len(list(images.glob("*.jpg"))) == 48
+    assert params["truth_dir"] == str(images.parent / "trimaps")
