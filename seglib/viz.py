@@ -77,7 +77,7 @@ def trimap_overlay(image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
 
 def _grid(rows: int, cols: int, cell: float = 2.2, title: str | None = None):
     fig, axes = plt.subplots(rows, cols, figsize=(cell * cols, cell * rows + (0.4 if title else 0)),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -122,7 +122,6 @@ def image_grid(rows: Sequence[Sequence[np.ndarray | None]], col_titles: Sequence
         axes[0, c].set_title(t, fontsize=10)
     for r, t in enumerate(row_titles[:n_rows]):
         axes[r, 0].set_ylabel(t, fontsize=8, rotation=0, ha="right", va="center")
-    fig.tight_layout()
     return fig
 
 
@@ -137,7 +136,6 @@ def captioned_grid(pictures: Sequence[np.ndarray], captions: Sequence[str] = (),
     fig = image_grid(rows, title=title, cell=cell)
     for ax, cap in zip(fig.axes, captions, strict=False):
         ax.set_title(cap, fontsize=8)
-    fig.tight_layout()
     return fig
 
 
@@ -176,7 +174,6 @@ def candidate_grid(image: np.ndarray, masks: np.ndarray, labels: Sequence[str] =
         ax.set_title(cap, fontsize=7)
     for ax in axes.flat[n:]:
         ax.axis("off")
-    fig.tight_layout()
     return fig
 
 
