@@ -14,6 +14,8 @@ import numpy as np
 from seglib.errors import ImageReadError, SeglibError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def is_image_name(path: Path) -> bool:
@@ -86,6 +88,7 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, path)
     except BaseException:
         with _suppress_oserror():

@@ -86,3 +86,12 @@ def test_pair_by_stem_reports_unpaired() -> None:
     assert pairing.images_without_label == [Path("a.jpg")]
     assert pairing.labels_without_image == [Path("z.png")]
     assert "1 photos without trimap: a.jpg" in pairing.describe()
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path: Path) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    path = write_bytes_atomic(tmp_path / "a.bin", b"1")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
