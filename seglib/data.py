@@ -56,6 +56,7 @@ class PairScan:
     unpaired: str  # one-line description from seglib.io.Pairing.describe
     images_without_trimap: list[Path] = field(default_factory=list)
     trimaps_without_image: list[Path] = field(default_factory=list)
+    same_stem: list[Path] = field(default_factory=list)  # photos left out: stem already used
 
 
 def find_pairs(images: str | Path, trimaps: str | Path) -> PairScan:
@@ -73,8 +74,10 @@ def find_pairs(images: str | Path, trimaps: str | Path) -> PairScan:
             f"{images} and {trimaps}: no photo has a trimap with the same file name stem "
             f"({p.describe()}); point both arguments at matching folders"
         )
+    used = {i for i, _ in p.pairs} | set(p.images_without_label)
     return PairScan([Pair(i.stem, i, t) for i, t in p.pairs], p.describe(),
-                    p.images_without_label, p.labels_without_image)
+                    p.images_without_label, p.labels_without_image,
+                    [i for i in imgs if i not in used])
 
 
 def n_val_for(n_pairs: int) -> int:
@@ -214,6 +217,8 @@ def load_dataset(images: str | Path, trimaps: str | Path, size: int, seed: int =
     say = log or (lambda m: print(m, file=sys.stderr))
     if scan.images_without_trimap or scan.trimaps_without_image:
         say(f"pairing: {scan.unpaired}")
+    for path in scan.same_stem:
+        say(f"skipped {path.name}: another photo is also named {path.stem!r}; rename one of them")
     tensors, skipped = preload(scan.pairs, size, log=log)
     if len(tensors) < 2:
         raise SeglibError(f"{trimaps}: fewer than 2 usable photo/trimap pairs "

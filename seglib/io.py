@@ -151,9 +151,17 @@ class Pairing:
 
 
 def pair_by_stem(images: Iterable[Path], labels: Iterable[Path]) -> Pairing:
-    """Match images and label files (e.g. trimaps) by file stem."""
-    img = {p.stem: p for p in images}
-    lab = {p.stem: p for p in labels}
+    """Match images and label files (e.g. trimaps) by file stem.
+
+    When two files share a stem (``shoe.jpg`` and ``shoe.png``) the first one is used, as
+    ``label`` does.
+    """
+    img: dict[str, Path] = {}
+    lab: dict[str, Path] = {}
+    for p in images:
+        img.setdefault(p.stem, p)
+    for p in labels:
+        lab.setdefault(p.stem, p)
     common = sorted(img.keys() & lab.keys())
     return Pairing(
         pairs=[(img[s], lab[s]) for s in common],

@@ -136,7 +136,8 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         return []
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        # surrogateescape: file names that are not UTF-8 round-trip through the CSV files
+        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
             return [dict(r) for r in csv.DictReader(f)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise SeglibError(f"{path}: not a readable CSV file ({exc}); fix or delete it") from None
@@ -149,7 +150,8 @@ def write_labels_csv(out_dir: Path, rows: list[dict[str, str]]) -> Path:
     w.writeheader()
     for r in sorted(rows, key=lambda r: r["stem"]):
         w.writerow({c: r.get(c, "") for c in COLUMNS})
-    return write_bytes_atomic(out_dir / LABELS_CSV, buf.getvalue().encode("utf-8"))
+    data = buf.getvalue().encode("utf-8", errors="surrogateescape")
+    return write_bytes_atomic(out_dir / LABELS_CSV, data)
 
 
 def read_labels_csv(out_dir: str | Path) -> list[dict[str, Any]]:
@@ -246,6 +248,9 @@ def label_folder(
     larger than ``max_side`` (default 1024) are shrunk for it; trimaps keep the photo's size.
     """
     images_dir, out_dir = Path(images_dir), Path(out_dir)
+    if out_dir.resolve() == images_dir.resolve():
+        raise SeglibError(f"{out_dir}: is the photo folder; the trimaps would replace .png "
+                          "photos, choose another --out")
     photos = list_images(images_dir)
     if not photos:
         raise SeglibError(f"{images_dir}: no .jpg/.jpeg/.png photos found; check the folder")
@@ -283,7 +288,8 @@ def label_folder(
                 except SeglibError:
                     cached = None
                 if cached is not None:
-                    if trimap_path.is_file() and old is not None and old.get("status") == "ok":
+                    if (old is not None and old.get("status") == "ok"
+                            and _trimap_size(trimap_path) is not None):  # readable, not cut short
                         summary.existing += 1
                         continue
                     # killed after the candidates were written: finish from the cache

@@ -77,11 +77,22 @@ def predict_logits(model: TrainedModel, image: np.ndarray) -> np.ndarray:
     return logits[0].cpu().numpy()
 
 
+def _argmax_uint8(scores: np.ndarray) -> np.ndarray:
+    """``scores.argmax(0)`` as uint8 without int64 copies of a photo-sized map (first max wins)."""
+    cls = np.zeros(scores.shape[1:], np.uint8)
+    best = scores[0].copy()
+    for c in range(1, scores.shape[0]):
+        better = scores[c] > best
+        cls[better] = c
+        np.maximum(best, scores[c], out=best)
+    return cls
+
+
 def logits_to_trimap(logits: np.ndarray, clean: bool = False) -> np.ndarray:
     """Labels 1/2/3 from class scores; ``clean`` recomputes the border from the object mask."""
-    cls = np.asarray(logits).argmax(0)
+    cls = _argmax_uint8(np.asarray(logits))
     if not clean:
-        return (cls + 1).astype(np.uint8)
+        return cls + np.uint8(1)
     return mask_to_trimap((cls == OBJECT - 1).astype(np.uint8))
 
 
@@ -117,8 +128,18 @@ def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, 
     if not paths:
         raise SeglibError(f"{images}: no .jpg/.jpeg/.png photos found; check the folder")
     out = Path(out)
+    if out.resolve() == Path(images).resolve():
+        raise SeglibError(f"{out}: is the photo folder; the trimaps would replace .png photos, "
+                          "choose another --out")
     written, skipped = 0, []
+    seen: set[str] = set()
     for path in tqdm(paths, desc="predict", unit="photo"):
+        if path.stem in seen:
+            reason = f"{path}: another photo is also named {path.stem!r}; rename one of them"
+            skipped.append((path, reason))
+            say(f"skipped {path.name}: another photo is also named {path.stem!r}")
+            continue
+        seen.add(path.stem)
         try:
             img = read_image(path)
         except SeglibError as exc:

@@ -38,7 +38,8 @@ def write_overrides(labels_dir: str | Path, overrides: dict[str, str]) -> Path:
     w.writerow(["stem", "candidate"])
     for stem in sorted(overrides):
         w.writerow([stem, overrides[stem]])
-    return write_bytes_atomic(Path(labels_dir) / OVERRIDES_CSV, buf.getvalue().encode("utf-8"))
+    data = buf.getvalue().encode("utf-8", errors="surrogateescape")  # non-UTF-8 file names
+    return write_bytes_atomic(Path(labels_dir) / OVERRIDES_CSV, data)
 
 
 def set_override(labels_dir: str | Path, stem: str, choice: str | int | None) -> dict[str, str]:

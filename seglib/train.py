@@ -88,7 +88,9 @@ def load_checkpoint(path: str | Path) -> dict:
             warnings.simplefilter("ignore")
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
-        raise SeglibError(f"{path}: not a seglib checkpoint ({type(exc).__name__}); pass the "
+        why = ("it holds Python objects, which are not loaded for safety"
+               if "Weights only load failed" in str(exc) else type(exc).__name__)
+        raise SeglibError(f"{path}: not a seglib checkpoint ({why}); pass the "
                           "best.pt written by 'python -m seglib train'") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "state_dict" not in ckpt:
         raise SeglibError(f"{path}: not a seglib checkpoint (no seglib config inside); pass "

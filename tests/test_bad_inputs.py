@@ -478,8 +478,6 @@ def test_label_photos_sharing_a_stem(tmp_path: Path, cli: Cli) -> None:
     assert labels_rows(tmp_path / "out")["twin"]["file"] == "twin.PNG"
 
 
-@pytest.mark.xfail(reason="predict writes both twin.jpg and twin.PNG to twin.png (the second "
-                   "silently replaces the first)", strict=True)
 def test_predict_photos_sharing_a_stem(tmp_path: Path, cli: Cli, trained_run: Path) -> None:
     _twins(tmp_path / "photos")
     code, stdout, err = cli("predict", trained_run / "best.pt", tmp_path / "photos", "--out",
@@ -489,8 +487,6 @@ def test_predict_photos_sharing_a_stem(tmp_path: Path, cli: Cli, trained_run: Pa
     assert "wrote 2 trimaps" in stdout and "(1 skipped)" in stdout
 
 
-@pytest.mark.xfail(reason="train pairs one of twin.jpg / twin.PNG with twin.png without "
-                   "saying that the other is left out", strict=True)
 def test_train_photos_sharing_a_stem(tmp_path: Path, cli: Cli) -> None:
     from conftest import copy_pairs
 
@@ -541,8 +537,6 @@ print(f"{label_mb:.0f} {predict_mb:.0f}")
 """
 
 
-@pytest.mark.xfail(reason="predict_image's argmax makes int64 copies of the photo-sized class "
-                   "map: 500-660 MB for one 6000×4000 photo", strict=True)
 def test_a_6000x4000_photo_needs_little_memory(bad_folder, tmp_path: Path,
                                                trained_run: Path) -> None:
     if not Path("/proc/self/clear_refs").exists():
@@ -587,8 +581,6 @@ def _latin1_name(folder: Path, src: Path, suffix: str) -> Path:
     return Path(os.fsdecode(target))
 
 
-@pytest.mark.xfail(reason="a photo whose file name is not UTF-8 stops label (and evaluate --csv) "
-                   "with a UnicodeEncodeError when labels.csv is written", strict=True)
 def test_file_name_that_is_not_utf8(tmp_path: Path, cli: Cli) -> None:
     photos, out = tmp_path / "photos", tmp_path / "labels"
     sample = ROOT / "data" / "sample"
@@ -641,8 +633,6 @@ def test_label_rerun_redoes_a_cut_short_candidates_file(labeled, cli: Cli) -> No
     assert_all_labeled(out, stems)
 
 
-@pytest.mark.xfail(reason="label trusts an existing trimap file without reading it, so a cut-"
-                   "short trimap stays", strict=True)
 def test_label_rerun_redoes_a_cut_short_trimap(labeled, cli: Cli) -> None:
     images, out, stems = labeled
     tri = out / "sample_002.png"
@@ -664,9 +654,6 @@ def test_label_rerun_after_labels_csv_was_overwritten(labeled, cli: Cli) -> None
     assert_all_labeled(out, stems)
 
 
-@pytest.mark.xfail(reason="a negative learning rate (CLI) or epoch count (course parameters, "
-                   "Python API) reaches torch/tqdm and fails as ValueError/TraitError",
-                   strict=True)
 def test_train_options_out_of_range(sample_pairs, cli: Cli, tmp_path: Path) -> None:
     from seglib.train import train_run
 

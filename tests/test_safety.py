@@ -303,9 +303,6 @@ def _png_photos(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir()}
 
 
-@pytest.mark.xfail(reason="with --out set to the photo folder, label and predict write "
-                   "<stem>.png trimaps over the .png photos and trimap silently writes nothing",
-                   strict=True)
 @pytest.mark.parametrize("command", ["label", "predict", "trimap"])
 def test_output_folder_equal_to_the_input_folder_is_refused(
         tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -35,6 +35,6 @@ def run(args: argparse.Namespace) -> int:
         w.writerow({"stem": "ALL", "pixel_accuracy": s["pixel_accuracy"],
                     "iou_object": s["iou_object"],
                     **{f"iou_{k}": v for k, v in s["iou"].items()}})
-        write_bytes_atomic(args.csv, buf.getvalue().encode())
+        write_bytes_atomic(args.csv, buf.getvalue().encode("utf-8", errors="surrogateescape"))
         print(f"wrote {args.csv}")
     return 0

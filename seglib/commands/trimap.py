@@ -29,13 +29,16 @@ def read_mask(path: Path) -> np.ndarray:
     data = np.fromfile(path, dtype=np.uint8)
     m = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if m is None:
-        raise SeglibError(f"{path}: not a readable mask image")
+        raise SeglibError(f"{path}: not a readable mask image; delete or replace it")
     if m.ndim == 3:
         m = m[..., :3].max(axis=2)
     return m > 0
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out.resolve() == args.masks.resolve():
+        raise SeglibError(f"{args.out}: is the mask folder; the trimaps would replace the masks, "
+                          "choose another --out")
     masks = list_images(args.masks)
     if not masks:
         raise SeglibError(f"{args.masks}: no .png/.jpg masks found")
