@@ -193,6 +193,7 @@ def test_malicious_files_are_refused_everywhere(tmp_path: Path, wrap: str,
         with pytest.raises(SeglibError) as info:
             load(evil)
         assert "best.pt" in str(info.value) and "\n" not in str(info.value)
+        assert "not loaded for safety" in str(info.value)
     with pytest.raises(SeglibError, match="best.pt"):
         course.load_runs(tmp_path / "models", ["10"], "cpu")
     run = tmp_path / "run"
