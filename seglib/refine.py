@@ -1,0 +1,242 @@
+"""Folder-level refinement ("self-training") of a labeled folder.
+
+After ``python -m seglib label`` a small U-Net is trained on the folder's confident labels
+(status ok, not flagged). Its errors differ from the labeler's: it averages over the whole
+folder, so an idiosyncratic mistake of one photo (a trouser leg, a hand, a box edge) is
+rarely repeated by the network. For every photo the network's object probability ``p`` and
+the labeler's pick are then combined with GrabCut:
+
+- definite object where ``p > 0.9`` and the pick agree, definite background where
+  ``p < 0.1`` and the pick agree,
+- probable object where ``p > 0.5``, probable background elsewhere.
+
+The GrabCut mask (holes filled) is appended to the photo's cached candidates as source
+``"grabcut:cnn"`` (the original candidates stay as they were), becomes the photo's choice in
+``labels.csv`` (its index, with ``reason`` starting ``refined``) and its trimap is rewritten.
+A photo keeps its pick when the network is not sure anywhere the pick agrees (too few seeds),
+when ``overrides.csv`` names a manual choice, or when the refined mask would be empty.
+
+Folders of fewer than ``MIN_PHOTOS`` confident photos are left as they are (too few to
+train on). The trained model stays in ``LABELS/refine_model`` (a normal training run).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from seglib.candidates import Candidates
+from seglib.errors import SeglibError
+from seglib.io import list_images, read_image
+from seglib.labeling import (
+    CANDIDATES_DIR,
+    LABELS_CSV,
+    _read_csv,
+    _resize_mask,
+    folder_lock,
+    read_overrides,
+    write_labels_csv,
+)
+from seglib.policy import fill_holes
+from seglib.trimap import OBJECT, load_trimap, mask_to_trimap, save_trimap
+
+SOURCE = "grabcut:cnn"
+MIN_PHOTOS = 30
+MODEL_DIR = "refine_model"
+SURE_OBJECT, SURE_BACKGROUND = 0.9, 0.1
+MIN_SEEDS = 20  # pixels of each definite class GrabCut needs to be worth running
+
+
+@dataclass
+class RefineSummary:
+    """What :func:`refine_labels` did."""
+
+    labels_dir: Path
+    total: int = 0  # labeled photos considered
+    trained_on: int = 0  # confident labels the network was trained on
+    refined: int = 0  # photos whose trimap was replaced by the refined mask
+    kept: int = 0  # photos left as they were (override, unsure network, empty mask)
+    skipped: str = ""  # why the whole folder was left alone ("" when it was refined)
+    train_seconds: float = 0.0
+    seconds: float = 0.0
+    model: Path | None = None
+    changed: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if self.skipped:
+            return f"{self.labels_dir}: refinement skipped ({self.skipped})"
+        return (f"{self.labels_dir}: refined {self.refined}/{self.total} labels with a CNN "
+                f"trained on {self.trained_on} confident ones ({self.kept} kept) in "
+                f"{self.seconds:.1f} s (training {self.train_seconds:.1f} s)")
+
+
+def object_probability(logits: np.ndarray) -> np.ndarray:
+    """P(object) from 3×H×W class logits (object, background, border); border counts half."""
+    z = np.asarray(logits, dtype=np.float32)
+    e = np.exp(z - z.max(0))
+    e /= e.sum(0)
+    return e[OBJECT - 1] + 0.5 * e[2]
+
+
+def grabcut_agree(image: np.ndarray, prob: np.ndarray, pick: np.ndarray,
+                  iterations: int = 4) -> np.ndarray | None:
+    """GrabCut seeded where the network and the pick agree; ``None`` when seeds are too few.
+
+    ``image`` RGB uint8 H×W×3, ``prob`` float H×W object probability, ``pick`` bool H×W.
+    """
+    pick = np.asarray(pick, dtype=bool)
+    fg = (prob > SURE_OBJECT) & pick
+    bg = (prob < SURE_BACKGROUND) & ~pick
+    if np.count_nonzero(fg) < MIN_SEEDS or np.count_nonzero(bg) < MIN_SEEDS:
+        return None
+    gc = np.where(prob > 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    gc[fg] = cv2.GC_FGD
+    gc[bg] = cv2.GC_BGD
+    cv2.setRNGSeed(0)
+    cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), gc, None, np.zeros((1, 65)),
+                np.zeros((1, 65)), iterations, cv2.GC_INIT_WITH_MASK)
+    return fill_holes((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD))
+
+
+def _with_refined(cands: Candidates, mask: np.ndarray) -> tuple[Candidates, int]:
+    """``cands`` plus ``mask`` as source ``SOURCE`` (replacing an earlier refined one)."""
+    keep = [i for i, s in enumerate(cands.sources) if s != SOURCE]
+    masks = np.concatenate([cands.masks[keep], mask[None]], axis=0)
+    piou = np.append(cands.predicted_iou[keep], 1.0)
+    stab = np.append(cands.stability[keep], 1.0)
+    sources = [cands.sources[i] for i in keep] + [SOURCE]
+    return Candidates(masks, piou, stab, sources, cands.backend), len(keep)
+
+
+def _confident(rows: list[dict[str, str]], labels_dir: Path) -> list[str]:
+    return [r["stem"] for r in rows
+            if r.get("status") == "ok" and str(r.get("flagged", "")) in ("0", "")
+            and (labels_dir / f"{r['stem']}.png").is_file()]
+
+
+def _refined(row: dict[str, str]) -> bool:
+    return str(row.get("reason", "")).startswith("refined")
+
+
+def _trained_on(model_dir: Path) -> int:
+    """Photos (training + validation) of the run in ``model_dir``; -1 when unreadable."""
+    from seglib.train import load_checkpoint
+
+    for name in ("last.pt", "best.pt"):
+        try:
+            cfg = load_checkpoint(model_dir / name)["config"]
+            return int(cfg["n_train"]) + int(cfg["n_val"])
+        except (SeglibError, KeyError, TypeError, ValueError):
+            continue
+    return -1
+
+
+def refine_labels(
+    images_dir: str | Path,
+    labels_dir: str | Path,
+    *,
+    size: int = 128,
+    epochs: int | None = None,
+    device: str = "auto",
+    min_photos: int = MIN_PHOTOS,
+    retrain: bool = False,
+    log: Callable[[str], None] | None = None,
+    progress: bool = True,
+) -> RefineSummary:
+    """Refine the labels of ``labels_dir`` (output of ``label`` on ``images_dir``) in place.
+
+    Trains a U-Net (``size`` px, ``epochs``; by default enough for about 6000 photo views,
+    at least 10 epochs and at most 200) on the confident labels into
+    ``labels_dir/refine_model`` (reused when it is already there, unless ``retrain``), then
+    replaces each photo's pick by the GrabCut mask seeded where the network and the pick
+    agree (see the module docstring). Needs at least ``min_photos`` confident labels.
+    """
+    from seglib.predict import load_model, predict_logits
+    from seglib.train import train_run
+
+    say = log or (lambda m: tqdm.write(m, file=sys.stderr))
+    images_dir, labels_dir = Path(images_dir), Path(labels_dir)
+    t_start = time.perf_counter()
+    if not (labels_dir / LABELS_CSV).is_file():
+        raise SeglibError(f"{labels_dir}: no {LABELS_CSV}; run `python -m seglib label "
+                          f"{images_dir} --out {labels_dir}` first")
+    photos = {p.stem: p for p in list_images(images_dir)}
+    if not photos:
+        raise SeglibError(f"{images_dir}: no .jpg/.jpeg/.png photos found; check the folder")
+    summary = RefineSummary(labels_dir=labels_dir)
+    with folder_lock(labels_dir):
+        rows = _read_csv(labels_dir / LABELS_CSV)
+        state = {r["stem"]: r for r in rows if r.get("stem")}
+        ok = [s for s, r in state.items() if r.get("status") == "ok" and s in photos]
+        summary.total = len(ok)
+        train_stems = [s for s in _confident(rows, labels_dir) if s in photos]
+        summary.trained_on = len(train_stems)
+        if len(train_stems) < min_photos:
+            summary.skipped = (f"only {len(train_stems)} confident labels, at least "
+                               f"{min_photos} are needed to train the refining CNN")
+            say(summary.describe())
+            summary.seconds = time.perf_counter() - t_start
+            return summary
+        model_dir = labels_dir / MODEL_DIR
+        if model_dir.exists() and (retrain or _trained_on(model_dir) != len(train_stems)):
+            shutil.rmtree(model_dir)  # asked for, or the folder's labels changed since
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="seglib-refine-") as tmp:
+            for s in train_stems:  # the confident trimaps only, for seglib.data's pairing
+                shutil.copyfile(labels_dir / f"{s}.png", Path(tmp) / f"{s}.png")
+            if epochs is None:
+                epochs = int(min(200, max(10, np.ceil(6000 / len(train_stems)))))
+            train_run(images_dir, tmp, model_dir, preset="quick", size=size, epochs=epochs,
+                      device=device, resume=(model_dir / "best.pt").exists(), log=say,
+                      progress=progress)
+        summary.train_seconds = time.perf_counter() - t0
+        summary.model = model_dir / "best.pt"
+        model = load_model(summary.model, device)
+        overrides = read_overrides(labels_dir)
+        for stem in tqdm(sorted(ok), desc="refine", unit="photo", file=sys.stderr,
+                         disable=not progress):
+            row = state[stem]
+            npz = labels_dir / CANDIDATES_DIR / f"{stem}.npz"
+            tri_path = labels_dir / f"{stem}.png"
+            if (stem in overrides or _refined(row) or not npz.is_file()
+                    or not tri_path.is_file()):
+                summary.kept += 1
+                continue
+            try:
+                cands = Candidates.load(npz)
+                trimap = load_trimap(tri_path)
+                photo = read_image(photos[stem])
+            except SeglibError as exc:
+                say(f"kept {stem}: {exc}")
+                summary.kept += 1
+                continue
+            h, w = cands.shape
+            work = photo if photo.shape[:2] == (h, w) else cv2.resize(
+                photo, (w, h), interpolation=cv2.INTER_AREA)
+            pick = _resize_mask(trimap == OBJECT, (h, w))
+            prob = object_probability(predict_logits(model, work))
+            mask = grabcut_agree(work, prob, pick)
+            if mask is None or not mask.any():
+                summary.kept += 1
+                continue
+            new, idx = _with_refined(cands, mask)
+            new.save(npz)
+            save_trimap(tri_path, mask_to_trimap(_resize_mask(mask, trimap.shape[:2])))
+            prev = row.get("chosen", "")
+            row.update(chosen=str(idx),
+                       reason=f"refined ({SOURCE}, was {prev})" if prev else "refined")
+            write_labels_csv(labels_dir, list(state.values()))
+            summary.refined += 1
+            summary.changed.append(stem)
+        write_labels_csv(labels_dir, list(state.values()))
+    summary.seconds = time.perf_counter() - t_start
+    return summary

@@ -1,0 +1,137 @@
+"""The folder-level refinement pass (seglib.refine) and the ``refine`` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from seglib.candidates import Candidates
+from seglib.cli import main
+from seglib.labeling import read_labels_csv, write_labels_csv
+from seglib.refine import MODEL_DIR, SOURCE, grabcut_agree, object_probability, refine_labels
+from seglib.sample import write_sample
+from seglib.trimap import load_trimap, mask_to_trimap, save_trimap
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def _leg(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The mask plus a strip from the top edge down to it (a trouser leg in the pick)."""
+    ys, xs = np.nonzero(mask)
+    out = mask.copy()
+    x = int(rng.integers(xs.min(), xs.max() + 1))
+    half = max(2, mask.shape[1] // 12)
+    out[: ys.min() + 3, max(0, x - half): x + half] = True
+    return out
+
+
+def _labeled_folder(root: Path, n: int, size: int = 64) -> tuple[Path, Path, dict]:
+    """A sample folder labeled as the labeler would: a leg in every third pick (flagged)."""
+    write_sample(root / "sample", n=n, size=size)
+    images, out = root / "sample" / "images", root / "labels"
+    rng = np.random.default_rng(0)
+    rows, truth = [], {}
+    for path in sorted(images.glob("*.jpg")):
+        stem = path.stem
+        mask = cv2.imread(str(root / "sample" / "masks" / f"{stem}.png"), 0) > 0
+        truth[stem] = mask
+        pick = _leg(mask, rng) if len(rows) % 3 == 0 else mask
+        cands = Candidates(np.stack([pick, ~pick]), [0.9, 0.5], [0.9, 0.5],
+                           ["grabcut:rect90", "colour"], "opencv")
+        cands.save(out / "candidates" / f"{stem}.npz")
+        save_trimap(out / f"{stem}.png", mask_to_trimap(pick))
+        rows.append({"stem": stem, "file": path.name, "backend": "opencv", "mode": "classical",
+                     "policy": "foreground", "chosen": "0",
+                     "flagged": str(int(len(rows) % 3 == 0)), "status": "ok"})
+    write_labels_csv(out, rows)
+    return images, out, truth
+
+
+def test_grabcut_agree_removes_a_leg_the_network_does_not_see() -> None:
+    h, w = 80, 80
+    img = np.full((h, w, 3), 210, np.uint8)
+    obj = np.zeros((h, w), bool)
+    obj[40:65, 15:65] = True
+    img[obj] = (30, 60, 160)
+    img[:40, 35:45] = (90, 90, 90)  # a grey leg from the top edge
+    pick = obj.copy()
+    pick[:40, 35:45] = True
+    prob = np.where(obj, 0.97, 0.03).astype(np.float32)
+    out = grabcut_agree(img, prob, pick)
+    assert out is not None
+    assert _iou(out, obj) > 0.95 > _iou(pick, obj)
+    assert grabcut_agree(img, np.full((h, w), 0.5, np.float32), pick) is None  # unsure CNN
+
+
+def test_object_probability_counts_half_the_border() -> None:
+    logits = np.zeros((3, 2, 2), np.float32)
+    logits[0, 0, 0] = 50  # sure object
+    logits[2, 1, 1] = 50  # sure border
+    p = object_probability(logits)
+    assert p[0, 0] == pytest.approx(1.0) and p[1, 1] == pytest.approx(0.5)
+    assert p[0, 1] == pytest.approx(1 / 3 + 1 / 6)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny CNNs train faster (and the same way) on one CPU thread."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def test_refine_small_sample_end_to_end(tmp_path: Path, one_thread: None) -> None:
+    images, out, truth = _labeled_folder(tmp_path, n=30)
+    before = {s: load_trimap(out / f"{s}.png") == 1 for s in truth}
+    old = {s: Candidates.load(out / "candidates" / f"{s}.npz") for s in truth}
+    s = refine_labels(images, out, size=32, epochs=250, device="cpu", min_photos=10,
+                      progress=False, log=lambda m: None)
+    assert not s.skipped and s.trained_on == 20 and s.total == 30
+    assert s.refined + s.kept == 30 and s.refined > 0
+    assert (out / MODEL_DIR / "best.pt").is_file()
+    rows = {r["stem"]: r for r in read_labels_csv(out)}
+    for stem in s.changed:
+        c = Candidates.load(out / "candidates" / f"{stem}.npz")
+        k = len(old[stem])
+        assert np.array_equal(c.masks[:k], old[stem].masks)  # originals kept
+        assert c.sources[k:] == [SOURCE]
+        assert rows[stem]["chosen"] == str(k) and rows[stem]["reason"].startswith("refined")
+        tri = load_trimap(out / f"{stem}.png")
+        assert set(np.unique(tri)) <= {1, 2, 3}
+        assert np.array_equal(tri == 1, c.masks[k] & (tri != 3))
+    after = {st: load_trimap(out / f"{st}.png") == 1 for st in truth}
+    stems = sorted(truth)
+    legs, clean = stems[::3], [st for i, st in enumerate(stems) if i % 3]
+    leg_before = np.mean([_iou(before[st], truth[st]) for st in legs])
+    leg_after = np.mean([_iou(after[st], truth[st]) for st in legs])
+    assert leg_after > leg_before + 0.05, (leg_before, leg_after)  # the legs are cut off
+    assert np.mean([_iou(after[st], truth[st]) for st in clean]) > 0.8  # 64 px photos
+    # a second run reuses the model and leaves refined photos alone
+    again = refine_labels(images, out, size=32, epochs=250, device="cpu", min_photos=10,
+                          progress=False, log=lambda m: None)
+    assert again.refined == 0 and again.kept == 30
+    assert all(np.array_equal(load_trimap(out / f"{st}.png") == 1, after[st]) for st in truth)
+
+
+def test_refine_skips_a_tiny_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    images, out, truth = _labeled_folder(tmp_path, n=4)
+    code = main(["refine", str(images), "--out", str(out), "--device", "cpu"])
+    assert code == 0
+    assert "refinement skipped (only 2 confident labels" in capsys.readouterr().out
+    assert not (out / MODEL_DIR).exists()
+    assert all(r["chosen"] == "0" for r in read_labels_csv(out))
+
+
+def test_refine_without_labels_is_a_one_line_error(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    write_sample(tmp_path / "s", n=2, size=32)
+    code = main(["refine", str(tmp_path / "s" / "images"), "--out", str(tmp_path / "none")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no labels.csv" in err and "seglib label" in err
