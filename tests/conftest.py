@@ -10,7 +10,7 @@ should become (``ok``, ``skipped`` or ``either``); ignored files must not appear
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,3 +160,15 @@ def sample_pairs(tmp_path: Path) -> Callable[[int], tuple[Path, Path, list[str]]
         return images, trimaps, copy_pairs(images, trimaps, n)
 
     return make
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread() -> Iterator[None]:
+    """One torch thread for the whole run: tiny models on a busy 2-core machine run many
+    times faster (set once for the session, so module fixtures that train get it too)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -16,14 +16,6 @@ from seglib.models import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def keras_conv(cin: int, cout: int, k: int = 3) -> int:
     """Parameters of Keras Conv2D / Conv2DTranspose: k·k·cin·cout weights + cout biases."""
     return k * k * cin * cout + cout

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import pickle
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from toys import toy_pairs
 
 from seglib.cli import main
 from seglib.errors import SeglibError
@@ -17,29 +17,6 @@ from seglib.io import write_png_atomic
 from seglib.predict import load_model, logits_to_trimap, predict_folder, predict_image
 from seglib.train import train_run
 from seglib.trimap import load_trimap, mask_to_trimap
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-def toy_pairs(root: Path, n: int, h: int = 30, w: int = 40, seed: int = 0) -> tuple[Path, Path]:
-    """``n`` photos of a dark ellipse on a light background, with their trimaps."""
-    rng = np.random.default_rng(seed)
-    images, trimaps = root / "images", root / "trimaps"
-    for i in range(n):
-        m = np.zeros((h, w), np.uint8)
-        cv2.ellipse(m, (int(rng.integers(12, w - 12)), int(rng.integers(10, h - 10))),
-                    (int(rng.integers(5, 10)), int(rng.integers(4, 8))), 0, 0, 360, 1, -1)
-        img = np.full((h, w, 3), 200, np.uint8)
-        img[m > 0] = (30, 60, 90)
-        write_png_atomic(images / f"p{i:03d}.png", img)
-        write_png_atomic(trimaps / f"p{i:03d}.png", mask_to_trimap(m))
-    return images, trimaps
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from seglib.candidates import Candidates
 from seglib.cli import main
@@ -78,16 +77,7 @@ def test_object_probability_counts_half_the_border() -> None:
     assert p[0, 1] == pytest.approx(1 / 3 + 1 / 6)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny CNNs train faster (and the same way) on one CPU thread."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-def test_refine_small_sample_end_to_end(tmp_path: Path, one_thread: None) -> None:
+def test_refine_small_sample_end_to_end(tmp_path: Path) -> None:
     images, out, truth = _labeled_folder(tmp_path, n=30)
     before = {s: load_trimap(out / f"{s}.png") == 1 for s in truth}
     old = {s: Candidates.load(out / "candidates" / f"{s}.npz") for s in truth}

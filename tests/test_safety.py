@@ -20,14 +20,6 @@ from seglib.errors import SeglibError
 SOURCES = sorted((ROOT / "seglib").rglob("*.py"))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 # -- static checks ---------------------------------------------------------------------------
 def _calls(tree: ast.AST, module: str, name: str) -> Iterator[ast.Call]:
     for node in ast.walk(tree):

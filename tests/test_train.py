@@ -11,43 +11,17 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import torch
+from toys import toy_pairs
 
 import seglib.train as train_mod
 from seglib.cli import main
 from seglib.errors import SeglibError
-from seglib.io import write_png_atomic
 from seglib.presets import PRESETS, get_preset
 from seglib.train import load_checkpoint, train_run, train_standard
-from seglib.trimap import mask_to_trimap
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-def toy_pairs(root: Path, n: int, h: int = 30, w: int = 40, seed: int = 0) -> tuple[Path, Path]:
-    """``n`` photos of a dark ellipse on a light background, with their trimaps."""
-    rng = np.random.default_rng(seed)
-    images, trimaps = root / "images", root / "trimaps"
-    for i in range(n):
-        m = np.zeros((h, w), np.uint8)
-        cv2.ellipse(m, (int(rng.integers(12, w - 12)), int(rng.integers(10, h - 10))),
-                    (int(rng.integers(5, 10)), int(rng.integers(4, 8))), 0, 0, 360, 1, -1)
-        img = np.full((h, w, 3), 200, np.uint8)
-        img[m > 0] = (30, 60, 90)
-        write_png_atomic(images / f"p{i:03d}.png", img)
-        write_png_atomic(trimaps / f"p{i:03d}.png", mask_to_trimap(m))
-    return images, trimaps
 
 
 @pytest.fixture(scope="module")
