@@ -15,11 +15,10 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
-from seglib.device import autocast, autocast_dtype, pick_device
+from seglib.device import autocast_dtype, pick_device
 from seglib.models import build_model, count_flops, seed_cnn, unet
-from seglib.train import use_channels_last
+from seglib.train import train_step, use_channels_last
 
 
 def make_step(arch: str, size: int, batch: int, device: torch.device, amp: bool, cl: bool):
@@ -34,12 +33,7 @@ def make_step(arch: str, size: int, batch: int, device: torch.device, amp: bool,
         x = x.contiguous(memory_format=torch.channels_last)
 
     def step() -> None:
-        with autocast(device, amp):
-            logits = model(x)
-        loss = F.cross_entropy(logits.float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, opt, x, y, device, amp)
 
     return step
 

@@ -149,6 +149,18 @@ def _row_metrics(m: dict) -> dict:
             "mean_iou": m.get("mean_iou"), "iou_object": m.get("iou_object")}
 
 
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
+               y: torch.Tensor, device: torch.device, amp: bool) -> torch.Tensor:
+    """One optimisation step (autocast forward, fp32 loss, backward, update); returns the loss."""
+    with autocast(device, amp):
+        logits = model(x)
+    loss = F.cross_entropy(logits.float(), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def train_run(
     images: str | Path,
     trimaps: str | Path,
@@ -248,12 +260,7 @@ def train_run(
                 x, y = x.to(dev), y.to(dev)
                 if cl:
                     x = x.contiguous(memory_format=torch.channels_last)
-                with autocast(dev, amp):
-                    logits = model(x)
-                loss = F.cross_entropy(logits.float(), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                loss = train_step(model, opt, x, y, dev, amp)
                 loss_sum += loss.item() * len(x)
                 seen += len(x)
             row: dict = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen)}
