@@ -41,6 +41,19 @@ def wait_for(cond, proc: subprocess.Popen, what: str, timeout: float = 90) -> No
         time.sleep(0.01)
 
 
+def interrupt_when(ready, run: subprocess.Popen, what: str) -> str:
+    """Press Ctrl-C in ``run`` once ``ready()`` holds; return its stderr (kill it on failure)."""
+    try:
+        wait_for(ready, run, what)
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    return err
+
+
 def rows(out: Path) -> list[dict[str, str]]:
     with open(out / "labels.csv", newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
@@ -83,15 +96,8 @@ def test_ctrl_c_during_label_keeps_finished_photos(sample_pairs, tmp_path: Path)
     images, _, stems = sample_pairs(9)
     out = tmp_path / "labels"
     run = start("label", images, "--out", out, "--backend", "opencv")
-    try:
-        wait_for(lambda: len(list((out / "candidates").glob("*.npz"))) >= 2, run,
-                 "two photos")
-        run.send_signal(signal.SIGINT)
-        _, err = run.communicate(timeout=60)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
+    err = interrupt_when(
+        lambda: len(list((out / "candidates").glob("*.npz"))) >= 2, run, "two photos")
     assert run.returncode == 130, err
     assert "Traceback" not in err
     assert err.rstrip().splitlines()[-1].startswith("interrupted: finished files are kept")
@@ -116,16 +122,9 @@ def test_ctrl_c_during_train_then_resume(sample_pairs, tmp_path: Path) -> None:
     out = tmp_path / "run"
     opts = ["--preset", "smoke", "--size", "24", "--no-amp", "--device", "cpu"]
     run = start("train", images, trimaps, "--out", out, "--epochs", "400", *opts)
-    try:
-        wait_for(lambda: (out / "history.csv").is_file()
-                 and len((out / "history.csv").read_text().splitlines()) > 3, run,
-                 "three epochs")
-        run.send_signal(signal.SIGINT)
-        _, err = run.communicate(timeout=60)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
+    err = interrupt_when(lambda: (out / "history.csv").is_file()
+                         and len((out / "history.csv").read_text().splitlines()) > 3, run,
+                         "three epochs")
     assert run.returncode == 130, err
     assert "Traceback" not in err and "interrupted: finished files are kept" in err
     done = load_checkpoint(out / "last.pt")["epoch"]
