@@ -35,12 +35,15 @@ def iou_per_class(cm: np.ndarray) -> np.ndarray:
         return np.where(union > 0, tp / union, np.nan)
 
 
+def mask_iou(a: np.ndarray, b: np.ndarray, empty: float = 0.0) -> float:
+    """IoU of two bool masks; ``empty`` when both are empty."""
+    union = np.count_nonzero(a | b)
+    return float(np.count_nonzero(a & b) / union) if union else empty
+
+
 def object_iou(pred: np.ndarray, target: np.ndarray, object_class: int = 0) -> float:
     """IoU of one class in one photo (1.0 when the class is absent from both)."""
-    p = np.asarray(pred) == object_class
-    t = np.asarray(target) == object_class
-    union = np.logical_or(p, t).sum()
-    return float(np.logical_and(p, t).sum() / union) if union else 1.0
+    return mask_iou(np.asarray(pred) == object_class, np.asarray(target) == object_class, 1.0)
 
 
 @dataclass

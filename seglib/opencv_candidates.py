@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 from seglib.candidates import Candidates
+from seglib.metrics import mask_iou
 from seglib.policy import fill_holes, geometry, pick
 
 WORK_SIDE = 160
@@ -169,11 +170,6 @@ def _soft_iou(soft: np.ndarray, mask: np.ndarray) -> float:
     inter = float(np.minimum(soft, mask).sum())
     union = float(np.maximum(soft, mask).sum())
     return inter / union if union else 0.0
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    u = np.count_nonzero(a | b)
-    return float(np.count_nonzero(a & b) / u) if u else 0.0
 
 
 def _top_clusters(lab: np.ndarray, base: np.ndarray, k: int = 5) -> np.ndarray:
@@ -309,13 +305,13 @@ def candidate_features(small: np.ndarray, masks: list[np.ndarray], sources: list
     i_top, i_side = round(0.06 * h), round(0.06 * w)  # inside the 5 % rectangle's margin
     rows = []
     for i, m in enumerate(masks):
-        others = [_iou(m, o) for j, o in enumerate(masks) if j != i]
+        others = [mask_iou(m, o) for j, o in enumerate(masks) if j != i]
         g = geometry(m)
         rows.append([
             1.0, *(float(sources[i] == n) for n in SOURCES),
             _soft_iou(soft, m), _separation(lab_q, m), _edge_alignment(strong, m),
             float(np.mean(sorted(others)[-3:])) if others else 0.0,
-            _iou(m, rect) if rect is not None else 0.0, _iou(m, vote),
+            mask_iou(m, rect) if rect is not None else 0.0, mask_iou(m, vote),
             g["area"], g["touch"], g["centre_dist"],
             float(m[i_top].mean()), float(m[-1 - i_top].mean()),
             float((m[:, i_side].mean() + m[:, -1 - i_side].mean()) / 2),
@@ -367,7 +363,7 @@ def fit_iou_weights(n: int = 200, seed: int = 1, ridge: float = 1e-2) -> dict[st
         truth = _resize(photo.mask.astype(np.uint8), WORK_SIDE) > 0
         masks, sources, soft, _ = propose_small(small)
         xs.append(candidate_features(small, masks, sources, soft))
-        ys += [_iou(m, truth) for m in masks]
+        ys += [mask_iou(m, truth) for m in masks]
     x, y = np.concatenate(xs), np.array(ys)
     a = x.T @ x + ridge * len(y) * np.eye(x.shape[1])
     w = np.linalg.solve(a, x.T @ y)

@@ -49,6 +49,7 @@ import numpy as np
 
 from seglib.candidates import Candidates
 from seglib.errors import SeglibError
+from seglib.metrics import mask_iou
 
 POLICIES = ("foreground", "seed")
 FLAG_BELOW = 0.35
@@ -166,11 +167,6 @@ def mask_for_choice(cands: Candidates, choice: str | int) -> np.ndarray:
     return out
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.count_nonzero(a | b)
-    return float(np.count_nonzero(a & b) / union) if union else 0.0
-
-
 def pick(cands: Candidates, policy: str = "foreground", override: int | str | None = None
          ) -> Pick:
     """Choose the object mask of one photo; see the module docstring for the policies."""
@@ -234,7 +230,7 @@ def _pick_foreground(cands: Candidates) -> Pick:
         if j in members:
             continue
         inside = np.count_nonzero(masks[j] & union) / areas[j]
-        if inside < 0.8 and _iou(masks[j], union) < 0.5:
+        if inside < 0.8 and mask_iou(masks[j], union) < 0.5:
             rival = max(rival, float(total[j]))
     top = float(cur["score"])
     conf = 0.0

@@ -28,6 +28,7 @@ from seglib.labeling import (
     read_overrides,
     repick_folder,
 )
+from seglib.metrics import mask_iou
 from seglib.policy import foreground_score, mask_for_choice, pick
 
 
@@ -259,11 +260,6 @@ class Reviewer:
         self._render()
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.count_nonzero(a | b)
-    return float(np.count_nonzero(a & b) / union) if union else 1.0
-
-
 def _truth_mask(truth_dir: Path | None, stem: str, shape: tuple[int, int]) -> np.ndarray | None:
     if truth_dir is None:
         return None
@@ -305,7 +301,7 @@ def policy_report(labels_dir: str | Path, truth_dir: str | Path | None = None,
         except SeglibError:
             continue
         fg, seed = pick(cands, "foreground"), pick(cands, "seed")
-        agree = _iou(fg.mask, seed.mask)
+        agree = mask_iou(fg.mask, seed.mask, empty=1.0)
         d: dict[str, Any] = {"stem": stem, "candidates": len(cands),
                              "foreground": fg.chosen, "seed": seed.chosen,
                              "policies_iou": agree, "agree": agree >= 0.9,
@@ -313,14 +309,15 @@ def policy_report(labels_dir: str | Path, truth_dir: str | Path | None = None,
                              "flagged": bool(r.get("flagged"))}
         t = _truth_mask(truth, stem, cands.shape)
         if t is not None:
-            d["iou_foreground"] = _iou(fg.mask, t)
-            d["iou_seed"] = _iou(seed.mask, t)
-            d["iou_best_candidate"] = max((_iou(m, t) for m in cands.masks), default=0.0)
+            d["iou_foreground"] = mask_iou(fg.mask, t, empty=1.0)
+            d["iou_seed"] = mask_iou(seed.mask, t, empty=1.0)
+            d["iou_best_candidate"] = max(
+                (mask_iou(m, t, empty=1.0) for m in cands.masks), default=0.0)
             label = labels_dir / f"{stem}.png"
             if label.is_file():
                 lab = trimap_to_mask(load_trimap(label))
                 t_full = _truth_mask(truth, stem, lab.shape)
-                d["iou_label"] = _iou(lab, t_full) if t_full is not None else None
+                d["iou_label"] = mask_iou(lab, t_full, empty=1.0) if t_full is not None else None
         out.append(d)
     return out
 
