@@ -24,6 +24,10 @@ The photo is shrunk to ``WORK_SIDE`` (160 px) and these candidates are proposed:
     colours win it back, a leg's do not), and so do the colours that live in its top part only
     (k-means of the pick's colours: clusters centred in the top 40 % of its height that fill
     at least a quarter of its top 30 %); their pixels in its top quarter are sure background.
+    This mask is then *polished* at the photo's own resolution (at most :data:`POLISH_SIDE`):
+    GrabCut again, in a band of :data:`POLISH_BAND` px around its outline only (inside the band
+    sure object, outside it sure background), so the outline follows the photo's real edges
+    instead of the work size's coarse ones.
 
 Each mask gets SAM-style scores so that :func:`seglib.policy.pick` chooses exactly as for SAM
 candidates. ``predicted_iou`` is an estimate of the mask's IoU with the object: a linear model
@@ -77,6 +81,8 @@ REFINE_BONUS = 0.15  # the refined pick is preferred to the pick it refines
 TOP_Y = 0.16  # a pick starting this high (share of the height) may have a leg / hand in it
 TOP_UPPER = 0.3  # ... and then its top part (share of its height) must win itself back
 EDGE = 3  # width of the frame-edge strip that seeds the background model, in work pixels
+POLISH_SIDE = 480  # the refined pick is polished at the photo's size, up to this longer side
+POLISH_BAND = 5  # ... in a band this wide (px at that size) around its outline
 
 
 def _resize(img: np.ndarray, side: int) -> np.ndarray:
@@ -219,6 +225,23 @@ def refine(bgr: np.ndarray, lab: np.ndarray, base: np.ndarray, iters: int = 4) -
     return _clean(_grabcut(bgr, mask=gc, iters=iters))
 
 
+def polish(rgb: np.ndarray, mask: np.ndarray, band: int = POLISH_BAND,
+           iters: int = 3) -> np.ndarray:
+    """GrabCut in a band of ``band`` px around the outline of ``mask`` (same size as ``rgb``):
+    the outline moves onto the photo's edges; the rest of the mask stays as it is."""
+    m8 = np.asarray(mask, dtype=np.uint8)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
+    inner = cv2.erode(m8, k) > 0
+    if np.count_nonzero(inner) < 20:
+        return np.asarray(mask, dtype=bool).copy()
+    gc = np.full(m8.shape, cv2.GC_BGD, np.uint8)
+    gc[cv2.dilate(m8, k) > 0] = cv2.GC_PR_BGD
+    gc[m8 > 0] = cv2.GC_PR_FGD
+    gc[inner] = cv2.GC_FGD
+    out = _grabcut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), mask=gc, iters=iters)
+    return fill_holes(out)
+
+
 def propose_small(rgb: np.ndarray
                   ) -> tuple[list[np.ndarray], list[str], np.ndarray, np.ndarray]:
     """The candidate masks at the work size, their source names, a soft object map and a floor
@@ -342,14 +365,17 @@ def propose(image: np.ndarray, work_side: int = WORK_SIDE) -> Candidates:
     feats = candidate_features(small, masks, sources, soft)
     piou = predict_iou(feats, floor)
     stab = piou.copy()  # no threshold to vary here: the same estimate serves as stability
-    if small.shape[:2] != (H, W):
-        full = np.stack([
-            cv2.resize(m.astype(np.uint8) * 255, (W, H), interpolation=cv2.INTER_LINEAR) > 127
-            for m in masks
-        ])
-    else:
-        full = np.stack(masks)
-    return Candidates(full, piou, stab, sources, backend="opencv")
+    full = [_upsize(m, H, W) for m in masks]
+    i = sources.index("grabcut:refine")
+    mid = _resize(rgb, POLISH_SIDE)
+    full[i] = _upsize(polish(mid, _upsize(masks[i], *mid.shape[:2])), H, W)
+    return Candidates(np.stack(full), piou, stab, sources, backend="opencv")
+
+
+def _upsize(mask: np.ndarray, h: int, w: int) -> np.ndarray:
+    if mask.shape == (h, w):
+        return mask
+    return cv2.resize(mask.astype(np.uint8) * 255, (w, h), interpolation=cv2.INTER_LINEAR) > 127
 
 
 def fit_iou_weights(n: int = 200, seed: int = 1, ridge: float = 1e-2) -> dict[str, float]:

@@ -134,3 +134,24 @@ def test_the_refined_pick_is_offered_and_preferred() -> None:
     i = c.sources.index("grabcut:refine")
     assert c.predicted_iou[i] >= np.max(np.delete(c.predicted_iou, i))
     assert iou(c.masks[i], mask) > 0.8
+
+
+def test_polish_moves_a_coarse_outline_onto_the_photos_edges() -> None:
+    from seglib.opencv_candidates import polish
+
+    img, truth = synthetic_photo(3)
+    small = cv2.resize(truth.astype(np.uint8), (60, 45), interpolation=cv2.INTER_AREA)
+    coarse = cv2.resize(small * 255, truth.shape[::-1], interpolation=cv2.INTER_NEAREST) > 127
+    coarse = cv2.erode(coarse.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+
+    def iou(a: np.ndarray, b: np.ndarray) -> float:
+        return float((a & b).sum() / (a | b).sum())
+
+    before, after = iou(coarse, truth), iou(polish(img, coarse), truth)
+    assert before < 0.92
+    assert after > 0.98
+    far = cv2.dilate(coarse.astype(np.uint8), np.ones((15, 15), np.uint8)) == 0
+    assert not polish(img, coarse)[far].any()  # only the band around the outline can change
+    tiny = np.zeros_like(truth)
+    tiny[50:53, 50:53] = True
+    assert np.array_equal(polish(img, tiny), tiny)  # nothing to anchor on: left alone
