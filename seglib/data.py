@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from seglib.errors import SeglibError
@@ -231,11 +232,13 @@ def load_dataset(images: str | Path, trimaps: str | Path, size: int, seed: int =
 
 
 def batches(data: Tensors, batch: int, shuffle: bool, flips: bool,
-            generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            generator: torch.Generator,
+            jitter: float = 0.0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One epoch of (images float N×3×S×S in 0..255, targets long N×S×S) batches.
 
     Without ``shuffle`` the order is the same every epoch. Flips are random horizontal
-    mirror images (same flip for the photo and its trimap).
+    mirror images (same flip for the photo and its trimap). ``jitter`` > 0 adds
+    :func:`jitter_batch` (random zoom, shift and colour) of that strength.
     """
     n = len(data)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
@@ -251,4 +254,36 @@ def batches(data: Tensors, batch: int, shuffle: bool, flips: bool,
                 x, y = x.clone(), y.clone()
                 x[flip] = x[flip].flip(-1)
                 y[flip] = y[flip].flip(-1)
-        yield x.float(), y.long()
+        if jitter > 0:
+            yield jitter_batch(x.float(), y.long(), jitter, generator)
+        else:
+            yield x.float(), y.long()
+
+
+def jitter_batch(x: torch.Tensor, y: torch.Tensor, strength: float,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random zoom (±``strength``), shift (±``strength`` of the side) and colour per photo.
+
+    Photos are resampled bilinear and trimaps nearest with the same transform (edges
+    repeated); brightness and contrast change by up to ±``strength``, each channel's gain by
+    up to ±``strength``/2. Values stay in 0..255.
+    """
+    n = len(x)
+
+    def uniform(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator) * 2 - 1
+
+    scale = 1 + strength * uniform(n)
+    shift = strength * uniform(n, 2)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / scale
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    y = F.grid_sample(y[:, None].float(), grid, mode="nearest", padding_mode="border",
+                      align_corners=False)[:, 0].round().long()
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    contrast = 1 + strength * uniform(n, 1, 1, 1)
+    gain = (1 + strength * uniform(n, 1, 1, 1)) * (1 + strength / 2 * uniform(n, 3, 1, 1))
+    x = ((x - mean) * contrast + mean) * gain
+    return x.clamp(0, 255), y

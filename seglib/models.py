@@ -126,12 +126,15 @@ def unet(num_classes: int = 3, base: int = 8, depth: int = 4) -> UNet:
     return UNet(num_classes, base, depth)
 
 
-def build_model(arch: str, num_classes: int = 3, **kwargs: int) -> nn.Module:
-    """``unet`` or ``seed`` by name (the name stored in a checkpoint's config)."""
+def build_model(arch: str, num_classes: int = 3, width: int | None = None) -> nn.Module:
+    """``unet`` or ``seed`` by name (the name stored in a checkpoint's config).
+
+    ``width`` is the U-Net's first-level channel count (default 8; the seed model has none).
+    """
     if arch == "seed":
         return seed_cnn(num_classes)
     if arch == "unet":
-        return unet(num_classes, **kwargs)
+        return unet(num_classes, base=width or 8)
     raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
 
 

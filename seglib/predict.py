@@ -49,7 +49,8 @@ def load_model(path: str | Path, device: str = "auto") -> TrainedModel:
     cfg = ckpt["config"]
     dev = pick_device(device)
     try:
-        model = build_model(cfg["arch"], int(cfg.get("num_classes", 3)))
+        model = build_model(cfg["arch"], int(cfg.get("num_classes", 3)),
+                            width=int(cfg.get("width", 8)))
         model.load_state_dict(ckpt["state_dict"])
     except (KeyError, ValueError, RuntimeError) as exc:
         raise SeglibError(f"{path}: checkpoint does not match its model "
@@ -60,8 +61,12 @@ def load_model(path: str | Path, device: str = "auto") -> TrainedModel:
     return TrainedModel(model, cfg, dev, Path(path))
 
 
-def predict_logits(model: TrainedModel, image: np.ndarray) -> np.ndarray:
-    """Class logits (3×H×W float32) at the photo's own size (softmax gives probabilities)."""
+def predict_logits(model: TrainedModel, image: np.ndarray, tta: bool | None = None) -> np.ndarray:
+    """Class logits (3×H×W float32) at the photo's own size (softmax gives probabilities).
+
+    ``tta`` averages the logits of the photo and its mirror image (default: the run's
+    ``tta`` setting).
+    """
     img = np.asarray(image)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
         raise ValueError(f"image must be RGB uint8 H×W×3, got {img.dtype} {img.shape}")
@@ -70,8 +75,12 @@ def predict_logits(model: TrainedModel, image: np.ndarray) -> np.ndarray:
     x = torch.from_numpy(small).permute(2, 0, 1)[None].float().to(model.device)
     if use_channels_last(model.device):
         x = x.contiguous(memory_format=torch.channels_last)
+    if model.config.get("tta", False) if tta is None else tta:
+        x = torch.cat([x, x.flip(-1)])
     with torch.no_grad(), autocast(model.device):
-        logits = model.module(x)
+        logits = model.module(x).float()
+    if len(logits) == 2:
+        logits = (logits[:1] + logits[1:].flip(-1)) / 2
     logits = torch.nn.functional.interpolate(logits.float(), size=(h, w), mode="bilinear",
                                              align_corners=False)
     return logits[0].cpu().numpy()
@@ -96,14 +105,15 @@ def logits_to_trimap(logits: np.ndarray, clean: bool = False) -> np.ndarray:
     return mask_to_trimap((cls == OBJECT - 1).astype(np.uint8))
 
 
-def predict_image(model: TrainedModel, image: np.ndarray, clean: bool = True) -> np.ndarray:
+def predict_image(model: TrainedModel, image: np.ndarray, clean: bool = True,
+                  tta: bool | None = None) -> np.ndarray:
     """Predicted trimap (uint8, labels 1/2/3) at the photo's own size.
 
     ``clean`` (default) keeps the predicted object and redraws the one-pixel border around
     it; ``clean=False`` gives the raw most likely class per pixel (the network rarely picks
     the thin border class, so raw trimaps have almost no border).
     """
-    return logits_to_trimap(predict_logits(model, image), clean)
+    return logits_to_trimap(predict_logits(model, image, tta), clean)
 
 
 def overlay(image: np.ndarray, trimap: np.ndarray, alpha: float = 0.45) -> np.ndarray:

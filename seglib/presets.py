@@ -40,6 +40,12 @@ class Preset:
     max_epochs: int = 1000
     max_validations: int = 40  # validate at most this many times per run (every k epochs)
     schedule: str = "constant"  # learning rate: "constant" or "cosine" (decays to 0)
+    width: int = 8  # U-Net channels at the first level (doubling at each of 4 levels)
+    jitter: float = 0.0  # random zoom/shift/colour strength (0: none), see data.jitter_batch
+    border_weight: float = 1.0  # cross-entropy weight of the border class (0: ignored)
+    dice: float = 0.0  # weight of a soft Dice loss on the object class added to the loss
+    select: str = "val_loss"  # best.pt = lowest "val_loss" or highest "iou_object"
+    tta: bool = False  # predict: average the logits of the photo and its mirror image
 
     def epochs_for(self, n_train: int) -> int:
         """Epochs for a training set of ``n_train`` photos."""

@@ -40,6 +40,7 @@ from seglib.data import (
 from seglib.device import autocast, autocast_dtype, pick_device
 from seglib.errors import SeglibError
 from seglib.io import write_bytes_atomic
+from seglib.labeling import folder_lock
 from seglib.metrics import Scores
 from seglib.models import build_model, count_params
 from seglib.presets import Preset, get_preset
@@ -102,9 +103,39 @@ def _log_default(msg: str) -> None:
     tqdm.write(msg, file=sys.stderr)
 
 
+def segmentation_loss(logits: torch.Tensor, y: torch.Tensor, border_weight: float = 1.0,
+                      dice: float = 0.0) -> torch.Tensor:
+    """Cross-entropy (border class weighted by ``border_weight``; 0 ignores it) plus ``dice``
+    times a soft Dice loss of the object class over the batch (border pixels left out)."""
+    logits = logits.float()
+    if border_weight == 1.0:
+        loss = F.cross_entropy(logits, y)
+    elif border_weight == 0.0:
+        loss = F.cross_entropy(logits, y, ignore_index=2)
+    else:
+        w = torch.tensor([1.0, 1.0, border_weight], device=logits.device)
+        loss = F.cross_entropy(logits, y, weight=w)
+    if dice > 0:
+        keep = (y != 2).float()
+        prob = logits.softmax(1)[:, 0] * keep
+        truth = (y == 0).float()
+        inter = (prob * truth).sum()
+        loss = loss + dice * (1 - (2 * inter + 1) / (prob.sum() + truth.sum() + 1))
+    return loss
+
+
+def loss_for(p: Preset) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The preset's training loss as a function of (logits, targets)."""
+    def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return segmentation_loss(logits, y, p.border_weight, p.dice)
+    return loss
+
+
 def evaluate_tensors(model: torch.nn.Module, data: Tensors, device: torch.device,
-                     batch: int = 32, amp: bool = True) -> dict:
-    """Validation loss and metrics of ``model`` on preloaded tensors."""
+                     batch: int = 32, amp: bool = True,
+                     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                     ) -> dict:
+    """Validation loss (``loss_fn``, default cross-entropy) and metrics on preloaded tensors."""
     scores = Scores()
     model.eval()
     cl = use_channels_last(device) and amp
@@ -117,7 +148,8 @@ def evaluate_tensors(model: torch.nn.Module, data: Tensors, device: torch.device
             with autocast(device, amp):
                 logits = model(x)
             logits = logits.float()
-            scores.add_loss(F.cross_entropy(logits, y).item(), y.numel())
+            loss = loss_fn(logits, y) if loss_fn else F.cross_entropy(logits, y)
+            scores.add_loss(loss.item(), y.numel())
             scores.add(logits.argmax(1).cpu().numpy(), y.cpu().numpy())
     return scores.summary()
 
@@ -144,17 +176,31 @@ def _write_json(path: Path, data: dict) -> None:
     write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
+def selection_score(select: str, metrics: dict) -> float:
+    """Lower is better: the validation loss, or minus the validation object IoU."""
+    if select == "iou_object":
+        return -float(metrics.get("iou_object") or 0.0)
+    if select == "val_loss":
+        return float(metrics["val_loss"])
+    raise SeglibError(f"unknown checkpoint selection {select!r}; choose val_loss or iou_object")
+
+
 def _row_metrics(m: dict) -> dict:
     return {"val_loss": m.get("val_loss"), "pixel_accuracy": m.get("pixel_accuracy"),
             "mean_iou": m.get("mean_iou"), "iou_object": m.get("iou_object")}
 
 
 def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
-               y: torch.Tensor, device: torch.device, amp: bool) -> torch.Tensor:
-    """One optimisation step (autocast forward, fp32 loss, backward, update); returns the loss."""
+               y: torch.Tensor, device: torch.device, amp: bool,
+               loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+               ) -> torch.Tensor:
+    """One optimisation step (autocast forward, fp32 loss, backward, update); returns the loss.
+
+    ``loss_fn(logits, targets)`` defaults to cross-entropy.
+    """
     with autocast(device, amp):
         logits = model(x)
-    loss = F.cross_entropy(logits.float(), y)
+    loss = (loss_fn or F.cross_entropy)(logits.float(), y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -188,11 +234,25 @@ def train_run(
     ``shuffle=False`` keeps one fixed batch order (the "711B" model). ``dataset`` reuses pairs
     already loaded by :func:`seglib.data.load_dataset` at the same size. With ``resume`` an
     interrupted run continues from ``last.pt`` and a finished one is returned as is.
+
+    The run folder is locked (``out/.seglib.lock``) while training: a second run started on
+    the same folder stops with a one-line error naming the lock.
     """
-    say = log or _log_default
     p = get_preset(preset) if isinstance(preset, str) else preset
     p = p.with_overrides(arch=arch, size=size, epochs=epochs, batch=batch, lr=lr)
+    selection_score(p.select, {"val_loss": 0.0})  # an unknown selection fails before loading
     out = Path(out)
+    with folder_lock(out):
+        return _train_locked(images, trimaps, out, p, n=n, shuffle=shuffle, seed=seed,
+                             device=device, amp=amp, resume=resume, dataset=dataset, log=log,
+                             progress=progress)
+
+
+def _train_locked(images: str | Path, trimaps: str | Path, out: Path, p: Preset, *,
+                  n: int | None, shuffle: bool, seed: int, device: str, amp: bool,
+                  resume: bool, dataset: Dataset | None, log: Callable[[str], None] | None,
+                  progress: bool) -> RunResult:
+    say = log or _log_default
     best_path, last_path = out / "best.pt", out / "last.pt"
     if not resume and (best_path.exists() or last_path.exists()):
         raise SeglibError(f"{out}: already holds a training run; pass --resume to continue it "
@@ -208,26 +268,29 @@ def train_run(
     config = {
         "arch": p.arch, "size": p.size, "num_classes": 3, "preset": p.name,
         "epochs": total_epochs, "batch": p.batch, "lr": p.lr, "optimizer": p.optimizer,
-        "flips": p.flips, "schedule": p.schedule, "shuffle": bool(shuffle), "seed": int(seed),
+        "flips": p.flips, "schedule": p.schedule, "width": p.width, "jitter": p.jitter,
+        "border_weight": p.border_weight, "dice": p.dice, "select": p.select, "tta": p.tta,
+        "shuffle": bool(shuffle), "seed": int(seed),
         "n_requested": n, "n_train": n_train, "n_val": n_val,
         "images": str(images), "trimaps": str(trimaps), "val_stems": list(dataset.val.stems),
     }
 
     torch.manual_seed(seed)
-    model = build_model(p.arch).to(dev)
+    model = build_model(p.arch, width=p.width).to(dev)
+    loss_fn = loss_for(p)
     cl = amp and use_channels_last(dev)
     if cl:
         model = model.to(memory_format=torch.channels_last)
     opt = _make_optimizer(p, model)
     gen = torch.Generator().manual_seed(seed)
     history: list[dict] = []
-    start_epoch, best_loss, best_metrics, elapsed = 0, float("inf"), {}, 0.0
+    start_epoch, best_score, best_metrics, elapsed = 0, float("inf"), {}, 0.0
 
     if resume and last_path.exists():
         last = load_checkpoint(last_path)
         old = last["config"]
-        for key in ("arch", "size", "n_train", "shuffle", "seed", "val_stems"):
-            if old.get(key) != config[key]:
+        for key in ("arch", "size", "width", "n_train", "shuffle", "seed", "val_stems"):
+            if old.get(key, 8 if key == "width" else None) != config[key]:
                 raise SeglibError(f"{last_path}: was trained with {key}={old.get(key)!r}, not "
                                   f"{config[key]!r}; use the same options or a new --out")
         model.load_state_dict(last["state_dict"])
@@ -235,11 +298,12 @@ def train_run(
         gen.set_state(last["generator"])
         history = list(last["history"])
         start_epoch = int(last["epoch"])
-        best_loss = float(last["best_val_loss"])
+        best_score = float(last.get("best_score", last.get("best_val_loss", best_score)))
         elapsed = float(last.get("seconds", 0.0))
         if best_path.exists():  # may be one epoch ahead of last.pt after a kill
             best_metrics = load_checkpoint(best_path).get("metrics", {})
-            best_loss = min(best_loss, float(best_metrics.get("val_loss", best_loss)))
+            if best_metrics:
+                best_score = min(best_score, selection_score(p.select, best_metrics))
         say(f"{out}: resuming after epoch {start_epoch} of {total_epochs}")
 
     if start_epoch < total_epochs:
@@ -256,23 +320,23 @@ def train_run(
                 group["lr"] = p.lr_at(epoch, total_epochs)
             model.train()
             loss_sum, seen = 0.0, 0
-            for x, y in batches(train_data, p.batch, shuffle, p.flips, gen):
+            for x, y in batches(train_data, p.batch, shuffle, p.flips, gen, p.jitter):
                 x, y = x.to(dev), y.to(dev)
                 if cl:
                     x = x.contiguous(memory_format=torch.channels_last)
-                loss = train_step(model, opt, x, y, dev, amp)
+                loss = train_step(model, opt, x, y, dev, amp, loss_fn)
                 loss_sum += loss.item() * len(x)
                 seen += len(x)
             row: dict = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen)}
             validate = epoch == 0 or (epoch + 1) % every == 0 or epoch + 1 == total_epochs
             if validate:
-                m = evaluate_tensors(model, dataset.val, dev, amp=amp)
+                m = evaluate_tensors(model, dataset.val, dev, amp=amp, loss_fn=loss_fn)
                 row.update(_row_metrics(m))
             elapsed += time.perf_counter() - t0
             row["seconds"] = round(elapsed, 2)
             history.append(row)
-            if validate and m["val_loss"] < best_loss:
-                best_loss = m["val_loss"]
+            if validate and selection_score(p.select, m) < best_score:
+                best_score = selection_score(p.select, m)
                 best_metrics = dict(m, epoch=epoch + 1)
                 save_checkpoint(best_path, {
                     "format": FORMAT, "state_dict": _cpu_state(model), "config": config,
@@ -282,7 +346,7 @@ def train_run(
             save_checkpoint(last_path, {
                 "format": FORMAT, "state_dict": _cpu_state(model), "config": config,
                 "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                "epoch": epoch + 1, "history": history, "best_val_loss": best_loss,
+                "epoch": epoch + 1, "history": history, "best_score": best_score,
                 "seconds": elapsed})
             _write_history(out / "history.csv", history)
             post = {"loss": f"{row['train_loss']:.3f}"}
@@ -328,10 +392,17 @@ def train_standard(
     The photos are loaded once; all models share the same validation photos. Reruns skip
     finished models and resume interrupted ones. Writes ``out/summary.csv``.
     """
-    say = log or _log_default
     p = get_preset(preset) if isinstance(preset, str) else preset
     p = p.with_overrides(**{k: kwargs.pop(k, None) for k in ("arch", "size", "epochs",
                                                               "batch", "lr")})
+    with folder_lock(Path(out)):
+        return _train_standard_locked(images, trimaps, Path(out), p, subsets, log, **kwargs)
+
+
+def _train_standard_locked(images: str | Path, trimaps: str | Path, out: Path, p: Preset,
+                           subsets: Sequence[str], log: Callable[[str], None] | None,
+                           **kwargs: object) -> dict[str, RunResult]:
+    say = log or _log_default
     dataset = load_dataset(images, trimaps, p.size, log=log)
     sizes = subset_sizes(len(dataset.train) + len(dataset.val), subsets)
     if len(dataset.train) < 711:

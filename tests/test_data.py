@@ -10,6 +10,7 @@ from toys import toy_pairs
 from seglib.data import (
     batches,
     find_pairs,
+    jitter_batch,
     load_dataset,
     n_val_for,
     preload,
@@ -127,3 +128,22 @@ def test_batches_fixed_order_and_consistent_flips(tmp_path):
             assert torch.equal(y[k], t.targets[k].long() if same else t.targets[k].flip(-1).long())
             flipped += mirrored and not same
     assert flipped > 0
+
+
+def test_jitter_moves_photo_and_trimap_together(tmp_path):
+    images, trimaps = toy_pairs(tmp_path, 8, h=32, w=32)
+    t, _ = preload(find_pairs(images, trimaps).pairs, size=32)
+    x0, y0 = t.images.float(), t.targets.long()
+    g = torch.Generator().manual_seed(0)
+    x, y = jitter_batch(x0, y0, 0.2, g)
+    assert x.shape == x0.shape and y.shape == y0.shape and y.dtype == torch.long
+    assert 0 <= x.min() and x.max() <= 255 and set(y.unique().tolist()) <= {0, 1, 2}
+    assert not torch.equal(y, y0) and not torch.allclose(x, x0)  # something moved
+    dark = x.mean(1) < 128  # the toy object is dark on a light background
+    assert (dark == (y == 0))[y != 2].float().mean() > 0.95
+    same_x, same_y = jitter_batch(x0, y0, 0.0, g)
+    assert torch.equal(same_y, y0) and torch.allclose(same_x, x0, atol=1e-3)
+    a = list(batches(t, 4, True, True, torch.Generator().manual_seed(3), jitter=0.1))
+    b = list(batches(t, 4, True, True, torch.Generator().manual_seed(3), jitter=0.1))
+    assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1])
+               for p, q in zip(a, b, strict=True))

@@ -14,7 +14,14 @@ from toys import toy_pairs
 from seglib.cli import main
 from seglib.errors import SeglibError
 from seglib.io import write_png_atomic
-from seglib.predict import load_model, logits_to_trimap, predict_folder, predict_image
+from seglib.predict import (
+    load_model,
+    logits_to_trimap,
+    predict_folder,
+    predict_image,
+    predict_logits,
+)
+from seglib.presets import get_preset
 from seglib.train import train_run
 from seglib.trimap import load_trimap, mask_to_trimap
 
@@ -104,3 +111,26 @@ def test_cli_predict_then_evaluate(run, tmp_path, capsys):
     assert main(["predict", str(images / "p000.png"), str(images), "--out", str(pred)]) == 2
     err = capsys.readouterr().err
     assert "not a seglib checkpoint" in err and "Traceback" not in err
+
+
+def test_flip_averaging_is_the_mean_of_photo_and_mirror(run):
+    model = load_model(run[0])
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)
+    plain = predict_logits(model, img, tta=False)
+    mirror = predict_logits(model, img[:, ::-1].copy(), tta=False)[:, :, ::-1]
+    both = predict_logits(model, img, tta=True)
+    assert np.allclose(both, (plain + mirror) / 2, atol=0.05)
+    assert not np.allclose(plain, mirror, atol=0.05)
+    assert np.array_equal(predict_logits(model, img), plain)  # the run did not ask for it
+
+
+def test_a_wider_unet_with_flip_averaging_loads_from_its_config(tmp_path):
+    images, trimaps = toy_pairs(tmp_path, 8)
+    p = get_preset("smoke").with_overrides(width=4, tta=True, size=16, epochs=1)
+    r = train_run(images, trimaps, tmp_path / "run", preset=p, progress=False)
+    model = load_model(r.best)
+    assert model.module.head.in_channels == 4 and model.config["tta"] is True
+    img = np.full((20, 30, 3), 200, np.uint8)
+    assert np.array_equal(predict_logits(model, img), predict_logits(model, img, tta=True))
+    assert predict_image(model, img).shape == (20, 30)

@@ -18,8 +18,15 @@ from toys import toy_pairs
 import seglib.train as train_mod
 from seglib.cli import main
 from seglib.errors import SeglibError
+from seglib.labeling import folder_lock
 from seglib.presets import PRESETS, get_preset
-from seglib.train import load_checkpoint, train_run, train_standard
+from seglib.train import (
+    load_checkpoint,
+    segmentation_loss,
+    selection_score,
+    train_run,
+    train_standard,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -166,3 +173,59 @@ def test_presets():
     assert full.lr_at(99, 100) == full.lr  # the original: constant learning rate
     with pytest.raises(SeglibError, match="unknown preset"):
         get_preset("fast")
+
+
+def test_border_weight_and_dice_loss():
+    y = torch.tensor([[[0, 0, 2, 1], [0, 0, 2, 1]]])
+    logits = torch.zeros(1, 3, 2, 4)
+    logits[:, 0][y == 0] = 5.0
+    logits[:, 1][y == 1] = 5.0
+    plain = segmentation_loss(logits, y)
+    ignored = segmentation_loss(logits, y, border_weight=0.0)
+    assert ignored < 0.05 < plain  # the undecided border pixels no longer count
+    other = logits.clone()
+    other[:, :, y[0] == 2] = torch.tensor([0.0, 9.0, -9.0])[:, None]
+    assert segmentation_loss(other, y, border_weight=0.0) == pytest.approx(ignored.item())
+    half = segmentation_loss(logits, y, border_weight=0.5)
+    assert ignored < half < plain
+    assert segmentation_loss(logits, y, 0.0, dice=1.0) < ignored + 0.02  # right: Dice ~0
+    wrong = logits.flip(-1)
+    assert (segmentation_loss(wrong, y, 0.0, dice=1.0)
+            > segmentation_loss(wrong, y, 0.0) + 0.5)  # object missed: Dice ~1
+
+
+def test_checkpoint_picked_by_object_iou(toy, tmp_path):
+    p = get_preset("smoke").with_overrides(select="iou_object", size=16, epochs=4)
+    r = train_run(*toy, tmp_path / "run", preset=p, progress=False)
+    best = max(h["iou_object"] for h in r.history)
+    assert r.metrics["iou_object"] == pytest.approx(best)
+    assert load_checkpoint(tmp_path / "run")["config"]["select"] == "iou_object"
+    assert selection_score("val_loss", {"val_loss": 0.3}) == 0.3
+    with pytest.raises(SeglibError, match="unknown checkpoint selection"):
+        train_run(*toy, tmp_path / "bad", preset=p.with_overrides(select="x"), progress=False)
+
+
+def test_second_run_on_a_locked_folder_stops(toy, tmp_path, capsys):
+    out = tmp_path / "run"
+    with folder_lock(out) as lock:  # a run of this very process holds the folder
+        with pytest.raises(SeglibError, match=r"\.seglib\.lock"):
+            train_run(*toy, out, preset="smoke", size=16, progress=False)
+        args = ["train", str(toy[0]), str(toy[1]), "--out", str(out), "--preset", "smoke",
+                "--size", "16", "--epochs", "1"]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert str(lock) in err and len(err.strip().splitlines()) == 1
+        with pytest.raises(SeglibError, match="another seglib run"):
+            train_standard(*toy, out, preset="smoke", size=16, progress=False)
+        assert not (out / "best.pt").exists() and not (out / "model_10").exists()
+    assert not lock.exists()
+    train_run(*toy, out, preset="smoke", size=16, epochs=1, progress=False)
+    assert not lock.exists() and (out / "best.pt").is_file()
+
+
+def test_unet_width_is_kept_in_the_run(toy, tmp_path):
+    p = get_preset("smoke").with_overrides(width=4, size=16, epochs=1)
+    train_run(*toy, tmp_path / "run", preset=p, progress=False)
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt["config"]["width"] == 4
+    assert ckpt["state_dict"]["head.weight"].shape == (3, 4, 1, 1)
