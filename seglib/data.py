@@ -160,18 +160,45 @@ def load_pair(pair: Pair, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class Tensors:
-    """Preloaded pairs: images uint8 N×3×S×S (RGB 0..255), targets uint8 N×S×S (classes)."""
+    """Preloaded pairs: images uint8 N×3×S×S (RGB 0..255), targets uint8 N×S×S (classes),
+    and each label's confidence (float N, 1.0 where the labeler gave none)."""
 
     images: torch.Tensor
     targets: torch.Tensor
     stems: list[str]
+    confidence: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.confidence is None:
+            self.confidence = torch.ones(len(self.stems))
 
     def __len__(self) -> int:
         return len(self.stems)
 
     def select(self, idx: Sequence[int]) -> Tensors:
         i = torch.as_tensor(list(idx), dtype=torch.long)
-        return Tensors(self.images[i], self.targets[i], [self.stems[k] for k in i.tolist()])
+        assert self.confidence is not None
+        return Tensors(self.images[i], self.targets[i], [self.stems[k] for k in i.tolist()],
+                       self.confidence[i])
+
+
+def label_confidence(trimaps: str | Path) -> dict[str, float]:
+    """Each trimap's confidence (0..1) from ``labels.csv`` next to the trimaps, if there is one.
+
+    Photos in ``overrides.csv`` were checked by a person: confidence 1. Trimaps made any
+    other way have no entry (the training treats them as confidence 1).
+    """
+    from seglib.labeling import read_labels_csv, read_overrides
+
+    folder = Path(trimaps)
+    out = {}
+    for r in read_labels_csv(folder):
+        c = r.get("confidence")
+        if r.get("stem") and r.get("status", "ok") == "ok" and c is not None:
+            out[r["stem"]] = min(1.0, max(0.0, float(c)))
+    for stem in read_overrides(folder):
+        out[stem] = 1.0
+    return out
 
 
 def preload(pairs: Sequence[Pair], size: int, desc: str = "loading",
@@ -224,6 +251,8 @@ def load_dataset(images: str | Path, trimaps: str | Path, size: int, seed: int =
     if len(tensors) < 2:
         raise SeglibError(f"{trimaps}: fewer than 2 usable photo/trimap pairs "
                           f"({len(skipped)} skipped); fix the files listed above")
+    conf = label_confidence(trimaps)
+    tensors.confidence = torch.tensor([conf.get(s, 1.0) for s in tensors.stems])
     by_stem = {s: i for i, s in enumerate(tensors.stems)}
     good = [p for p in scan.pairs if p.stem in by_stem]
     train, val = split_pairs(good, seed, n_val)
@@ -232,9 +261,10 @@ def load_dataset(images: str | Path, trimaps: str | Path, size: int, seed: int =
 
 
 def batches(data: Tensors, batch: int, shuffle: bool, flips: bool,
-            generator: torch.Generator,
-            jitter: float = 0.0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """One epoch of (images float N×3×S×S in 0..255, targets long N×S×S) batches.
+            generator: torch.Generator, jitter: float = 0.0,
+            confidence: bool = False) -> Iterator[tuple[torch.Tensor, ...]]:
+    """One epoch of (images float N×3×S×S in 0..255, targets long N×S×S) batches, with the
+    labels' confidence (float N) as a third item when ``confidence`` is true.
 
     Without ``shuffle`` the order is the same every epoch. Flips are random horizontal
     mirror images (same flip for the photo and its trimap). ``jitter`` > 0 adds
@@ -254,10 +284,14 @@ def batches(data: Tensors, batch: int, shuffle: bool, flips: bool,
                 x, y = x.clone(), y.clone()
                 x[flip] = x[flip].flip(-1)
                 y[flip] = y[flip].flip(-1)
+        xf, yl = x.float(), y.long()
         if jitter > 0:
-            yield jitter_batch(x.float(), y.long(), jitter, generator)
+            xf, yl = jitter_batch(xf, yl, jitter, generator)
+        if confidence:
+            assert data.confidence is not None
+            yield xf, yl, data.confidence[idx]
         else:
-            yield x.float(), y.long()
+            yield xf, yl
 
 
 def jitter_batch(x: torch.Tensor, y: torch.Tensor, strength: float,

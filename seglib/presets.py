@@ -44,6 +44,7 @@ class Preset:
     jitter: float = 0.0  # random zoom/shift/colour strength (0: none), see data.jitter_batch
     border_weight: float = 1.0  # cross-entropy weight of the border class (0: ignored)
     dice: float = 0.0  # weight of a soft Dice loss on the object class added to the loss
+    confidence_weight: float = 0.0  # photo loss weight 1 - c·(1 - label confidence); 0: off
     select: str = "val_loss"  # best.pt = lowest "val_loss" or highest "iou_object"
     tta: bool = False  # predict: average the logits of the photo and its mirror image
 

@@ -104,30 +104,42 @@ def _log_default(msg: str) -> None:
 
 
 def segmentation_loss(logits: torch.Tensor, y: torch.Tensor, border_weight: float = 1.0,
-                      dice: float = 0.0) -> torch.Tensor:
+                      dice: float = 0.0, photo_weights: torch.Tensor | None = None,
+                      ) -> torch.Tensor:
     """Cross-entropy (border class weighted by ``border_weight``; 0 ignores it) plus ``dice``
-    times a soft Dice loss of the object class over the batch (border pixels left out)."""
+    times a soft Dice loss of the object class over the batch (border pixels left out).
+
+    ``photo_weights`` (N) weight each photo's pixels in both terms.
+    """
     logits = logits.float()
-    if border_weight == 1.0:
-        loss = F.cross_entropy(logits, y)
-    elif border_weight == 0.0:
-        loss = F.cross_entropy(logits, y, ignore_index=2)
+    if photo_weights is None and border_weight in (0.0, 1.0):
+        loss = F.cross_entropy(logits, y, ignore_index=2 if border_weight == 0.0 else -100)
     else:
-        w = torch.tensor([1.0, 1.0, border_weight], device=logits.device)
-        loss = F.cross_entropy(logits, y, weight=w)
+        cls_w = torch.tensor([1.0, 1.0, border_weight], device=logits.device)
+        pix = cls_w[y]
+        if photo_weights is not None:
+            pix = pix * photo_weights.to(pix.device).view(-1, 1, 1)
+        ce = F.cross_entropy(logits, y, reduction="none")
+        loss = (ce * pix).sum() / pix.sum().clamp_min(1e-6)
     if dice > 0:
         keep = (y != 2).float()
+        if photo_weights is not None:
+            keep = keep * photo_weights.to(keep.device).view(-1, 1, 1)
         prob = logits.softmax(1)[:, 0] * keep
-        truth = (y == 0).float()
+        truth = (y == 0).float() * keep
         inter = (prob * truth).sum()
         loss = loss + dice * (1 - (2 * inter + 1) / (prob.sum() + truth.sum() + 1))
     return loss
 
 
-def loss_for(p: Preset) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The preset's training loss as a function of (logits, targets)."""
-    def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return segmentation_loss(logits, y, p.border_weight, p.dice)
+def loss_for(p: Preset) -> Callable[..., torch.Tensor]:
+    """The preset's training loss as a function of (logits, targets[, label confidence])."""
+    def loss(logits: torch.Tensor, y: torch.Tensor,
+             confidence: torch.Tensor | None = None) -> torch.Tensor:
+        w = None
+        if confidence is not None and p.confidence_weight > 0:
+            w = 1 - p.confidence_weight * (1 - confidence.float())
+        return segmentation_loss(logits, y, p.border_weight, p.dice, w)
     return loss
 
 
@@ -192,15 +204,19 @@ def _row_metrics(m: dict) -> dict:
 
 def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
                y: torch.Tensor, device: torch.device, amp: bool,
-               loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-               ) -> torch.Tensor:
+               loss_fn: Callable[..., torch.Tensor] | None = None,
+               confidence: torch.Tensor | None = None) -> torch.Tensor:
     """One optimisation step (autocast forward, fp32 loss, backward, update); returns the loss.
 
-    ``loss_fn(logits, targets)`` defaults to cross-entropy.
+    ``loss_fn(logits, targets)`` defaults to cross-entropy; with ``confidence`` (the labels'
+    confidence per photo) it is called as ``loss_fn(logits, targets, confidence)``.
     """
     with autocast(device, amp):
         logits = model(x)
-    loss = (loss_fn or F.cross_entropy)(logits.float(), y)
+    if confidence is None:
+        loss = (loss_fn or F.cross_entropy)(logits.float(), y)
+    else:
+        loss = (loss_fn or F.cross_entropy)(logits.float(), y, confidence)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -270,6 +286,7 @@ def _train_locked(images: str | Path, trimaps: str | Path, out: Path, p: Preset,
         "epochs": total_epochs, "batch": p.batch, "lr": p.lr, "optimizer": p.optimizer,
         "flips": p.flips, "schedule": p.schedule, "width": p.width, "jitter": p.jitter,
         "border_weight": p.border_weight, "dice": p.dice, "select": p.select, "tta": p.tta,
+        "confidence_weight": p.confidence_weight,
         "shuffle": bool(shuffle), "seed": int(seed),
         "n_requested": n, "n_train": n_train, "n_val": n_val,
         "images": str(images), "trimaps": str(trimaps), "val_stems": list(dataset.val.stems),
@@ -320,11 +337,14 @@ def _train_locked(images: str | Path, trimaps: str | Path, out: Path, p: Preset,
                 group["lr"] = p.lr_at(epoch, total_epochs)
             model.train()
             loss_sum, seen = 0.0, 0
-            for x, y in batches(train_data, p.batch, shuffle, p.flips, gen, p.jitter):
+            weighted = p.confidence_weight > 0
+            for x, y, *conf in batches(train_data, p.batch, shuffle, p.flips, gen, p.jitter,
+                                       confidence=weighted):
                 x, y = x.to(dev), y.to(dev)
                 if cl:
                     x = x.contiguous(memory_format=torch.channels_last)
-                loss = train_step(model, opt, x, y, dev, amp, loss_fn)
+                loss = train_step(model, opt, x, y, dev, amp, loss_fn,
+                                  conf[0] if conf else None)
                 loss_sum += loss.item() * len(x)
                 seen += len(x)
             row: dict = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen)}

@@ -11,6 +11,7 @@ from seglib.data import (
     batches,
     find_pairs,
     jitter_batch,
+    label_confidence,
     load_dataset,
     n_val_for,
     preload,
@@ -147,3 +148,20 @@ def test_jitter_moves_photo_and_trimap_together(tmp_path):
     b = list(batches(t, 4, True, True, torch.Generator().manual_seed(3), jitter=0.1))
     assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1])
                for p, q in zip(a, b, strict=True))
+
+
+def test_label_confidence_from_labels_csv_and_overrides(tmp_path):
+    images, trimaps = toy_pairs(tmp_path, 6)
+    assert label_confidence(trimaps) == {}
+    (trimaps / "labels.csv").write_text(
+        "stem,confidence,status\np000,0.25,ok\np001,0.9,ok\np002,,ok\np003,0.1,error\n"
+        "p004,0.2,ok\n")
+    (trimaps / "overrides.csv").write_text("stem,candidate\np004,3\n")
+    assert label_confidence(trimaps) == {"p000": 0.25, "p001": 0.9, "p004": 1.0}
+    ds = load_dataset(images, trimaps, 16, n_val=2, log=lambda m: None)
+    conf = dict(zip(ds.train.stems + ds.val.stems,
+                    torch.cat([ds.train.confidence, ds.val.confidence]).tolist(), strict=True))
+    assert conf == pytest.approx({"p000": 0.25, "p001": 0.9, "p002": 1.0, "p003": 1.0,
+                                  "p004": 1.0, "p005": 1.0})
+    x, y, c = next(batches(ds.train, 4, False, False, torch.Generator(), confidence=True))
+    assert c.tolist() == pytest.approx([conf[s] for s in ds.train.stems[:4]])

@@ -186,6 +186,11 @@ def test_border_weight_and_dice_loss():
     other = logits.clone()
     other[:, :, y[0] == 2] = torch.tensor([0.0, 9.0, -9.0])[:, None]
     assert segmentation_loss(other, y, border_weight=0.0) == pytest.approx(ignored.item())
+    two, y2 = torch.cat([logits, logits.flip(-1)]), torch.cat([y, y])
+    weights = torch.tensor([1.0, 0.0])  # the second photo (all wrong) does not count
+    assert segmentation_loss(two, y2, 0.0, 1.0, weights) == pytest.approx(
+        segmentation_loss(logits, y, 0.0, 1.0).item(), abs=1e-5)
+    assert segmentation_loss(two, y2, 0.0, 1.0) > 1.0
     half = segmentation_loss(logits, y, border_weight=0.5)
     assert ignored < half < plain
     assert segmentation_loss(logits, y, 0.0, dice=1.0) < ignored + 0.02  # right: Dice ~0
