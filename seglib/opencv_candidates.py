@@ -24,6 +24,10 @@ The photo is shrunk to ``WORK_SIDE`` (160 px) and these candidates are proposed:
     colours win it back, a leg's do not), and so do the colours that live in its top part only
     (k-means of the pick's colours: clusters centred in the top 40 % of its height that fill
     at least a quarter of its top 30 %); their pixels in its top quarter are sure background.
+    On a clean white background (``grabcut:faint`` exists, the frame's edge has a median
+    lightness of at least :data:`BRIGHT_L`) ``grabcut:faint`` is added to the result: a white
+    sole or a pale toe, close to the background's colour, is often lost by the other masks but
+    stands out of a clean background.
     This mask is then *polished* at the photo's own resolution (at most :data:`POLISH_SIDE`):
     GrabCut again, in a band of :data:`POLISH_BAND` px around its outline only (inside the band
     sure object, outside it sure background), so the outline follows the photo's real edges
@@ -81,8 +85,9 @@ REFINE_BONUS = 0.15  # the refined pick is preferred to the pick it refines
 TOP_Y = 0.16  # a pick starting this high (share of the height) may have a leg / hand in it
 TOP_UPPER = 0.3  # ... and then its top part (share of its height) must win itself back
 EDGE = 3  # width of the frame-edge strip that seeds the background model, in work pixels
+BRIGHT_L = 215  # a background this bright (median Lab L of the frame's edge, 0..255) is white
 POLISH_SIDE = 480  # the refined pick is polished at the photo's size, up to this longer side
-POLISH_BAND = 5  # ... in a band this wide (px at that size) around its outline
+POLISH_BAND = 5  # ... in a band this wide around its outline (px of a 240 px photo; scaled)
 
 
 def _resize(img: np.ndarray, side: int) -> np.ndarray:
@@ -225,11 +230,14 @@ def refine(bgr: np.ndarray, lab: np.ndarray, base: np.ndarray, iters: int = 4) -
     return _clean(_grabcut(bgr, mask=gc, iters=iters))
 
 
-def polish(rgb: np.ndarray, mask: np.ndarray, band: int = POLISH_BAND,
+def polish(rgb: np.ndarray, mask: np.ndarray, band: int | None = None,
            iters: int = 3) -> np.ndarray:
-    """GrabCut in a band of ``band`` px around the outline of ``mask`` (same size as ``rgb``):
-    the outline moves onto the photo's edges; the rest of the mask stays as it is."""
+    """GrabCut in a band of ``band`` px around the outline of ``mask`` (same size as ``rgb``;
+    by default :data:`POLISH_BAND` scaled to the photo's size, at least 2 px): the outline
+    moves onto the photo's edges; the rest of the mask stays as it is."""
     m8 = np.asarray(mask, dtype=np.uint8)
+    if band is None:
+        band = max(2, round(POLISH_BAND * max(m8.shape) / 240))
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
     inner = cv2.erode(m8, k) > 0
     if np.count_nonzero(inner) < 20:
@@ -300,7 +308,11 @@ def propose_small(rgb: np.ndarray
     soft = np.clip((dist - t_noise) / max(t - t_noise, 1e-6), 0, 1)
     piou = predict_iou(candidate_features(rgb, masks, sources, soft))
     first = pick(Candidates(np.stack(masks), piou, piou, sources, backend="opencv"))
-    masks.append(refine(bgr, lab, first.mask))
+    refined = refine(bgr, lab, first.mask)
+    if "grabcut:faint" in sources and float(np.median(lab[strip][:, 0])) >= BRIGHT_L:
+        # a clean, bright background: keep what stands out of it at all
+        refined = fill_holes(refined | masks[sources.index("grabcut:faint")])
+    masks.append(refined)
     sources.append("grabcut:refine")
     floor = np.zeros(len(masks), np.float32)
     floor[-1] = (first.scores.get("quality", 0.4) - 0.4) / 0.6 + REFINE_BONUS

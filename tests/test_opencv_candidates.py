@@ -155,3 +155,28 @@ def test_polish_moves_a_coarse_outline_onto_the_photos_edges() -> None:
     tiny = np.zeros_like(truth)
     tiny[50:53, 50:53] = True
     assert np.array_equal(polish(img, tiny), tiny)  # nothing to anchor on: left alone
+
+
+def test_on_a_white_background_the_refined_pick_keeps_the_faint_parts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import seglib.opencv_candidates as oc
+
+    rng = np.random.default_rng(0)
+    img = (np.full((120, 160, 3), 250.0) + rng.normal(0, 1.0, (120, 160, 3)))
+    img[40:70, 30:130] = (40, 90, 200)  # the upper
+    img[70:82, 25:135] = 236  # an off-white sole, barely darker than the background
+    img = img.clip(0, 255).astype(np.uint8)
+
+    def loses_the_sole(bgr: np.ndarray, lab: np.ndarray, base: np.ndarray) -> np.ndarray:
+        out = np.zeros(base.shape, bool)
+        out[40:70, 30:130] = True
+        return out
+
+    monkeypatch.setattr(oc, "refine", loses_the_sole)
+    masks, sources, _, _ = oc.propose_small(img)
+    faint, refined = masks[sources.index("grabcut:faint")], masks[sources.index("grabcut:refine")]
+    assert faint[72:80, 40:120].mean() > 0.9  # the sole stands out of the clean background
+    assert refined[72:80, 40:120].mean() > 0.9  # ... so the refined pick gets it back
+    monkeypatch.setattr(oc, "BRIGHT_L", 256)  # not a white background: no such rule
+    masks, sources, _, _ = oc.propose_small(img)
+    assert not masks[sources.index("grabcut:refine")][72:80].any()
