@@ -3,18 +3,29 @@
 After ``python -m seglib label`` a small U-Net is trained on the folder's confident labels
 (status ok, not flagged). Its errors differ from the labeler's: it averages over the whole
 folder, so an idiosyncratic mistake of one photo (a trouser leg, a hand, a box edge) is
-rarely repeated by the network. For every photo the network's object probability ``p`` and
-the labeler's pick are then combined with GrabCut:
+rarely repeated by the network. For every photo five views of the object then vote, pixel by
+pixel (a pixel is object when more than half of them say so):
 
-- definite object where ``p > 0.9`` and the pick agree, definite background where
-  ``p < 0.1`` and the pick agree,
-- probable object where ``p > 0.5``, probable background elsewhere.
+1. the labeler's pick;
+2. the network's object probability ``p`` (a soft vote);
+3. the photo's candidate closest (IoU) to the network's mask ``p > 0.5``;
+4. GrabCut seeded by the network alone: definite object where ``p > 0.9``, definite
+   background where ``p < 0.1``, probable object where ``p > 0.5``, probable background
+   elsewhere;
+5. GrabCut seeded where the network and the pick agree: definite object where ``p > 0.9``
+   and the pick agree, definite background where ``p < 0.1`` and the pick agree, probable
+   as in 4.
 
-The GrabCut mask (holes filled) is appended to the photo's cached candidates as source
+When the network has too few definite pixels of either kind for 4, it is not sure of anything
+and the photo keeps its pick; when 5 lacks seeds, it votes as the pick. The vote (holes
+filled) is polished at the photo's resolution as the labeler's refined pick is
+(:func:`seglib.opencv_candidates.polish`).
+
+The refined mask is appended to the photo's cached candidates as source
 ``"grabcut:cnn"`` (the original candidates stay as they were), becomes the photo's choice in
 ``labels.csv`` (its index, with ``reason`` starting ``refined``) and its trimap is rewritten.
-A photo keeps its pick when the network is not sure anywhere the pick agrees (too few seeds),
-when ``overrides.csv`` names a manual choice, or when the refined mask would be empty.
+A photo also keeps its pick when ``overrides.csv`` names a manual choice or when the refined
+mask would be empty.
 
 Folders of fewer than ``MIN_PHOTOS`` confident photos are left as they are (too few to
 train on). The trained model stays in ``LABELS/refine_model`` (a normal training run).
@@ -46,6 +57,7 @@ from seglib.labeling import (
     read_overrides,
     write_labels_csv,
 )
+from seglib.metrics import mask_iou
 from seglib.policy import fill_holes
 from seglib.trimap import OBJECT, load_trimap, mask_to_trimap, save_trimap
 
@@ -105,6 +117,46 @@ def grabcut_agree(image: np.ndarray, prob: np.ndarray, pick: np.ndarray,
     cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), gc, None, np.zeros((1, 65)),
                 np.zeros((1, 65)), iterations, cv2.GC_INIT_WITH_MASK)
     return fill_holes((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD))
+
+
+def grabcut_seeded(image: np.ndarray, prob: np.ndarray, iterations: int = 4
+                   ) -> np.ndarray | None:
+    """GrabCut seeded by the network alone (view 4); ``None`` when seeds are too few."""
+    fg, bg = prob > SURE_OBJECT, prob < SURE_BACKGROUND
+    if np.count_nonzero(fg) < MIN_SEEDS or np.count_nonzero(bg) < MIN_SEEDS:
+        return None
+    gc = np.where(prob > 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    gc[fg] = cv2.GC_FGD
+    gc[bg] = cv2.GC_BGD
+    cv2.setRNGSeed(0)
+    cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), gc, None, np.zeros((1, 65)),
+                np.zeros((1, 65)), iterations, cv2.GC_INIT_WITH_MASK)
+    return fill_holes((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD))
+
+
+def refined_mask(image: np.ndarray, prob: np.ndarray, pick: np.ndarray,
+                 candidates: np.ndarray) -> np.ndarray | None:
+    """The five-view vote of the module docstring, holes filled and polished; ``None`` when
+    the network is not sure of anything (the photo keeps its pick).
+
+    ``image`` RGB uint8 H×W×3, ``prob`` float H×W object probability, ``pick`` bool H×W,
+    ``candidates`` bool K×H×W (the photo's cached candidates; may be empty).
+    """
+    from seglib.opencv_candidates import polish
+
+    pick = np.asarray(pick, dtype=bool)
+    alone = grabcut_seeded(image, prob)
+    if alone is None:
+        return None
+    net = prob > 0.5
+    closest = net
+    if len(candidates):
+        closest = candidates[int(np.argmax([mask_iou(m, net) for m in candidates]))]
+    agree = grabcut_agree(image, prob, pick)
+    views = (pick, prob, closest, alone, pick if agree is None else agree)
+    vote = np.mean([np.asarray(v, dtype=np.float32) for v in views], axis=0) > 0.5
+    vote = fill_holes(vote)
+    return polish(image, vote) if vote.any() else vote
 
 
 def _with_refined(cands: Candidates, mask: np.ndarray) -> tuple[Candidates, int]:
@@ -224,7 +276,8 @@ def refine_labels(
                 photo, (w, h), interpolation=cv2.INTER_AREA)
             pick = _resize_mask(trimap == OBJECT, (h, w))
             prob = object_probability(predict_logits(model, work))
-            mask = grabcut_agree(work, prob, pick)
+            mask = refined_mask(work, prob, pick, cands.masks[
+                [i for i, src in enumerate(cands.sources) if src != SOURCE]])
             if mask is None or not mask.any():
                 summary.kept += 1
                 continue

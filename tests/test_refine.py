@@ -11,7 +11,14 @@ import pytest
 from seglib.candidates import Candidates
 from seglib.cli import main
 from seglib.labeling import read_labels_csv, write_labels_csv
-from seglib.refine import MODEL_DIR, SOURCE, grabcut_agree, object_probability, refine_labels
+from seglib.refine import (
+    MODEL_DIR,
+    SOURCE,
+    grabcut_agree,
+    object_probability,
+    refine_labels,
+    refined_mask,
+)
 from seglib.sample import write_sample
 from seglib.trimap import load_trimap, mask_to_trimap, save_trimap
 
@@ -66,6 +73,26 @@ def test_grabcut_agree_removes_a_leg_the_network_does_not_see() -> None:
     assert out is not None
     assert _iou(out, obj) > 0.95 > _iou(pick, obj)
     assert grabcut_agree(img, np.full((h, w), 0.5, np.float32), pick) is None  # unsure CNN
+
+
+def test_refined_mask_outvotes_a_wrong_pick_when_the_network_and_a_candidate_agree() -> None:
+    h, w = 96, 96
+    img = np.full((h, w, 3), 200, np.uint8)
+    shoe = np.zeros((h, w), bool)
+    shoe[60:85, 20:75] = True
+    box = np.zeros((h, w), bool)
+    box[15:45, 30:80] = True
+    img[box] = (150, 110, 60)
+    img[shoe] = (30, 40, 170)
+    prob = np.where(shoe, 0.95, 0.04).astype(np.float32)
+    cands = np.stack([box, shoe, ~shoe])
+    out = refined_mask(img, prob, box, cands)  # the labeler picked the box
+    assert _iou(out, shoe) > 0.95
+    leggy = shoe.copy()
+    leggy[:60, 40:50] = True  # ... or the shoe with a leg
+    assert _iou(refined_mask(img, prob, leggy, cands), shoe) > 0.95
+    unsure = np.full((h, w), 0.5, np.float32)  # a network that knows nothing keeps the pick
+    assert refined_mask(img, unsure, shoe, cands) is None
 
 
 def test_object_probability_counts_half_the_border() -> None:
