@@ -102,6 +102,18 @@ def mask_to_trimap(mask: np.ndarray, width: int = 1, threshold: float | None = N
     return t
 
 
+def shrink_mask(mask: np.ndarray, max_side: int) -> np.ndarray:
+    """A bool mask shrunk (nearest neighbour) so that its longer side is at most ``max_side``;
+    a smaller mask comes back as it is."""
+    m = as_binary_mask(mask)
+    h, w = m.shape
+    if max(h, w) <= max_side:
+        return m
+    s = max_side / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return cv2.resize(m.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+
+
 def trimap_to_mask(trimap: np.ndarray) -> np.ndarray:
     """Object pixels (label 1) as a bool mask."""
     return np.asarray(trimap) == OBJECT

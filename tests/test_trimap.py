@@ -156,3 +156,15 @@ def test_input_mask_is_not_modified() -> None:
     mask_to_trimap(mask)
     contour_scan_loops(mask)
     assert np.array_equal(mask, before)
+
+
+def test_shrink_mask_caps_the_longer_side_and_keeps_small_masks() -> None:
+    from seglib.trimap import shrink_mask
+
+    big = np.zeros((4000, 6000), bool)
+    big[1000:3000, 2000:4000] = True
+    small = shrink_mask(big, 480)
+    assert small.shape == (320, 480) and small.dtype == bool
+    assert abs(small.mean() - big.mean()) < 0.01
+    tiny = np.eye(5, dtype=bool)
+    assert shrink_mask(tiny, 480) is not None and np.array_equal(shrink_mask(tiny, 480), tiny)
