@@ -49,7 +49,7 @@ PRESETS: dict[str, CoursePreset] = {
         "smoke", "embedded sample, tiny sizes, 1 epoch: checks that everything runs (~1 min)",
         "sample",
         {"preset": "smoke", "label_limit": 16, "show_photos": 3, "timing_photos": 3,
-         "review_photos": 3},
+         "review_photos": 3, "refine": True},
     ),
     "demo": CoursePreset(
         "demo", "embedded sample, small models trained long enough to show the idea (<10 min)",
@@ -61,13 +61,13 @@ PRESETS: dict[str, CoursePreset] = {
         "quick", "a real folder of photos (default ../shared/shoes/images), CPU (<30 min)",
         str(SHARED_SHOES),
         {"preset": "quick", "label_limit": None, "show_photos": 6, "timing_photos": 8,
-         "review_photos": 24},
+         "review_photos": 24, "refine": True},
     ),
     "full": CoursePreset(
         "full", "the original protocol: 200x200 photos, 100 epochs; for a GPU",
         "",
         {"preset": "full", "label_limit": None, "show_photos": 8, "timing_photos": 8,
-         "review_photos": 50},
+         "review_photos": 50, "refine": True},
     ),
 }
 

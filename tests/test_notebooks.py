@@ -111,6 +111,9 @@ def test_smoke_notebooks_have_inline_figures_and_no_errors(smoke_run) -> None:
     assert "identical on the tiny mask: True" in text
     assert "every label identical on every mask: True" in text
     assert "x faster" in text
+    text, _, _ = _outputs(smoke_run.out / "01_sam_masks.ipynb")
+    assert "before: object IoU of the labels 0." in text  # refine = True in smoke ...
+    assert "refinement skipped (only" in text  # ... but 16 photos are too few to train on
     text, _, _ = _outputs(smoke_run.out / "03_train_10_161_207_711.ipynb")
     assert "the subsets shrink" in text  # the embedded sample has fewer than 811 photos
 
