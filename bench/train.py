@@ -6,13 +6,20 @@ the rounds interleaved so a busy machine slows all variants alike. Also prints t
 the U-Net and the seed model.
 
     python bench/train.py [--arch seed] [--size 200] [--batch 16] [--rounds 3] [--threads N]
+
+With ``--recipe IMAGES TRIMAPS TRUTH`` it compares training recipes instead: the quick
+preset's 711-photo model trained plainly (no jitter, best validation loss, no flip averaging)
+and with the quick preset's recipe, on the same labels and split, and prints each one's
+training time and object IoU against the 0/255 truth masks in TRUTH (``<stem>.png``).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -47,9 +54,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--recipe", nargs=3, metavar=("IMAGES", "TRIMAPS", "TRUTH"),
+                    help="compare the plain and the quick training recipe instead")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.recipe:
+        compare_recipes(*map(Path, a.recipe), device=a.device)
+        return
     dev = pick_device(a.device)
     seed_f, unet_f = count_flops(seed_cnn(), 200), count_flops(unet(), 200)
     print(f"FLOPs per 200×200 image: seed {seed_f / 1e9:.2f} G, unet {unet_f / 1e9:.2f} G "
@@ -81,6 +93,45 @@ def main() -> None:
     for name, r in rates.items():
         med = statistics.median(r)
         print(f"  {name:<45} {med:7.1f} img/s  ({med / base:.2f}× fp32)")
+
+
+def truth_iou(run: Path, images: Path, truth: Path, tta: bool) -> tuple[float, int]:
+    """Mean object IoU of a run's predictions against the truth masks (``<stem>.png``)."""
+    import cv2
+    import numpy as np
+
+    from seglib.io import list_images, read_image
+    from seglib.predict import load_model, predict_image
+
+    model = load_model(run / "best.pt")
+    photos = {p.stem: p for p in list_images(images)}
+    ious = []
+    for mask_path in sorted(truth.glob("*.png")):
+        if mask_path.stem not in photos:
+            continue
+        t = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE) > 0
+        p = predict_image(model, read_image(photos[mask_path.stem]), tta=tta) == 1
+        ious.append((p & t).sum() / max((p | t).sum(), 1))
+    return float(np.mean(ious)), len(ious)
+
+
+def compare_recipes(images: Path, trimaps: Path, truth: Path, device: str = "auto") -> None:
+    from seglib.data import load_dataset
+    from seglib.presets import get_preset
+    from seglib.train import train_run
+
+    quick = get_preset("quick")
+    plain = quick.with_overrides(jitter=0.0, select="val_loss", tta=False)
+    dataset = load_dataset(images, trimaps, quick.size)
+    print(f"711-photo model, quick preset, {truth}: object IoU against the truth masks")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, p in (("plain", plain), ("quick recipe", quick)):
+            r = train_run(images, trimaps, Path(tmp) / name, n=711, preset=p, dataset=dataset,
+                          device=device, progress=False, log=lambda m: None)
+            iou, n = truth_iou(r.out, images, truth, p.tta)
+            print(f"  {name:<13} {r.seconds / 60:5.1f} min  val object IoU "
+                  f"{r.metrics['iou_object']:.4f}  truth object IoU {iou:.4f} ({n} photos)",
+                  flush=True)
 
 
 if __name__ == "__main__":
