@@ -59,6 +59,7 @@ from seglib.labeling import (
 )
 from seglib.metrics import mask_iou
 from seglib.policy import fill_holes
+from seglib.presets import Preset
 from seglib.trimap import OBJECT, load_trimap, mask_to_trimap, save_trimap
 
 SOURCE = "grabcut:cnn"
@@ -99,15 +100,10 @@ def object_probability(logits: np.ndarray) -> np.ndarray:
     return e[OBJECT - 1] + 0.5 * e[2]
 
 
-def grabcut_agree(image: np.ndarray, prob: np.ndarray, pick: np.ndarray,
-                  iterations: int = 4) -> np.ndarray | None:
-    """GrabCut seeded where the network and the pick agree; ``None`` when seeds are too few.
-
-    ``image`` RGB uint8 H×W×3, ``prob`` float H×W object probability, ``pick`` bool H×W.
-    """
-    pick = np.asarray(pick, dtype=bool)
-    fg = (prob > SURE_OBJECT) & pick
-    bg = (prob < SURE_BACKGROUND) & ~pick
+def _grabcut_from(image: np.ndarray, prob: np.ndarray, fg: np.ndarray, bg: np.ndarray,
+                  iterations: int) -> np.ndarray | None:
+    """GrabCut with definite seeds ``fg``/``bg``, probable object where ``prob > 0.5``;
+    ``None`` when either seed has fewer than ``MIN_SEEDS`` pixels."""
     if np.count_nonzero(fg) < MIN_SEEDS or np.count_nonzero(bg) < MIN_SEEDS:
         return None
     gc = np.where(prob > 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
@@ -117,21 +113,24 @@ def grabcut_agree(image: np.ndarray, prob: np.ndarray, pick: np.ndarray,
     cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), gc, None, np.zeros((1, 65)),
                 np.zeros((1, 65)), iterations, cv2.GC_INIT_WITH_MASK)
     return fill_holes((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD))
+
+
+def grabcut_agree(image: np.ndarray, prob: np.ndarray, pick: np.ndarray,
+                  iterations: int = 4) -> np.ndarray | None:
+    """GrabCut seeded where the network and the pick agree (view 5); ``None`` when seeds are
+    too few.
+
+    ``image`` RGB uint8 H×W×3, ``prob`` float H×W object probability, ``pick`` bool H×W.
+    """
+    pick = np.asarray(pick, dtype=bool)
+    return _grabcut_from(image, prob, (prob > SURE_OBJECT) & pick,
+                         (prob < SURE_BACKGROUND) & ~pick, iterations)
 
 
 def grabcut_seeded(image: np.ndarray, prob: np.ndarray, iterations: int = 4
                    ) -> np.ndarray | None:
     """GrabCut seeded by the network alone (view 4); ``None`` when seeds are too few."""
-    fg, bg = prob > SURE_OBJECT, prob < SURE_BACKGROUND
-    if np.count_nonzero(fg) < MIN_SEEDS or np.count_nonzero(bg) < MIN_SEEDS:
-        return None
-    gc = np.where(prob > 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
-    gc[fg] = cv2.GC_FGD
-    gc[bg] = cv2.GC_BGD
-    cv2.setRNGSeed(0)
-    cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), gc, None, np.zeros((1, 65)),
-                np.zeros((1, 65)), iterations, cv2.GC_INIT_WITH_MASK)
-    return fill_holes((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD))
+    return _grabcut_from(image, prob, prob > SURE_OBJECT, prob < SURE_BACKGROUND, iterations)
 
 
 def refined_mask(image: np.ndarray, prob: np.ndarray, pick: np.ndarray,
@@ -197,6 +196,7 @@ def refine_labels(
     labels_dir: str | Path,
     *,
     size: int = 128,
+    preset: str | Preset = "quick",
     epochs: int | None = None,
     device: str = "auto",
     min_photos: int = MIN_PHOTOS,
@@ -206,8 +206,8 @@ def refine_labels(
 ) -> RefineSummary:
     """Refine the labels of ``labels_dir`` (output of ``label`` on ``images_dir``) in place.
 
-    Trains a U-Net (``size`` px, ``epochs``; by default enough for about 6000 photo views,
-    at least 10 epochs and at most 200) on the confident labels into
+    Trains a U-Net (training recipe ``preset``, ``size`` px, ``epochs``; by default enough
+    for about 6000 photo views, at least 10 epochs and at most 200) on the confident labels into
     ``labels_dir/refine_model`` (reused when it is already there, unless ``retrain``), then
     replaces each photo's pick by the GrabCut mask seeded where the network and the pick
     agree (see the module docstring). Needs at least ``min_photos`` confident labels.
@@ -247,7 +247,7 @@ def refine_labels(
                 shutil.copyfile(labels_dir / f"{s}.png", Path(tmp) / f"{s}.png")
             if epochs is None:
                 epochs = int(min(200, max(10, np.ceil(6000 / len(train_stems)))))
-            train_run(images_dir, tmp, model_dir, preset="quick", size=size, epochs=epochs,
+            train_run(images_dir, tmp, model_dir, preset=preset, size=size, epochs=epochs,
                       device=device, resume=(model_dir / "best.pt").exists(), log=say,
                       progress=progress)
         summary.train_seconds = time.perf_counter() - t0

@@ -11,6 +11,7 @@ import pytest
 from seglib.candidates import Candidates
 from seglib.cli import main
 from seglib.labeling import read_labels_csv, write_labels_csv
+from seglib.presets import get_preset
 from seglib.refine import (
     MODEL_DIR,
     SOURCE,
@@ -108,8 +109,9 @@ def test_refine_small_sample_end_to_end(tmp_path: Path) -> None:
     images, out, truth = _labeled_folder(tmp_path, n=30)
     before = {s: load_trimap(out / f"{s}.png") == 1 for s in truth}
     old = {s: Candidates.load(out / "candidates" / f"{s}.npz") for s in truth}
-    s = refine_labels(images, out, size=32, epochs=250, device="cpu", min_photos=10,
-                      progress=False, log=lambda m: None)
+    toy = get_preset("quick").with_overrides(jitter=0.0)  # 32 px: no zoom/shift jitter
+    s = refine_labels(images, out, size=32, epochs=250, preset=toy, device="cpu",
+                      min_photos=10, progress=False, log=lambda m: None)
     assert not s.skipped and s.trained_on == 20 and s.total == 30
     assert s.refined + s.kept == 30 and s.refined > 0
     assert (out / MODEL_DIR / "best.pt").is_file()
@@ -131,8 +133,8 @@ def test_refine_small_sample_end_to_end(tmp_path: Path) -> None:
     assert leg_after > leg_before + 0.05, (leg_before, leg_after)  # the legs are cut off
     assert np.mean([_iou(after[st], truth[st]) for st in clean]) > 0.8  # 64 px photos
     # a second run reuses the model and leaves refined photos alone
-    again = refine_labels(images, out, size=32, epochs=250, device="cpu", min_photos=10,
-                          progress=False, log=lambda m: None)
+    again = refine_labels(images, out, size=32, epochs=250, preset=toy, device="cpu",
+                          min_photos=10, progress=False, log=lambda m: None)
     assert again.refined == 0 and again.kept == 30
     assert all(np.array_equal(load_trimap(out / f"{st}.png") == 1, after[st]) for st in truth)
 
