@@ -8,7 +8,7 @@ the U-Net and the seed model.
     python bench/train.py [--arch seed] [--size 200] [--batch 16] [--rounds 3] [--threads N]
 
 With ``--recipe IMAGES TRIMAPS TRUTH`` it compares training recipes instead: the quick
-preset's 711-photo model trained plainly (no jitter, best validation loss, no flip averaging)
+preset's 711-photo model trained plainly (cross-entropy only, no jitter, no flip averaging)
 and with the quick preset's recipe, on the same labels and split, and prints each one's
 training time and object IoU against the 0/255 truth masks in TRUTH (``<stem>.png``).
 """
@@ -121,7 +121,8 @@ def compare_recipes(images: Path, trimaps: Path, truth: Path, device: str = "aut
     from seglib.train import train_run
 
     quick = get_preset("quick")
-    plain = quick.with_overrides(jitter=0.0, select="val_loss", tta=False)
+    plain = quick.with_overrides(jitter=0.0, dice=0.0, border_weight=1.0, select="val_loss",
+                                 tta=False)
     dataset = load_dataset(images, trimaps, quick.size)
     print(f"711-photo model, quick preset, {truth}: object IoU against the truth masks")
     with tempfile.TemporaryDirectory() as tmp:
