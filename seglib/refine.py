@@ -27,12 +27,18 @@ The refined mask is appended to the photo's cached candidates as source
 A photo also keeps its pick when ``overrides.csv`` names a manual choice or when the refined
 mask would be empty.
 
+This runs in ``ROUNDS`` rounds (2 by default): each round trains a new network on the labels
+as the previous round left them, so the second one learns from better labels. ``reason``
+says which round drew the label last (``refined r2 (grabcut:cnn, was 4)``).
+
 Folders of fewer than ``MIN_PHOTOS`` confident photos are left as they are (too few to
-train on). The trained model stays in ``LABELS/refine_model`` (a normal training run).
+train on). The trained models stay in ``LABELS/refine_model`` and ``refine_model_2``, ...
+(normal training runs).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import tempfile
@@ -66,6 +72,7 @@ SOURCE = "grabcut:cnn"
 MIN_PHOTOS = 30
 MODEL_DIR = "refine_model"
 SURE_OBJECT, SURE_BACKGROUND = 0.9, 0.1
+ROUNDS = 2  # refinement rounds: the second learns from the first one's labels
 MIN_SEEDS = 20  # pixels of each definite class GrabCut needs to be worth running
 
 
@@ -74,6 +81,7 @@ class RefineSummary:
     """What :func:`refine_labels` did."""
 
     labels_dir: Path
+    rounds: int = 1
     total: int = 0  # labeled photos considered
     trained_on: int = 0  # confident labels the network was trained on
     refined: int = 0  # photos whose trimap was replaced by the refined mask
@@ -87,8 +95,9 @@ class RefineSummary:
     def describe(self) -> str:
         if self.skipped:
             return f"{self.labels_dir}: refinement skipped ({self.skipped})"
-        return (f"{self.labels_dir}: refined {self.refined}/{self.total} labels with a CNN "
-                f"trained on {self.trained_on} confident ones ({self.kept} kept) in "
+        return (f"{self.labels_dir}: refined {self.refined}/{self.total} labels in "
+                f"{self.rounds} round(s), each with a CNN trained on {self.trained_on} "
+                f"confident ones ({self.kept} kept) in "
                 f"{self.seconds:.1f} s (training {self.train_seconds:.1f} s)")
 
 
@@ -191,10 +200,20 @@ def _trained_on(model_dir: Path) -> int:
     return -1
 
 
+def _round(row: dict[str, str]) -> int:
+    """The last refinement round that redrew this photo's label (0: never)."""
+    reason = str(row.get("reason", ""))
+    if not reason.startswith("refined"):
+        return 0
+    m = re.match(r"refined r(\d+)", reason)
+    return int(m.group(1)) if m else 1
+
+
 def refine_labels(
     images_dir: str | Path,
     labels_dir: str | Path,
     *,
+    rounds: int = ROUNDS,
     size: int = 128,
     preset: str | Preset = "quick",
     epochs: int | None = None,
@@ -206,15 +225,20 @@ def refine_labels(
 ) -> RefineSummary:
     """Refine the labels of ``labels_dir`` (output of ``label`` on ``images_dir``) in place.
 
-    Trains a U-Net (training recipe ``preset``, ``size`` px, ``epochs``; by default enough
-    for about 6000 photo views, at least 10 epochs and at most 200) on the confident labels into
-    ``labels_dir/refine_model`` (reused when it is already there, unless ``retrain``), then
-    replaces each photo's pick by the GrabCut mask seeded where the network and the pick
-    agree (see the module docstring). Needs at least ``min_photos`` confident labels.
+    Each of ``rounds`` rounds trains a U-Net (training recipe ``preset``, ``size`` px,
+    ``epochs``; by default enough for about 6000 photo views, at least 10 epochs and at most
+    200) on the confident labels as they are then, into ``labels_dir/refine_model`` (round 1)
+    or ``refine_model_<k>`` (reused when it is already there, unless ``retrain``), and
+    replaces each photo's label by the five-view vote (see the module docstring). A second
+    round learns from the first round's better labels. Rerunning resumes: photos already
+    redrawn in a round are not redrawn in it again. Needs at least ``min_photos`` confident
+    labels.
     """
     from seglib.predict import load_model, predict_logits
     from seglib.train import train_run
 
+    if rounds < 1:
+        raise SeglibError(f"rounds must be at least 1, got {rounds}")
     say = log or (lambda m: tqdm.write(m, file=sys.stderr))
     images_dir, labels_dir = Path(images_dir), Path(labels_dir)
     t_start = time.perf_counter()
@@ -224,7 +248,7 @@ def refine_labels(
     photos = {p.stem: p for p in list_images(images_dir)}
     if not photos:
         raise SeglibError(f"{images_dir}: no .jpg/.jpeg/.png photos found; check the folder")
-    summary = RefineSummary(labels_dir=labels_dir)
+    summary = RefineSummary(labels_dir=labels_dir, rounds=rounds)
     with folder_lock(labels_dir):
         rows = _read_csv(labels_dir / LABELS_CSV)
         state = {r["stem"]: r for r in rows if r.get("stem")}
@@ -238,58 +262,65 @@ def refine_labels(
             say(summary.describe())
             summary.seconds = time.perf_counter() - t_start
             return summary
-        model_dir = labels_dir / MODEL_DIR
-        if model_dir.exists() and (retrain or _trained_on(model_dir) != len(train_stems)):
-            shutil.rmtree(model_dir)  # asked for, or the folder's labels changed since
-        t0 = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="seglib-refine-") as tmp:
-            for s in train_stems:  # the confident trimaps only, for seglib.data's pairing
-                shutil.copyfile(labels_dir / f"{s}.png", Path(tmp) / f"{s}.png")
-            if epochs is None:
-                epochs = int(min(200, max(10, np.ceil(6000 / len(train_stems)))))
-            train_run(images_dir, tmp, model_dir, preset=preset, size=size, epochs=epochs,
-                      device=device, resume=(model_dir / "best.pt").exists(), log=say,
-                      progress=progress)
-        summary.train_seconds = time.perf_counter() - t0
-        summary.model = model_dir / "best.pt"
-        model = load_model(summary.model, device)
+        if epochs is None:
+            epochs = int(min(200, max(10, np.ceil(6000 / len(train_stems)))))
         overrides = read_overrides(labels_dir)
-        for stem in tqdm(sorted(ok), desc="refine", unit="photo", file=sys.stderr,
-                         disable=not progress):
-            row = state[stem]
-            npz = labels_dir / CANDIDATES_DIR / f"{stem}.npz"
-            tri_path = labels_dir / f"{stem}.png"
-            if (stem in overrides or _refined(row) or not npz.is_file()
-                    or not tri_path.is_file()):
-                summary.kept += 1
-                continue
-            try:
-                cands = Candidates.load(npz)
-                trimap = load_trimap(tri_path)
-                photo = read_image(photos[stem])
-            except SeglibError as exc:
-                say(f"kept {stem}: {exc}")
-                summary.kept += 1
-                continue
-            h, w = cands.shape
-            work = photo if photo.shape[:2] == (h, w) else cv2.resize(
-                photo, (w, h), interpolation=cv2.INTER_AREA)
-            pick = _resize_mask(trimap == OBJECT, (h, w))
-            prob = object_probability(predict_logits(model, work))
-            mask = refined_mask(work, prob, pick, cands.masks[
-                [i for i, src in enumerate(cands.sources) if src != SOURCE]])
-            if mask is None or not mask.any():
-                summary.kept += 1
-                continue
-            new, idx = _with_refined(cands, mask)
-            new.save(npz)
-            save_trimap(tri_path, mask_to_trimap(_resize_mask(mask, trimap.shape[:2])))
-            prev = row.get("chosen", "")
-            row.update(chosen=str(idx),
-                       reason=f"refined ({SOURCE}, was {prev})" if prev else "refined")
-            write_labels_csv(labels_dir, list(state.values()))
-            summary.refined += 1
-            summary.changed.append(stem)
+        changed: set[str] = set()
+        for rnd in range(1, rounds + 1):
+            model_dir = labels_dir / (MODEL_DIR if rnd == 1 else f"{MODEL_DIR}_{rnd}")
+            if model_dir.exists() and (retrain or _trained_on(model_dir) != len(train_stems)):
+                shutil.rmtree(model_dir)  # asked for, or the folder's labels changed since
+            t0 = time.perf_counter()
+            with tempfile.TemporaryDirectory(prefix="seglib-refine-") as tmp:
+                for s in train_stems:  # the confident trimaps only, for seglib.data's pairing
+                    shutil.copyfile(labels_dir / f"{s}.png", Path(tmp) / f"{s}.png")
+                train_run(images_dir, tmp, model_dir, preset=preset, size=size, epochs=epochs,
+                          device=device, resume=(model_dir / "best.pt").exists(), log=say,
+                          progress=progress)
+            summary.train_seconds += time.perf_counter() - t0
+            summary.model = model_dir / "best.pt"
+            model = load_model(summary.model, device)
+            for stem in tqdm(sorted(ok), desc=f"refine round {rnd}/{rounds}", unit="photo",
+                             file=sys.stderr, disable=not progress):
+                row = state[stem]
+                npz = labels_dir / CANDIDATES_DIR / f"{stem}.npz"
+                tri_path = labels_dir / f"{stem}.png"
+                if (stem in overrides or _round(row) >= rnd or not npz.is_file()
+                        or not tri_path.is_file()):
+                    continue
+                try:
+                    cands = Candidates.load(npz)
+                    trimap = load_trimap(tri_path)
+                    photo = read_image(photos[stem])
+                except SeglibError as exc:
+                    say(f"kept {stem}: {exc}")
+                    continue
+                h, w = cands.shape
+                work = photo if photo.shape[:2] == (h, w) else cv2.resize(
+                    photo, (w, h), interpolation=cv2.INTER_AREA)
+                pick = _resize_mask(trimap == OBJECT, (h, w))
+                prob = object_probability(predict_logits(model, work))
+                mask = refined_mask(work, prob, pick, cands.masks[
+                    [i for i, src in enumerate(cands.sources) if src != SOURCE]])
+                if mask is None or not mask.any():
+                    continue
+                first = _round(row) == 0
+                new, idx = _with_refined(cands, mask)
+                new.save(npz)
+                save_trimap(tri_path, mask_to_trimap(_resize_mask(mask, trimap.shape[:2])))
+                prev = row.get("chosen", "") if first else _was(row)
+                row.update(chosen=str(idx), reason=f"refined r{rnd} ({SOURCE}, was {prev})")
+                write_labels_csv(labels_dir, list(state.values()))
+                changed.add(stem)
         write_labels_csv(labels_dir, list(state.values()))
+    summary.changed = sorted(changed)
+    summary.refined = len(changed)
+    summary.kept = summary.total - summary.refined
     summary.seconds = time.perf_counter() - t_start
     return summary
+
+
+def _was(row: dict[str, str]) -> str:
+    """The labeler's own choice, as the first refinement round wrote it in ``reason``."""
+    m = re.search(r"was ([^)]*)\)", str(row.get("reason", "")))
+    return m.group(1) if m else ""

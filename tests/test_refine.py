@@ -109,8 +109,9 @@ def test_refine_small_sample_end_to_end(tmp_path: Path) -> None:
     images, out, truth = _labeled_folder(tmp_path, n=30)
     before = {s: load_trimap(out / f"{s}.png") == 1 for s in truth}
     old = {s: Candidates.load(out / "candidates" / f"{s}.npz") for s in truth}
-    toy = get_preset("quick").with_overrides(jitter=0.0)  # 32 px: no zoom/shift jitter
-    s = refine_labels(images, out, size=32, epochs=250, preset=toy, device="cpu",
+    # 32 px toy photos: a plain recipe (no zoom/shift jitter, no Dice term)
+    toy = get_preset("quick").with_overrides(jitter=0.0, dice=0.0)
+    s = refine_labels(images, out, rounds=1, size=32, epochs=250, preset=toy, device="cpu",
                       min_photos=10, progress=False, log=lambda m: None)
     assert not s.skipped and s.trained_on == 20 and s.total == 30
     assert s.refined + s.kept == 30 and s.refined > 0
@@ -133,10 +134,21 @@ def test_refine_small_sample_end_to_end(tmp_path: Path) -> None:
     assert leg_after > leg_before + 0.05, (leg_before, leg_after)  # the legs are cut off
     assert np.mean([_iou(after[st], truth[st]) for st in clean]) > 0.8  # 64 px photos
     # a second run reuses the model and leaves refined photos alone
-    again = refine_labels(images, out, size=32, epochs=250, preset=toy, device="cpu",
-                          min_photos=10, progress=False, log=lambda m: None)
+    again = refine_labels(images, out, rounds=1, size=32, epochs=250, preset=toy,
+                          device="cpu", min_photos=10, progress=False, log=lambda m: None)
     assert again.refined == 0 and again.kept == 30
     assert all(np.array_equal(load_trimap(out / f"{st}.png") == 1, after[st]) for st in truth)
+    # a second round trains a new network on the refined labels and redraws them again
+    two = refine_labels(images, out, rounds=2, size=32, epochs=250, preset=toy,
+                        device="cpu", min_photos=10, progress=False, log=lambda m: None)
+    assert (out / f"{MODEL_DIR}_2" / "best.pt").is_file() and two.refined > 0
+    rows = {r["stem"]: r for r in read_labels_csv(out)}
+    for stem in two.changed:
+        assert rows[stem]["reason"].startswith("refined r2 (grabcut:cnn, was 0)")
+        c = Candidates.load(out / "candidates" / f"{stem}.npz")
+        assert c.sources.count(SOURCE) == 1 and rows[stem]["chosen"] == str(len(c) - 1)
+    final = {st: load_trimap(out / f"{st}.png") == 1 for st in truth}
+    assert np.mean([_iou(final[st], truth[st]) for st in legs]) > leg_before + 0.05
 
 
 def test_refine_skips_a_tiny_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -6,13 +6,16 @@ import argparse
 from pathlib import Path
 
 HELP = ("Refine a labeled folder: train a small CNN on its confident labels, then redraw every "
-        "label with GrabCut seeded where the CNN and the pick agree (keeps the candidates).")
+        "label by a vote of the pick, the CNN and GrabCuts seeded by them (keeps the "
+        "candidates); twice by default.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", type=Path, help="folder of photos that was labeled")
     p.add_argument("--out", type=Path, required=True,
                    help="output folder of `python -m seglib label` (trimaps, labels.csv)")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="refinement rounds, each training a new CNN on the labels so far (2)")
     p.add_argument("--size", type=int, default=128, help="CNN input side in pixels (128)")
     p.add_argument("--epochs", type=int,
                    help="training epochs (default: about 6000 photo views, 10..200 epochs)")
@@ -24,7 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from seglib.refine import refine_labels
 
-    summary = refine_labels(args.images, args.out, size=args.size, epochs=args.epochs,
+    summary = refine_labels(args.images, args.out, rounds=args.rounds, size=args.size,
+                            epochs=args.epochs,
                             device=args.device, retrain=args.retrain)
     print(summary.describe())
     return 0
