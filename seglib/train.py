@@ -1,7 +1,8 @@
 """Training loop: a run folder with ``best.pt``, ``last.pt``, ``history.csv``, ``metrics.json``.
 
 - ``best.pt``: ``{"format", "state_dict", "config", "epoch", "metrics"}`` of the epoch with
-  the lowest validation loss; plain tensors and Python values, loaded with
+  the lowest validation loss (or the highest validation object IoU with the preset's
+  ``select="iou_object"``); plain tensors and Python values, loaded with
   ``torch.load(weights_only=True)``.
 - ``last.pt``: the same plus optimizer and shuffle-generator state, written after every epoch;
   ``resume=True`` continues from it.
