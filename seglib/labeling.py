@@ -93,7 +93,11 @@ def _pid_alive(pid: int) -> bool:
 
 @contextmanager
 def folder_lock(out_dir: Path) -> Iterator[Path]:
-    """Hold ``out_dir/.seglib.lock`` (with our pid); a lock of a dead process is taken over."""
+    """Hold ``out_dir/.seglib.lock`` (with our pid); a lock of a dead process is taken over.
+
+    A folder this creates and leaves empty (the run failed before writing anything) is removed.
+    """
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     lock = out_dir / LOCK_NAME
     for _ in range(3):
@@ -127,6 +131,8 @@ def folder_lock(out_dir: Path) -> Iterator[Path]:
         try:
             if lock.read_text().strip() == str(os.getpid()):
                 lock.unlink()
+            if created and not any(out_dir.iterdir()):
+                out_dir.rmdir()
         except OSError:
             pass
 

@@ -25,9 +25,15 @@ from seglib.trimap import load_trimap
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
+def _default_sigint() -> None:
+    # a shell's background job starts with Ctrl-C ignored; the run must see it as a user would
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(*argv: object) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "seglib", *map(str, argv)], cwd=ROOT, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
 
 
 def wait_for(cond, proc: subprocess.Popen, what: str, timeout: float = 90) -> None:  # noqa: ANN001
