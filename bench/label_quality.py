@@ -29,7 +29,7 @@ import numpy as np
 
 from seglib.io import list_images, read_image
 from seglib.metrics import mask_iou
-from seglib.opencv_candidates import propose
+from seglib.opencv_candidates import grabcut, propose
 from seglib.policy import pick
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "shoes" / "images"
@@ -45,12 +45,8 @@ def load_truth(path: Path) -> np.ndarray:
 
 def rect90(rgb: np.ndarray) -> np.ndarray:
     h, w = rgb.shape[:2]
-    gc = np.zeros((h, w), np.uint8)
-    cv2.setRNGSeed(0)
-    cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), gc,
-                (int(0.05 * w), int(0.05 * h), int(0.9 * w), int(0.9 * h)),
-                np.zeros((1, 65)), np.zeros((1, 65)), 5, cv2.GC_INIT_WITH_RECT)
-    return (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
+    return grabcut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                   rect=(int(0.05 * w), int(0.05 * h), int(0.9 * w), int(0.9 * h)), iters=5)
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ from seglib.candidates import Candidates
 from seglib.errors import ImageReadError, SeglibError
 from seglib.io import list_images, read_image, resize_max_side, write_bytes_atomic
 from seglib.policy import pick
-from seglib.trimap import load_trimap, mask_to_trimap, save_trimap
+from seglib.trimap import load_trimap, mask_to_trimap, resize_mask, save_trimap
 
 COLUMNS = ("stem", "file", "backend", "mode", "policy", "chosen", "predicted_iou", "stability",
            "score", "confidence", "flagged", "seconds", "status", "reason")
@@ -199,14 +199,6 @@ def _chosen_scores(cands: Candidates, chosen: str) -> tuple[float, float]:
     return float(np.mean(cands.predicted_iou[idx])), float(np.mean(cands.stability[idx]))
 
 
-def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    h, w = size
-    if mask.shape == (h, w):
-        return mask
-    m = cv2.resize(mask.astype(np.uint8) * 255, (w, h), interpolation=cv2.INTER_LINEAR)
-    return m > 127
-
-
 def _pick_and_save(out_dir: Path, stem: str, cands: Candidates, policy: str,
                    override: str | None, size: tuple[int, int]) -> tuple[dict[str, str], bool]:
     """Pick, write the trimap at ``size``; the row fields of the pick and its flagged state."""
@@ -217,7 +209,7 @@ def _pick_and_save(out_dir: Path, stem: str, cands: Candidates, policy: str,
         p = pick(cands, policy)
         p.flagged = True
         reason = f"override ignored ({exc})"
-    save_trimap(out_dir / f"{stem}.png", mask_to_trimap(_resize_mask(p.mask, size)))
+    save_trimap(out_dir / f"{stem}.png", mask_to_trimap(resize_mask(p.mask, size)))
     piou, stab = _chosen_scores(cands, p.chosen)
     if not p.mask.any():
         p.flagged = True

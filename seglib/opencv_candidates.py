@@ -51,6 +51,7 @@ import numpy as np
 from seglib.candidates import Candidates
 from seglib.metrics import mask_iou
 from seglib.policy import fill_holes, geometry, pick
+from seglib.trimap import resize_mask
 
 WORK_SIDE = 160
 SOURCES = ("colour:otsu", "colour:low", "colour:faint", "grabcut:colour", "grabcut:faint",
@@ -141,8 +142,10 @@ def _otsu(values: np.ndarray) -> float:
     return float(t)
 
 
-def _grabcut(bgr: np.ndarray, mask: np.ndarray | None = None,
-             rect: tuple[int, int, int, int] | None = None, iters: int = 3) -> np.ndarray:
+def grabcut(bgr: np.ndarray, mask: np.ndarray | None = None,
+            rect: tuple[int, int, int, int] | None = None, iters: int = 3) -> np.ndarray:
+    """The object of GrabCut (definite or probable), from a rectangle or a GC_* seed mask;
+    reproducible (OpenCV's RNG is reseeded)."""
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(0)  # GrabCut's GMMs start from k-means: keep the result reproducible
     if rect is not None:
@@ -227,7 +230,7 @@ def refine(bgr: np.ndarray, lab: np.ndarray, base: np.ndarray, iters: int = 4) -
     gc[_edge_strip(h, w, EDGE)] = cv2.GC_BGD
     if not np.isin(gc, (cv2.GC_FGD, cv2.GC_PR_FGD)).any():
         return base.copy()
-    return _clean(_grabcut(bgr, mask=gc, iters=iters))
+    return _clean(grabcut(bgr, mask=gc, iters=iters))
 
 
 def polish(rgb: np.ndarray, mask: np.ndarray, band: int | None = None,
@@ -246,7 +249,7 @@ def polish(rgb: np.ndarray, mask: np.ndarray, band: int | None = None,
     gc[cv2.dilate(m8, k) > 0] = cv2.GC_PR_BGD
     gc[m8 > 0] = cv2.GC_PR_FGD
     gc[inner] = cv2.GC_FGD
-    out = _grabcut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), mask=gc, iters=iters)
+    out = grabcut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), mask=gc, iters=iters)
     return fill_holes(out)
 
 
@@ -287,17 +290,17 @@ def propose_small(rgb: np.ndarray
                              iterations=2) > 0
             gc[core & (dist > 2 * t)] = cv2.GC_FGD
             gc[strip] = cv2.GC_BGD
-            masks.append(_clean(_grabcut(bgr, mask=gc)))
+            masks.append(_clean(grabcut(bgr, mask=gc)))
             sources.append(name)
         ys, xs = np.nonzero(colour)
         my, mx = int(0.08 * h), int(0.08 * w)
         y0, y1 = max(ys.min() - my, 1), min(ys.max() + my, h - 2)
         x0, x1 = max(xs.min() - mx, 1), min(xs.max() + mx, w - 2)
         if (y1 - y0) > 4 and (x1 - x0) > 4:
-            masks.append(_clean(_grabcut(bgr, rect=(x0, y0, x1 - x0, y1 - y0))))
+            masks.append(_clean(grabcut(bgr, rect=(x0, y0, x1 - x0, y1 - y0))))
             sources.append("grabcut:bbox")
     my, mx = int(0.05 * h), int(0.05 * w)
-    masks.append(_clean(_grabcut(bgr, rect=(mx, my, w - 2 * mx, h - 2 * my))))
+    masks.append(_clean(grabcut(bgr, rect=(mx, my, w - 2 * mx, h - 2 * my))))
     sources.append("grabcut:rect90")
     gray = cv2.cvtColor(blur, cv2.COLOR_BGR2GRAY)
     edges = cv2.Canny(gray, 20, 60)
@@ -377,17 +380,11 @@ def propose(image: np.ndarray, work_side: int = WORK_SIDE) -> Candidates:
     feats = candidate_features(small, masks, sources, soft)
     piou = predict_iou(feats, floor)
     stab = piou.copy()  # no threshold to vary here: the same estimate serves as stability
-    full = [_upsize(m, H, W) for m in masks]
+    full = [resize_mask(m, (H, W)) for m in masks]
     i = sources.index("grabcut:refine")
     mid = _resize(rgb, POLISH_SIDE)
-    full[i] = _upsize(polish(mid, _upsize(masks[i], *mid.shape[:2])), H, W)
+    full[i] = resize_mask(polish(mid, resize_mask(masks[i], mid.shape[:2])), (H, W))
     return Candidates(np.stack(full), piou, stab, sources, backend="opencv")
-
-
-def _upsize(mask: np.ndarray, h: int, w: int) -> np.ndarray:
-    if mask.shape == (h, w):
-        return mask
-    return cv2.resize(mask.astype(np.uint8) * 255, (w, h), interpolation=cv2.INTER_LINEAR) > 127
 
 
 def fit_iou_weights(n: int = 200, seed: int = 1, ridge: float = 1e-2) -> dict[str, float]:

@@ -58,15 +58,15 @@ from seglib.labeling import (
     CANDIDATES_DIR,
     LABELS_CSV,
     _read_csv,
-    _resize_mask,
     folder_lock,
     read_overrides,
     write_labels_csv,
 )
 from seglib.metrics import mask_iou
+from seglib.opencv_candidates import grabcut, polish
 from seglib.policy import fill_holes
 from seglib.presets import Preset
-from seglib.trimap import OBJECT, load_trimap, mask_to_trimap, save_trimap
+from seglib.trimap import OBJECT, load_trimap, mask_to_trimap, resize_mask, save_trimap
 
 SOURCE = "grabcut:cnn"
 MIN_PHOTOS = 30
@@ -118,10 +118,7 @@ def _grabcut_from(image: np.ndarray, prob: np.ndarray, fg: np.ndarray, bg: np.nd
     gc = np.where(prob > 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
     gc[fg] = cv2.GC_FGD
     gc[bg] = cv2.GC_BGD
-    cv2.setRNGSeed(0)
-    cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), gc, None, np.zeros((1, 65)),
-                np.zeros((1, 65)), iterations, cv2.GC_INIT_WITH_MASK)
-    return fill_holes((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD))
+    return fill_holes(grabcut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), mask=gc, iters=iterations))
 
 
 def grabcut_agree(image: np.ndarray, prob: np.ndarray, pick: np.ndarray,
@@ -150,8 +147,6 @@ def refined_mask(image: np.ndarray, prob: np.ndarray, pick: np.ndarray,
     ``image`` RGB uint8 H×W×3, ``prob`` float H×W object probability, ``pick`` bool H×W,
     ``candidates`` bool K×H×W (the photo's cached candidates; may be empty).
     """
-    from seglib.opencv_candidates import polish
-
     pick = np.asarray(pick, dtype=bool)
     alone = grabcut_seeded(image, prob)
     if alone is None:
@@ -181,10 +176,6 @@ def _confident(rows: list[dict[str, str]], labels_dir: Path) -> list[str]:
     return [r["stem"] for r in rows
             if r.get("status") == "ok" and str(r.get("flagged", "")) in ("0", "")
             and (labels_dir / f"{r['stem']}.png").is_file()]
-
-
-def _refined(row: dict[str, str]) -> bool:
-    return str(row.get("reason", "")).startswith("refined")
 
 
 def _trained_on(model_dir: Path) -> int:
@@ -298,7 +289,7 @@ def refine_labels(
                 h, w = cands.shape
                 work = photo if photo.shape[:2] == (h, w) else cv2.resize(
                     photo, (w, h), interpolation=cv2.INTER_AREA)
-                pick = _resize_mask(trimap == OBJECT, (h, w))
+                pick = resize_mask(trimap == OBJECT, (h, w))
                 prob = object_probability(predict_logits(model, work))
                 mask = refined_mask(work, prob, pick, cands.masks[
                     [i for i, src in enumerate(cands.sources) if src != SOURCE]])
@@ -307,7 +298,7 @@ def refine_labels(
                 first = _round(row) == 0
                 new, idx = _with_refined(cands, mask)
                 new.save(npz)
-                save_trimap(tri_path, mask_to_trimap(_resize_mask(mask, trimap.shape[:2])))
+                save_trimap(tri_path, mask_to_trimap(resize_mask(mask, trimap.shape[:2])))
                 prev = row.get("chosen", "") if first else _was(row)
                 row.update(chosen=str(idx), reason=f"refined r{rnd} ({SOURCE}, was {prev})")
                 write_labels_csv(labels_dir, list(state.values()))

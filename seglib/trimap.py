@@ -114,6 +114,16 @@ def shrink_mask(mask: np.ndarray, max_side: int) -> np.ndarray:
     return cv2.resize(m.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
 
 
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A bool mask at ``size`` (height, width): bilinear, then thresholded at one half; a mask
+    already that size comes back as it is."""
+    h, w = size
+    if mask.shape == (h, w):
+        return mask
+    m = cv2.resize(np.asarray(mask).astype(np.uint8) * 255, (w, h), interpolation=cv2.INTER_LINEAR)
+    return m > 127
+
+
 def trimap_to_mask(trimap: np.ndarray) -> np.ndarray:
     """Object pixels (label 1) as a bool mask."""
     return np.asarray(trimap) == OBJECT

@@ -168,3 +168,14 @@ def test_shrink_mask_caps_the_longer_side_and_keeps_small_masks() -> None:
     assert abs(small.mean() - big.mean()) < 0.01
     tiny = np.eye(5, dtype=bool)
     assert shrink_mask(tiny, 480) is not None and np.array_equal(shrink_mask(tiny, 480), tiny)
+
+
+def test_resize_mask_reaches_the_size_and_keeps_a_same_size_mask() -> None:
+    from seglib.trimap import resize_mask
+
+    m = np.zeros((40, 60), bool)
+    m[10:30, 20:40] = True
+    big = resize_mask(m, (80, 120))
+    assert big.shape == (80, 120) and big.dtype == bool
+    assert abs(big.mean() - m.mean()) < 0.01
+    assert resize_mask(m, (40, 60)) is m
