@@ -312,3 +312,33 @@ def test_odd_but_valid_photos_are_labeled_at_their_size(tmp_path: Path) -> None:
     for stem in rows:
         h, w = (1, 1) if stem == "tiny" else base.shape[:2]
         assert load_trimap(tmp_path / "out" / f"{stem}.png").shape == (h, w)
+
+
+def test_label_refine_option_runs_the_refinement_after_labeling(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    img = tmp_path / "img"
+    make_folder(img, 4)
+    out = tmp_path / "out"
+    # a real call: four photos are too few to train the refining CNN, and the run says so
+    assert main(["label", str(img), "--out", str(out), "--backend", "opencv",
+                 "--refine", "1"]) == 0
+    assert "refinement skipped (only " in capsys.readouterr().out
+    assert len(csv_rows(out)) == 4
+    # the rounds and device reach refine_labels, which sees the finished labels.csv
+    import seglib.refine
+
+    calls = []
+
+    def fake_refine(images: Path, labels: Path, **kw: object) -> seglib.refine.RefineSummary:
+        calls.append((Path(images), Path(labels), kw, len(csv_rows(Path(labels)))))
+        return seglib.refine.RefineSummary(labels_dir=Path(labels), skipped="test")
+
+    monkeypatch.setattr(seglib.refine, "refine_labels", fake_refine)
+    assert main(["label", str(img), "--out", str(out), "--backend", "opencv",
+                 "--refine", "3", "--device", "cpu"]) == 0
+    assert calls == [(img, out, {"rounds": 3, "device": "cpu"}, 4)]
+    assert main(["label", str(img), "--out", str(out), "--backend", "opencv"]) == 0
+    assert len(calls) == 1  # no --refine, no refinement
+    assert main(["label", str(img), "--out", str(out), "--refine", "-1"]) == 2
+    assert "--refine takes a number of rounds" in capsys.readouterr().err

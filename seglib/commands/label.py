@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument("--limit", type=int, help="label at most the first N photos")
     p.add_argument("--overwrite", action="store_true", help="redo photos already labeled")
+    p.add_argument("--refine", type=int, default=0, metavar="ROUNDS",
+                   help="then refine the labels in ROUNDS rounds, as `python -m seglib refine` "
+                        "does (default 0: no refinement; 2 is the refine command's default)")
 
 
 def _choose_backend(args: argparse.Namespace) -> tuple[str, Path | None]:
@@ -56,6 +59,8 @@ def _choose_backend(args: argparse.Namespace) -> tuple[str, Path | None]:
 def run(args: argparse.Namespace) -> int:
     from seglib.labeling import label_folder
 
+    if args.refine < 0:
+        raise SeglibError(f"--refine takes a number of rounds (0 or more), got {args.refine}")
     backend, checkpoint = _choose_backend(args)
     if backend == "sam":
         from seglib.sam_candidates import SamProposer
@@ -72,4 +77,9 @@ def run(args: argparse.Namespace) -> int:
     summary = label_folder(args.images, args.out, proposer, backend=backend, mode=mode,
                            policy=args.policy, limit=args.limit, overwrite=args.overwrite)
     print(summary.describe())
+    if args.refine > 0 and summary.ok:
+        from seglib.refine import refine_labels
+
+        refined = refine_labels(args.images, args.out, rounds=args.refine, device=args.device)
+        print(refined.describe())
     return summary.exit_code
