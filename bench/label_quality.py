@@ -13,7 +13,11 @@ shared sneaker photos next to the project) this prints the object IoU of
 - each ``--labels`` folder: label 1 of its trimaps (e.g. after ``seglib label`` or
   ``seglib refine``),
 
-their means, the labeler minus rect90, and the labeler's CPU seconds per photo. No audited
+their means, the labeler minus rect90, and the labeler's CPU seconds per photo.
+
+``--rect90-at X`` also prints every mean on the largest subset of the photos (the ones rect90
+does best on first) whose rect90 mean is at least ``X``: an estimate of the scores on an
+audited set of easier photos, one on which plain GrabCut scores ``X``. No audited
 masks ship with the project (they would be derived from photos it may not carry): audit your
 own, e.g. a few dozen photos, and keep a part of them aside from any tuning.
 """
@@ -55,6 +59,8 @@ def main() -> None:
     ap.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
     ap.add_argument("--labels", type=Path, nargs="*", default=[])
     ap.add_argument("-v", "--verbose", action="store_true", help="one line per photo")
+    ap.add_argument("--rect90-at", type=float, metavar="X",
+                    help="also the means on the largest subset whose rect90 mean is >= X")
     args = ap.parse_args()
     photos = {p.stem: p for p in list_images(args.images)}
     stems = sorted(p.stem for p in args.truth.glob("*.png") if p.stem in photos)
@@ -83,6 +89,21 @@ def main() -> None:
     print(" | ".join(f"{c} {np.mean(v):.4f}" for c, v in scores.items()))
     gain = np.mean(scores["labeler"]) - np.mean(scores["rect90"])
     print(f"labeler - rect90 = {gain:+.4f}; labeler {np.mean(seconds):.3f} s CPU per photo")
+    if args.rect90_at is not None:
+        keep = easiest_subset(scores["rect90"], args.rect90_at)
+        if not keep:
+            print(f"no photo has rect90 >= {args.rect90_at}")
+            return
+        print(f"{len(keep)} photos where rect90 does best, rect90 mean >= {args.rect90_at}: "
+              + " | ".join(f"{c} {np.mean([v[i] for i in keep]):.4f}" for c, v in scores.items()))
+
+
+def easiest_subset(rect90_scores: list[float], at: float) -> list[int]:
+    """Indices of the largest subset, highest rect90 first, whose mean rect90 is >= ``at``."""
+    order = np.argsort(rect90_scores, kind="stable")[::-1]
+    means = np.cumsum(np.asarray(rect90_scores)[order]) / np.arange(1, len(order) + 1)
+    ok = np.flatnonzero(means >= at)
+    return sorted(order[: ok[-1] + 1].tolist()) if len(ok) else []
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -23,7 +24,7 @@ def test_label_quality_scores_the_labeler_against_audited_masks(tmp_path: Path) 
         shutil.copyfile(f, labels / f.name)
     out = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "label_quality.py"), "--truth", str(truth),
-         "--images", str(SAMPLE / "images"), "--labels", str(labels)],
+         "--images", str(SAMPLE / "images"), "--labels", str(labels), "--rect90-at", "0"],
         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert "4 audited photos" in out.stdout
@@ -31,6 +32,22 @@ def test_label_quality_scores_the_labeler_against_audited_masks(tmp_path: Path) 
     assert float(means["labels"]) == 1.0
     assert 0.5 < float(means["labeler"]) <= 1.0 and 0.5 < float(means["ceiling"]) <= 1.0
     assert "labeler - rect90 = " in out.stdout
+    subset = out.stdout.splitlines()[3]  # rect90 >= 0 keeps every photo: the same means
+    assert subset.startswith("4 photos where rect90 does best")
+    assert dict(re.findall(r"(\w+) (\d\.\d{4})", subset)) == means
+
+
+def test_easiest_subset_is_the_largest_prefix_meeting_the_mean() -> None:
+    spec = importlib.util.spec_from_file_location("label_quality",
+                                                  ROOT / "bench" / "label_quality.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    scores = [0.5, 0.9, 1.0, 0.7, 0.2]
+    # best first: 1.0, 0.9, 0.7, 0.5, 0.2 -> running means 1.0, 0.95, 0.867, 0.775, 0.66
+    assert mod.easiest_subset(scores, 0.8) == [1, 2, 3]
+    assert mod.easiest_subset(scores, 0.7) == [0, 1, 2, 3]
+    assert mod.easiest_subset(scores, 0.0) == [0, 1, 2, 3, 4]
+    assert mod.easiest_subset(scores, 1.1) == []
 
 
 def test_label_quality_without_matching_masks_says_so(tmp_path: Path) -> None:
