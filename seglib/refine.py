@@ -8,7 +8,8 @@ pixel (a pixel is object when more than half of them say so):
 
 1. the labeler's pick;
 2. the network's object probability ``p`` (a soft vote);
-3. the photo's candidate closest (IoU) to the network's mask ``p > 0.5``;
+3. the photo's candidate closest (IoU) to the network's mask ``p > 0.5``, leaving out
+   candidates GrabCut drew inside a rectangle (their straight cut would show in the vote);
 4. GrabCut seeded by the network alone: definite object where ``p > 0.9``, definite
    background where ``p < 0.1``, probable object where ``p > 0.5``, probable background
    elsewhere;
@@ -69,6 +70,9 @@ from seglib.presets import Preset
 from seglib.trimap import OBJECT, load_trimap, mask_to_trimap, resize_mask, save_trimap
 
 SOURCE = "grabcut:cnn"
+# candidates GrabCut drew inside a rectangle: where the rectangle cuts the object they end in a
+# straight line, which the closest-candidate view would carry into the vote
+RECT_SOURCES = ("grabcut:bbox", "grabcut:rect90")
 MIN_PHOTOS = 30
 MODEL_DIR = "refine_model"
 SURE_OBJECT, SURE_BACKGROUND = 0.9, 0.1
@@ -160,6 +164,13 @@ def refined_mask(image: np.ndarray, prob: np.ndarray, pick: np.ndarray,
     vote = np.mean([np.asarray(v, dtype=np.float32) for v in views], axis=0) > 0.5
     vote = fill_holes(vote)
     return polish(image, vote) if vote.any() else vote
+
+
+def voting_candidates(cands: Candidates) -> np.ndarray:
+    """The masks the closest-candidate view chooses from: the photo's candidates except an
+    earlier refined mask and those drawn inside a rectangle (:data:`RECT_SOURCES`)."""
+    keep = [i for i, src in enumerate(cands.sources) if src != SOURCE and src not in RECT_SOURCES]
+    return cands.masks[keep]
 
 
 def _with_refined(cands: Candidates, mask: np.ndarray) -> tuple[Candidates, int]:
@@ -291,8 +302,7 @@ def refine_labels(
                     photo, (w, h), interpolation=cv2.INTER_AREA)
                 pick = resize_mask(trimap == OBJECT, (h, w))
                 prob = object_probability(predict_logits(model, work))
-                mask = refined_mask(work, prob, pick, cands.masks[
-                    [i for i, src in enumerate(cands.sources) if src != SOURCE]])
+                mask = refined_mask(work, prob, pick, voting_candidates(cands))
                 if mask is None or not mask.any():
                     continue
                 first = _round(row) == 0

@@ -19,6 +19,7 @@ from seglib.refine import (
     object_probability,
     refine_labels,
     refined_mask,
+    voting_candidates,
 )
 from seglib.sample import write_sample
 from seglib.trimap import load_trimap, mask_to_trimap, save_trimap
@@ -50,7 +51,7 @@ def _labeled_folder(root: Path, n: int, size: int = 64) -> tuple[Path, Path, dic
         truth[stem] = mask
         pick = _leg(mask, rng) if len(rows) % 3 == 0 else mask
         cands = Candidates(np.stack([pick, ~pick]), [0.9, 0.5], [0.9, 0.5],
-                           ["grabcut:rect90", "colour"], "opencv")
+                           ["grabcut:refine", "colour"], "opencv")
         cands.save(out / "candidates" / f"{stem}.npz")
         save_trimap(out / f"{stem}.png", mask_to_trimap(pick))
         rows.append({"stem": stem, "file": path.name, "backend": "opencv", "mode": "classical",
@@ -94,6 +95,23 @@ def test_refined_mask_outvotes_a_wrong_pick_when_the_network_and_a_candidate_agr
     assert _iou(refined_mask(img, prob, leggy, cands), shoe) > 0.95
     unsure = np.full((h, w), 0.5, np.float32)  # a network that knows nothing keeps the pick
     assert refined_mask(img, unsure, shoe, cands) is None
+
+
+def test_the_closest_candidate_is_never_one_cut_by_a_rectangle() -> None:
+    """A GrabCut drawn inside a rectangle ends in a straight line where the rectangle cuts the
+    object; as the closest candidate it would carry that notch into the vote."""
+    h = w = 48
+    obj = np.zeros((h, w), bool)
+    obj[10:40, 6:42] = True
+    cut = obj.copy()
+    cut[:, 30:] = False  # the object cut by its rectangle's right side
+    loose = obj.copy()
+    loose[6:10, 6:42] = True  # a looser mask with no straight cut
+    masks = np.stack([cut, loose, cut, obj])
+    cands = Candidates(masks, [0.9] * 4, [0.9] * 4,
+                       ["grabcut:bbox", "colour:low", "grabcut:rect90", SOURCE], "opencv")
+    kept = voting_candidates(cands)
+    assert len(kept) == 1 and np.array_equal(kept[0], loose)
 
 
 def test_object_probability_counts_half_the_border() -> None:
