@@ -403,6 +403,35 @@ def predictions(runs: Mapping[str, Any], photos: Sequence[Path], labels_dir: str
     return images, labels, preds
 
 
+def photo_picker(runs: Mapping[str, Any], photos: Sequence[Path], chosen: Sequence[Path],
+                 labels_dir: str | Path | None, max_photos: int = 8) -> Any:
+    """A widget for notebook 04: pick photos (at most ``max_photos`` drawn) and see the
+    side-by-side grid of :func:`predictions` for them. Display it in a notebook cell."""
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from seglib.viz import prediction_grid
+
+    by_stem = {p.stem: p for p in photos}
+    picker = w.SelectMultiple(options=list(by_stem), value=[p.stem for p in chosen], rows=8,
+                              description="photos")
+    grid_out = w.Output()
+
+    def redraw(change: Any = None) -> None:
+        sel = [by_stem[s] for s in picker.value][:max_photos]
+        with grid_out:
+            grid_out.clear_output(wait=True)
+            if sel:
+                fig = prediction_grid(*predictions(runs, sel, labels_dir), [p.stem for p in sel])
+                display(fig)
+                plt.close(fig)
+
+    picker.observe(redraw, names="value")
+    redraw()
+    return w.HBox([picker, grid_out])
+
+
 def score_runs(runs: Mapping[str, Any], photos: Sequence[Path], truth_dir: str | Path,
                progress: bool = True) -> list[dict[str, Any]]:
     """Each model's scores on ``photos`` against the trimaps in ``truth_dir`` (object IoU,

@@ -11,6 +11,7 @@ import pytest
 
 from seglib import course
 
+ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(course.NOTEBOOKS_DIR.glob("*.ipynb"))
 REPORTS = ("01_timing.png", "01_seed_vs_foreground.png", "02_trimap_gallery.png",
            "03_loss_curves.png", "04_side_by_side.png", "04_learning_curve.png")
@@ -63,9 +64,10 @@ def test_runner_passes_only_declared_parameters() -> None:
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> course.CourseResult:
     out = tmp_path_factory.mktemp("course") / "smoke run"  # a space in the path, on purpose
-    # interactive=True builds the widgets too: a headless run must not wait for them
-    return course.run_course("smoke", out=out, overrides={"interactive": True},
-                             log=lambda s: None)
+    # headless, as the runner always is (interactive=False): widget messages through a kernel
+    # with no front end can leave the notebook client waiting forever, so the widgets are
+    # tested in this process (test_photo_picker_..., test_course.py's reviewer test)
+    return course.run_course("smoke", out=out, log=lambda s: None)
 
 
 def test_smoke_run_writes_notebooks_html_and_reports(smoke_run: course.CourseResult) -> None:
@@ -132,13 +134,38 @@ def test_smoke_run_without_checkpoint_says_so_in_one_line(smoke_run, monkeypatch
     assert len(lines) == 1 and "python -m seglib weights" in lines[0] and "opencv" in lines[0]
 
 
-def test_widgets_render_headless_without_blocking(smoke_run) -> None:
+def test_headless_run_builds_no_widget_and_says_so(smoke_run) -> None:
     for name in ("01_sam_masks", "04_compare"):
-        nb = nbformat.read(str(smoke_run.out / f"{name}.ipynb"), as_version=4)
+        path = smoke_run.out / f"{name}.ipynb"
+        text, _, _ = _outputs(path)
+        assert "Headless run:" in text, name
+        nb = nbformat.read(str(path), as_version=4)
         boxes = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
                  if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
                  and o["data"].get("text/plain", "").startswith(("VBox", "HBox"))]
-        assert len(boxes) == 1, f"{name}: the widget was not displayed"
+        assert not boxes, f"{name}: a widget was built in a headless run"
+
+
+def test_photo_picker_redraws_the_grid_for_the_picked_photos(smoke_run, monkeypatch) -> None:
+    from seglib import io
+
+    runs = course.load_runs(smoke_run.out / "models", ["10", "711"], device="cpu")
+    photos = io.list_images(ROOT / "data" / "sample" / "images")[:10]
+    drawn: list[list[str]] = []
+    real = course.predictions
+
+    def recording(runs_, sel, labels_dir):
+        drawn.append([p.stem for p in sel])
+        return real(runs_, sel, labels_dir)
+
+    monkeypatch.setattr(course, "predictions", recording)
+    ui = course.photo_picker(runs, photos, photos[:2], smoke_run.out / "labels")
+    picker, _grid = ui.children
+    assert drawn == [[p.stem for p in photos[:2]]]  # drawn once when built
+    picker.value = tuple(p.stem for p in photos)
+    assert drawn[-1] == [p.stem for p in photos[:8]]  # at most 8 photos in the grid
+    picker.value = ()
+    assert len(drawn) == 2  # nothing picked: nothing drawn
 
 
 def test_rerun_reuses_labels(smoke_run) -> None:
