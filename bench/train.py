@@ -101,6 +101,7 @@ def truth_iou(run: Path, images: Path, truth: Path, tta: bool) -> tuple[float, i
     import numpy as np
 
     from seglib.io import list_images, read_image
+    from seglib.metrics import mask_iou
     from seglib.predict import load_model, predict_image
 
     model = load_model(run / "best.pt")
@@ -111,7 +112,7 @@ def truth_iou(run: Path, images: Path, truth: Path, tta: bool) -> tuple[float, i
             continue
         t = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE) > 0
         p = predict_image(model, read_image(photos[mask_path.stem]), tta=tta) == 1
-        ious.append((p & t).sum() / max((p | t).sum(), 1))
+        ious.append(mask_iou(p, t))
     return float(np.mean(ious)), len(ious)
 
 
