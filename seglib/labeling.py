@@ -61,6 +61,8 @@ class LabelSummary:
     failed: int = 0  # photos the backend failed on (a row with the reason)
     flagged: int = 0  # low-confidence picks among the rows of this folder
     seconds: float = 0.0
+    repicked: bool = False  # made by repick_folder: picks redone from cached candidates
+    overrides: int = 0  # manual choices from overrides.csv that were applied (re-pick only)
     rows: list[dict[str, str]] = field(default_factory=list)
 
     @property
@@ -73,6 +75,10 @@ class LabelSummary:
         return 0 if self.ok else 1
 
     def describe(self) -> str:
+        if self.repicked:
+            return (f"{self.ok}/{self.total} photos re-picked from cached candidates in "
+                    f"{self.out_dir} ({self.overrides} manual overrides, {self.failed} failed, "
+                    f"{self.flagged} flagged for review) in {self.seconds:.1f} s")
         return (f"{self.ok}/{self.total} photos labeled in {self.out_dir} ({self.labeled} now, "
                 f"{self.existing} already done, {self.skipped} skipped, {self.failed} failed, "
                 f"{self.flagged} flagged for review) in {self.seconds:.1f} s")
@@ -353,7 +359,7 @@ def repick_folder(out_dir: str | Path, policy: str = "foreground") -> LabelSumma
     with folder_lock(out_dir):
         overrides = read_overrides(out_dir)
         state = {r["stem"]: r for r in _read_csv(out_dir / LABELS_CSV) if r.get("stem")}
-        summary = LabelSummary(out_dir=out_dir, total=len(files))
+        summary = LabelSummary(out_dir=out_dir, total=len(files), repicked=True)
         for npz in tqdm(files, desc=f"pick ({policy})", unit="photo", file=sys.stderr):
             stem = npz.stem
             old = state.get(stem, {"stem": stem, "file": "", "backend": "", "mode": ""})
@@ -368,6 +374,7 @@ def repick_folder(out_dir: str | Path, policy: str = "foreground") -> LabelSumma
             fields, _ = _pick_and_save(out_dir, stem, cands, policy, overrides.get(stem), size)
             state[stem] = {**old, **fields}
             summary.labeled += 1
+            summary.overrides += stem in overrides and "override ignored" not in fields["reason"]
         write_labels_csv(out_dir, list(state.values()))
     summary.rows = sorted(state.values(), key=lambda r: r["stem"])
     summary.flagged = sum(r.get("flagged") == "1" for r in summary.rows)

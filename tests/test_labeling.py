@@ -183,11 +183,13 @@ def test_lock_refuses_a_second_run_and_takes_over_stale_locks(tmp_path: Path) ->
     assert s.ok == 1 and s.labeled == 1 and not (out / LOCK_NAME).exists()
 
 
-def test_pick_repicks_and_honours_overrides(tmp_path: Path) -> None:
+def test_pick_repicks_and_honours_overrides(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     make_folder(tmp_path / "img", 3)
     out = tmp_path / "out"
     label(tmp_path / "img", out)
     assert main(["pick", str(out), "--policy", "seed"]) == 0
+    assert "3/3 photos re-picked from cached candidates" in capsys.readouterr().out
     rows = {r["stem"]: r for r in read_labels_csv(out)}
     assert all(r["policy"] == "seed" for r in rows.values())
     for stem, r in rows.items():
@@ -197,11 +199,13 @@ def test_pick_repicks_and_honours_overrides(tmp_path: Path) -> None:
     c = Candidates.load(out / "candidates" / "shoe_001.npz")
     (out / "overrides.csv").write_text("stem,candidate\nshoe_001,1\n")
     assert main(["pick", str(out)]) == 0
+    assert "(1 manual overrides, 0 failed" in capsys.readouterr().out
     rows = {r["stem"]: r for r in read_labels_csv(out)}
     assert rows["shoe_001"]["chosen"] == "1" and rows["shoe_001"]["policy"] == "foreground"
     assert np.array_equal(load_trimap(out / "shoe_001.png"), mask_to_trimap(c.masks[1]))
     (out / "overrides.csv").write_text("stem,candidate\nshoe_001,99\n")
     assert main(["pick", str(out)]) == 0
+    assert "(0 manual overrides" in capsys.readouterr().out  # the bad one was not applied
     row = {r["stem"]: r for r in read_labels_csv(out)}["shoe_001"]
     assert row["flagged"] and "override ignored" in row["reason"]
 
