@@ -1,0 +1,145 @@
+"""Notebook 01's reviewer in a real JupyterLab, clicked in a real browser.
+
+The in-process tests drive the reviewer's callbacks directly; this one checks what a student
+sees: JupyterLab runs the notebook, the widget renders, clicking a candidate writes
+``overrides.csv`` and *re-pick folder* rewrites the labels. It needs Chromium (Debian package
+``chromium``) and the ``playwright`` package (dev extra); without them it is skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from seglib import course, io
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample"
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+TOKEN = "seglib-browser-test"
+
+pytestmark = pytest.mark.slow
+
+
+def _browser() -> str | None:
+    return next((p for p in map(shutil.which, BROWSERS) if p), None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            pytest.fail(f"jupyter lab exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"jupyter lab did not answer at {url} within {timeout:.0f} s")
+
+
+@pytest.fixture()
+def lab(tmp_path: Path):
+    """A JupyterLab server on a free port, rooted in ``tmp_path``, with its own settings."""
+    if _browser() is None:
+        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="playwright not installed (dev extra)")
+    pytest.importorskip("jupyterlab", reason="jupyterlab not installed")
+    port = _free_port()
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"),
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
+           "OMP_NUM_THREADS": "1"}
+    news = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True)
+    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    root = tmp_path / "lab"
+    root.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
+         "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
+         f"--ServerApp.root_dir={root}", "--allow-root"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_http(f"{base}/api/status?token={TOKEN}", proc)
+        yield base, root
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _rows(labels: Path) -> dict[str, dict[str, str]]:
+    with open(labels / "labels.csv", newline="", encoding="utf-8") as f:
+        return {r["stem"]: r for r in csv.DictReader(f)}
+
+
+def test_reviewer_click_writes_an_override_and_repicks(lab, tmp_path: Path) -> None:
+    import papermill as pm
+    from playwright.sync_api import sync_playwright
+
+    base, root = lab
+    photos = root / "photos"
+    photos.mkdir()
+    for p in io.list_images(SAMPLE / "images")[:6]:
+        shutil.copyfile(p, photos / p.name)
+    out = root / "out"
+    nb = root / "01.ipynb"
+    pm.execute_notebook(str(course.NOTEBOOKS_DIR / "01_sam_masks.ipynb"), str(nb),
+                        prepare_only=True, progress_bar=False,
+                        parameters={"images_dir": str(photos), "out_dir": str(out),
+                                    "truth_dir": str(SAMPLE / "trimaps"), "backend": "opencv",
+                                    "show_photos": 1, "timing_photos": 1, "review_photos": 2,
+                                    "interactive": True, "refine": False})
+    labels = out / "labels"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_browser(), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{base}/lab/tree/{nb.name}?token={TOKEN}")
+            page.wait_for_selector(".jp-Notebook", timeout=60_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                                   state="attached", timeout=60_000)
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.get_by_text("Run All Cells", exact=True).click()
+            repick = page.locator("button", has_text="re-pick folder")
+            repick.wait_for(timeout=240_000)
+            title = page.locator(".widget-html-content b").first
+            first = title.inner_text()
+            assert (labels / f"{first}.png").is_file()  # the widget shows a labeled photo
+            page.locator("button", has_text="next ▶").click()
+            page.wait_for_function("t => document.querySelector('.widget-html-content b')"
+                                   ".innerText !== t", arg=first, timeout=30_000)
+            stem = title.inner_text()
+            assert stem != first and (labels / f"{stem}.png").is_file()
+            page.locator(".widget-toggle-buttons button", has_text="#1").click()
+            page.get_by_text(f"{stem}: override 1 written").wait_for(timeout=30_000)
+            assert (labels / "overrides.csv").read_text().splitlines()[1:] == [f"{stem},1"]
+            repick.click()
+            page.get_by_text("photos re-picked from cached candidates").wait_for(timeout=60_000)
+        finally:
+            browser.close()
+    rows = _rows(labels)
+    assert len(rows) == 6 and rows[stem]["chosen"] == "1" and rows[stem]["flagged"] == "0"
