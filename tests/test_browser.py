@@ -89,6 +89,20 @@ def lab(tmp_path: Path):
             proc.kill()
 
 
+def _run_all(page) -> None:
+    """Run → Run All Cells, again if the first click came before the notebook was ready."""
+    for _ in range(3):
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_text("Run All Cells", exact=True).click()
+        try:  # the first code cell's prompt turns to [*] or [1]
+            page.locator(".jp-InputPrompt", has_text="[*]").or_(
+                page.locator(".jp-InputPrompt", has_text="[1]")).first.wait_for(timeout=20_000)
+            return
+        except Exception:
+            page.keyboard.press("Escape")
+    pytest.fail("JupyterLab did not start running the notebook after three tries")
+
+
 def _rows(labels: Path) -> dict[str, dict[str, str]]:
     with open(labels / "labels.csv", newline="", encoding="utf-8") as f:
         return {r["stem"]: r for r in csv.DictReader(f)}
@@ -119,13 +133,17 @@ def test_reviewer_click_writes_an_override_and_repicks(lab, tmp_path: Path) -> N
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{base}/lab/tree/{nb.name}?token={TOKEN}")
-            page.wait_for_selector(".jp-Notebook", timeout=60_000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                                   state="attached", timeout=60_000)
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.get_by_text("Run All Cells", exact=True).click()
+            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=120_000)
+            _run_all(page)
             repick = page.locator("button", has_text="re-pick folder")
-            repick.wait_for(timeout=240_000)
+            try:
+                repick.wait_for(timeout=240_000)
+            except Exception:
+                page.screenshot(path=str(tmp_path / "reviewer.png"), full_page=True)
+                errors = page.locator("[data-mime-type='application/vnd.jupyter.stderr'], "
+                                      ".jp-RenderedText[data-mime-type*='error']")
+                pytest.fail(f"no reviewer widget after 240 s (screenshot {tmp_path}/reviewer.png);"
+                            f" cell errors: {errors.all_inner_texts()[-3:]}")
             title = page.locator(".widget-html-content b").first
             first = title.inner_text()
             assert (labels / f"{first}.png").is_file()  # the widget shows a labeled photo
