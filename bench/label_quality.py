@@ -15,9 +15,11 @@ shared sneaker photos next to the project) this prints the object IoU of
 
 their means, the labeler minus rect90, and the labeler's CPU seconds per photo.
 
-``--rect90-at X`` also prints every mean on the largest subset of the photos (the ones rect90
-does best on first) whose rect90 mean is at least ``X``: an estimate of the scores on an
-audited set of easier photos, one on which plain GrabCut scores ``X``. No audited
+``--rect90-at X`` also estimates every column's mean on an audited set of easier photos, one on
+which plain GrabCut scores ``X``, in two ways: the mean on the largest subset of the photos
+(the ones rect90 does best on first) whose rect90 mean is at least ``X``, and a straight-line
+fit of the column against rect90 over all photos, read at ``X``, with a 95 % bootstrap
+interval. No audited
 masks ship with the project (they would be derived from photos it may not carry): audit your
 own, e.g. a few dozen photos, and keep a part of them aside from any tuning.
 """
@@ -96,6 +98,11 @@ def main() -> None:
             return
         print(f"{len(keep)} photos where rect90 does best, rect90 mean >= {args.rect90_at}: "
               + " | ".join(f"{c} {np.mean([v[i] for i in keep]):.4f}" for c, v in scores.items()))
+        print(f"line fit against rect90, read at {args.rect90_at} (95 % bootstrap interval):")
+        for c, v in scores.items():
+            if c != "rect90":
+                est, lo, hi = fit_at(scores["rect90"], v, args.rect90_at)
+                print(f"  {c:12s} {est:.4f} ({lo:.3f} .. {hi:.3f})")
 
 
 def easiest_subset(rect90_scores: list[float], at: float) -> list[int]:
@@ -104,6 +111,24 @@ def easiest_subset(rect90_scores: list[float], at: float) -> list[int]:
     means = np.cumsum(np.asarray(rect90_scores)[order]) / np.arange(1, len(order) + 1)
     ok = np.flatnonzero(means >= at)
     return sorted(order[: ok[-1] + 1].tolist()) if len(ok) else []
+
+
+def fit_at(x: list[float], y: list[float], at: float, boot: int = 2000, seed: int = 0
+           ) -> tuple[float, float, float]:
+    """Least-squares line of ``y`` on ``x`` read at ``x = at``, and the 2.5 / 97.5 percentiles
+    of the same over ``boot`` bootstrap resamples of the photos."""
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+
+    def read(idx: np.ndarray) -> float:
+        if np.ptp(xs[idx]) == 0:  # a resample with one rect90 value: no slope to fit
+            return float(ys[idx].mean())
+        slope, icpt = np.polyfit(xs[idx], ys[idx], 1)
+        return float(icpt + slope * at)
+
+    rng = np.random.default_rng(seed)
+    reads = [read(rng.integers(0, len(xs), len(xs))) for _ in range(boot)]
+    est = read(np.arange(len(xs)))
+    return est, float(np.quantile(reads, 0.025)), float(np.quantile(reads, 0.975))
 
 
 if __name__ == "__main__":

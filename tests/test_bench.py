@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 
@@ -35,6 +37,8 @@ def test_label_quality_scores_the_labeler_against_audited_masks(tmp_path: Path) 
     subset = out.stdout.splitlines()[3]  # rect90 >= 0 keeps every photo: the same means
     assert subset.startswith("4 photos where rect90 does best")
     assert dict(re.findall(r"(\w+) (\d\.\d{4})", subset)) == means
+    assert "line fit against rect90, read at 0.0" in out.stdout
+    assert re.search(r"^  labels +1\.0000 \(1\.000 \.\. 1\.000\)$", out.stdout, re.M)
 
 
 def test_easiest_subset_is_the_largest_prefix_meeting_the_mean() -> None:
@@ -48,6 +52,20 @@ def test_easiest_subset_is_the_largest_prefix_meeting_the_mean() -> None:
     assert mod.easiest_subset(scores, 0.7) == [0, 1, 2, 3]
     assert mod.easiest_subset(scores, 0.0) == [0, 1, 2, 3, 4]
     assert mod.easiest_subset(scores, 1.1) == []
+
+
+def test_fit_at_reads_the_line_and_brackets_it() -> None:
+    spec = importlib.util.spec_from_file_location("label_quality",
+                                                  ROOT / "bench" / "label_quality.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.5, 0.9, 60)
+    y = 0.3 + 0.6 * x + rng.normal(0, 0.02, 60)
+    est, lo, hi = mod.fit_at(x.tolist(), y.tolist(), 0.82)
+    assert abs(est - (0.3 + 0.6 * 0.82)) < 0.01 and lo < est < hi and hi - lo < 0.03
+    est, lo, hi = mod.fit_at([0.7, 0.7], [0.6, 0.8], 0.9)  # no spread in x: the mean
+    assert abs(est - 0.7) < 1e-9 and lo <= est <= hi
 
 
 def test_label_quality_without_matching_masks_says_so(tmp_path: Path) -> None:
