@@ -172,3 +172,16 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """The smoke course run once for the session (tests/test_notebooks.py, test_browser.py)."""
+    from seglib import course
+
+    out = tmp_path_factory.mktemp("course") / "smoke run"  # a space in the path, on purpose
+    # headless, as the runner always is (interactive=False): widget messages through a kernel
+    # with no front end can leave the notebook client waiting forever, so the widgets are
+    # tested in-process (test_notebooks.py, test_course.py) and in a browser (test_browser.py)
+    return course.run_course("smoke", out=out, log=lambda s: None)
+

@@ -1,13 +1,15 @@
-"""Notebook 01's reviewer in a real JupyterLab, clicked in a real browser.
+"""The notebooks' widgets in a real JupyterLab, clicked in a real browser.
 
-The in-process tests drive the reviewer's callbacks directly; this one checks what a student
-sees: JupyterLab runs the notebook, the widget renders, clicking a candidate writes
-``overrides.csv`` and *re-pick folder* rewrites the labels. It needs Chromium (Debian package
-``chromium``) and the ``playwright`` package (dev extra); without them it is skipped.
+The in-process tests drive the widgets' callbacks directly; these check what a student sees:
+JupyterLab runs the notebook, the widget renders and answers clicks. Notebook 01: clicking a
+candidate writes ``overrides.csv`` and *re-pick folder* rewrites the labels. Notebook 04:
+picking other photos redraws the side-by-side grid. They need Chromium (Debian package
+``chromium``) and the ``playwright`` package (dev extra); without them they are skipped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import shutil
@@ -103,6 +105,37 @@ def _run_all(page) -> None:
     pytest.fail("JupyterLab did not start running the notebook after three tries")
 
 
+@contextlib.contextmanager
+def _notebook_page(base: str, nb: Path):
+    """A Chromium page with notebook ``nb`` (under the lab's root) open and running all cells."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_browser(), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{base}/lab/tree/{nb.name}?token={TOKEN}")
+            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=120_000)
+            _run_all(page)
+            yield page
+        finally:
+            browser.close()
+
+
+def _wait_widget(page, locator, shot: Path, timeout: float = 240_000) -> None:
+    """Wait for ``locator``; on a timeout save a screenshot and report the cells' errors."""
+    try:
+        locator.wait_for(timeout=timeout)
+    except Exception:
+        page.screenshot(path=str(shot), full_page=True)
+        errors = page.locator("[data-mime-type='application/vnd.jupyter.stderr'], "
+                              ".jp-RenderedText[data-mime-type*='error']")
+        pytest.fail(f"no widget after {timeout / 1000:.0f} s (screenshot {shot}); "
+                    f"cell errors: {errors.all_inner_texts()[-3:]}")
+
+
 def _rows(labels: Path) -> dict[str, dict[str, str]]:
     with open(labels / "labels.csv", newline="", encoding="utf-8") as f:
         return {r["stem"]: r for r in csv.DictReader(f)}
@@ -110,7 +143,6 @@ def _rows(labels: Path) -> dict[str, dict[str, str]]:
 
 def test_reviewer_click_writes_an_override_and_repicks(lab, tmp_path: Path) -> None:
     import papermill as pm
-    from playwright.sync_api import sync_playwright
 
     base, root = lab
     photos = root / "photos"
@@ -126,38 +158,48 @@ def test_reviewer_click_writes_an_override_and_repicks(lab, tmp_path: Path) -> N
                                     "show_photos": 1, "timing_photos": 1, "review_photos": 2,
                                     "interactive": True, "refine": False})
     labels = out / "labels"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_browser(), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{base}/lab/tree/{nb.name}?token={TOKEN}")
-            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=120_000)
-            _run_all(page)
-            repick = page.locator("button", has_text="re-pick folder")
-            try:
-                repick.wait_for(timeout=240_000)
-            except Exception:
-                page.screenshot(path=str(tmp_path / "reviewer.png"), full_page=True)
-                errors = page.locator("[data-mime-type='application/vnd.jupyter.stderr'], "
-                                      ".jp-RenderedText[data-mime-type*='error']")
-                pytest.fail(f"no reviewer widget after 240 s (screenshot {tmp_path}/reviewer.png);"
-                            f" cell errors: {errors.all_inner_texts()[-3:]}")
-            title = page.locator(".widget-html-content b").first
-            first = title.inner_text()
-            assert (labels / f"{first}.png").is_file()  # the widget shows a labeled photo
-            page.locator("button", has_text="next ▶").click()
-            page.wait_for_function("t => document.querySelector('.widget-html-content b')"
-                                   ".innerText !== t", arg=first, timeout=30_000)
-            stem = title.inner_text()
-            assert stem != first and (labels / f"{stem}.png").is_file()
-            page.locator(".widget-toggle-buttons button", has_text="#1").click()
-            page.get_by_text(f"{stem}: override 1 written").wait_for(timeout=30_000)
-            assert (labels / "overrides.csv").read_text().splitlines()[1:] == [f"{stem},1"]
-            repick.click()
-            page.get_by_text("photos re-picked from cached candidates").wait_for(timeout=60_000)
-        finally:
-            browser.close()
+    with _notebook_page(base, nb) as page:
+        repick = page.locator("button", has_text="re-pick folder")
+        _wait_widget(page, repick, tmp_path / "reviewer.png")
+        title = page.locator(".widget-html-content b").first
+        first = title.inner_text()
+        assert (labels / f"{first}.png").is_file()  # the widget shows a labeled photo
+        page.locator("button", has_text="next ▶").click()
+        page.wait_for_function("t => document.querySelector('.widget-html-content b')"
+                               ".innerText !== t", arg=first, timeout=30_000)
+        stem = title.inner_text()
+        assert stem != first and (labels / f"{stem}.png").is_file()
+        page.locator(".widget-toggle-buttons button", has_text="#1").click()
+        page.get_by_text(f"{stem}: override 1 written").wait_for(timeout=30_000)
+        assert (labels / "overrides.csv").read_text().splitlines()[1:] == [f"{stem},1"]
+        repick.click()
+        page.get_by_text("photos re-picked from cached candidates").wait_for(timeout=60_000)
     rows = _rows(labels)
     assert len(rows) == 6 and rows[stem]["chosen"] == "1" and rows[stem]["flagged"] == "0"
+
+
+def test_photo_picker_redraws_the_grid(lab, smoke_run, tmp_path: Path) -> None:
+    import papermill as pm
+
+    base, root = lab
+    nb = root / "04.ipynb"
+    params = course.build_parameters("smoke", out=smoke_run.out)
+    declared = course.declared_parameters(course.NOTEBOOKS_DIR / "04_compare.ipynb")
+    pm.execute_notebook(str(course.NOTEBOOKS_DIR / "04_compare.ipynb"), str(nb),
+                        prepare_only=True, progress_bar=False,
+                        parameters={**{k: v for k, v in params.items() if k in declared},
+                                    "interactive": True})
+    with _notebook_page(base, nb) as page:
+        picker = page.locator(".widget-select-multiple select")
+        _wait_widget(page, picker, tmp_path / "picker.png")
+        grid = page.locator(".widget-hbox:has(.widget-select-multiple) .widget-output img")
+        grid.first.wait_for(timeout=60_000)
+        before = grid.first.get_attribute("src")
+        options = picker.evaluate("s => Array.from(s.options).map(o => o.label)")
+        assert len(options) >= 3, options
+        picker.select_option(label=options[-3:])
+        page.wait_for_function(
+            "b => { const i = document.querySelector("
+            "'.widget-hbox:has(.widget-select-multiple) .widget-output img');"
+            " return i && i.getAttribute('src') !== b; }", arg=before, timeout=60_000)
+        assert grid.count() == 1  # one grid, redrawn in place

@@ -61,15 +61,6 @@ def test_runner_passes_only_declared_parameters() -> None:
         "a preset parameter that no notebook declares"
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory) -> course.CourseResult:
-    out = tmp_path_factory.mktemp("course") / "smoke run"  # a space in the path, on purpose
-    # headless, as the runner always is (interactive=False): widget messages through a kernel
-    # with no front end can leave the notebook client waiting forever, so the widgets are
-    # tested in this process (test_photo_picker_..., test_course.py's reviewer test)
-    return course.run_course("smoke", out=out, log=lambda s: None)
-
-
 def test_smoke_run_writes_notebooks_html_and_reports(smoke_run: course.CourseResult) -> None:
     out = smoke_run.out
     for name in course.NOTEBOOKS:
