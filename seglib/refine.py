@@ -78,6 +78,12 @@ MODEL_DIR = "refine_model"
 SURE_OBJECT, SURE_BACKGROUND = 0.9, 0.1
 ROUNDS = 2  # refinement rounds: the second learns from the first one's labels
 MIN_SEEDS = 20  # pixels of each definite class GrabCut needs to be worth running
+# why a photo keeps its label (RefineSummary.kept_why)
+KEPT_OVERRIDE = "manual overrides"
+KEPT_DONE = "redrawn by an earlier run"
+KEPT_UNSURE = "where the CNN was sure of nothing"
+KEPT_UNREADABLE = "without readable photo, trimap or candidates"
+KEPT_REASONS = (KEPT_OVERRIDE, KEPT_DONE, KEPT_UNSURE, KEPT_UNREADABLE)
 
 
 @dataclass
@@ -95,14 +101,20 @@ class RefineSummary:
     seconds: float = 0.0
     model: Path | None = None
     changed: list[str] = field(default_factory=list)
+    # why the kept photos were kept: reason -> count (manual override, redrawn by an earlier
+    # run, the CNN sure of nothing, unreadable files)
+    kept_why: dict[str, int] = field(default_factory=dict)
 
     def describe(self) -> str:
         if self.skipped:
             return f"{self.labels_dir}: refinement skipped ({self.skipped})"
+        why = ", ".join(f"{n} {reason}" for reason, n in self.kept_why.items() if n)
         return (f"{self.labels_dir}: refined {self.refined}/{self.total} labels in "
                 f"{self.rounds} round(s), each with a CNN trained on {self.trained_on} "
-                f"confident ones ({self.kept} kept) in "
-                f"{self.seconds:.1f} s (training {self.train_seconds:.1f} s)")
+                f"confident ones ({self.kept} kept{': ' + why if why else ''}) in "
+                f"{self.seconds:.1f} s (training {self.train_seconds:.1f} s)"
+                + ("; the CNN learned too little, train it longer (--epochs)"
+                   if self.refined == 0 and self.kept_why.get(KEPT_UNSURE) else ""))
 
 
 def object_probability(logits: np.ndarray) -> np.ndarray:
@@ -268,6 +280,7 @@ def refine_labels(
             epochs = int(min(200, max(10, np.ceil(6000 / len(train_stems)))))
         overrides = read_overrides(labels_dir)
         changed: set[str] = set()
+        why: dict[str, str] = {}  # stem -> why a round left it alone (the last round's reason)
         for rnd in range(1, rounds + 1):
             model_dir = labels_dir / (MODEL_DIR if rnd == 1 else f"{MODEL_DIR}_{rnd}")
             if model_dir.exists() and (retrain or _trained_on(model_dir) != len(train_stems)):
@@ -287,8 +300,14 @@ def refine_labels(
                 row = state[stem]
                 npz = labels_dir / CANDIDATES_DIR / f"{stem}.npz"
                 tri_path = labels_dir / f"{stem}.png"
-                if (stem in overrides or _round(row) >= rnd or not npz.is_file()
-                        or not tri_path.is_file()):
+                if stem in overrides:
+                    why[stem] = KEPT_OVERRIDE
+                    continue
+                if _round(row) >= rnd:
+                    why[stem] = KEPT_DONE
+                    continue
+                if not npz.is_file() or not tri_path.is_file():
+                    why[stem] = KEPT_UNREADABLE
                     continue
                 try:
                     cands = Candidates.load(npz)
@@ -296,6 +315,7 @@ def refine_labels(
                     photo = read_image(photos[stem])
                 except SeglibError as exc:
                     say(f"kept {stem}: {exc}")
+                    why[stem] = KEPT_UNREADABLE
                     continue
                 h, w = cands.shape
                 work = photo if photo.shape[:2] == (h, w) else cv2.resize(
@@ -304,6 +324,7 @@ def refine_labels(
                 prob = object_probability(predict_logits(model, work))
                 mask = refined_mask(work, prob, pick, voting_candidates(cands))
                 if mask is None or not mask.any():
+                    why[stem] = KEPT_UNSURE
                     continue
                 first = _round(row) == 0
                 new, idx = _with_refined(cands, mask)
@@ -317,6 +338,8 @@ def refine_labels(
     summary.changed = sorted(changed)
     summary.refined = len(changed)
     summary.kept = summary.total - summary.refined
+    kept_reasons = [why.get(s, KEPT_UNREADABLE) for s in ok if s not in changed]
+    summary.kept_why = {r: kept_reasons.count(r) for r in KEPT_REASONS}
     summary.seconds = time.perf_counter() - t_start
     return summary
 

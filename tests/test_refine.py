@@ -13,8 +13,11 @@ from seglib.cli import main
 from seglib.labeling import read_labels_csv, write_labels_csv
 from seglib.presets import get_preset
 from seglib.refine import (
+    KEPT_DONE,
+    KEPT_UNSURE,
     MODEL_DIR,
     SOURCE,
+    RefineSummary,
     grabcut_agree,
     object_probability,
     refine_labels,
@@ -133,6 +136,7 @@ def test_refine_small_sample_end_to_end(tmp_path: Path) -> None:
                       min_photos=10, progress=False, log=lambda m: None)
     assert not s.skipped and s.trained_on == 20 and s.total == 30
     assert s.refined + s.kept == 30 and s.refined > 0
+    assert sum(s.kept_why.values()) == s.kept and s.kept_why[KEPT_DONE] == 0
     assert (out / MODEL_DIR / "best.pt").is_file()
     rows = {r["stem"]: r for r in read_labels_csv(out)}
     for stem in s.changed:
@@ -155,6 +159,8 @@ def test_refine_small_sample_end_to_end(tmp_path: Path) -> None:
     again = refine_labels(images, out, rounds=1, size=32, epochs=250, preset=toy,
                           device="cpu", min_photos=10, progress=False, log=lambda m: None)
     assert again.refined == 0 and again.kept == 30
+    assert again.kept_why[KEPT_DONE] == s.refined  # the rest: still nothing sure, or unreadable
+    assert f"30 kept: {s.refined} redrawn by an earlier run" in again.describe()
     assert all(np.array_equal(load_trimap(out / f"{st}.png") == 1, after[st]) for st in truth)
     # a second round trains a new network on the refined labels and redraws them again
     two = refine_labels(images, out, rounds=2, size=32, epochs=250, preset=toy,
@@ -167,6 +173,15 @@ def test_refine_small_sample_end_to_end(tmp_path: Path) -> None:
         assert c.sources.count(SOURCE) == 1 and rows[stem]["chosen"] == str(len(c) - 1)
     final = {st: load_trimap(out / f"{st}.png") == 1 for st in truth}
     assert np.mean([_iou(final[st], truth[st]) for st in legs]) > leg_before + 0.05
+
+
+def test_summary_says_why_labels_were_kept() -> None:
+    s = RefineSummary(Path("labels"), total=3, kept=3, kept_why={KEPT_UNSURE: 3, KEPT_DONE: 0})
+    text = s.describe()
+    assert "(3 kept: 3 where the CNN was sure of nothing)" in text
+    assert text.endswith("train it longer (--epochs)")  # nothing refined: the CNN is the cause
+    s = RefineSummary(Path("labels"), total=3, refined=2, kept=1, kept_why={KEPT_UNSURE: 1})
+    assert "(1 kept: 1 where" in s.describe() and "--epochs" not in s.describe()
 
 
 def test_refine_skips_a_tiny_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
