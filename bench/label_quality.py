@@ -19,9 +19,10 @@ their means, the labeler minus rect90, and the labeler's CPU seconds per photo.
 which plain GrabCut scores ``X``, in two ways: the mean on the largest subset of the photos
 (the ones rect90 does best on first) whose rect90 mean is at least ``X``, and a straight-line
 fit of the column against rect90 over all photos, read at ``X``, with a 95 % bootstrap
-interval. No audited
-masks ship with the project (they would be derived from photos it may not carry): audit your
-own, e.g. a few dozen photos, and keep a part of them aside from any tuning.
+interval.
+
+No audited masks ship with the project (they would be derived from photos it may not carry):
+audit your own, e.g. a few dozen photos, and keep a part of them aside from any tuning.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def main() -> None:
     ap.add_argument("--labels", type=Path, nargs="*", default=[])
     ap.add_argument("-v", "--verbose", action="store_true", help="one line per photo")
     ap.add_argument("--rect90-at", type=float, metavar="X",
-                    help="also the means on the largest subset whose rect90 mean is >= X")
+                    help="also estimate the means on photos where rect90 scores X: on the "
+                         "largest subset whose rect90 mean is >= X, and by a line fit")
     args = ap.parse_args()
     photos = {p.stem: p for p in list_images(args.images)}
     stems = sorted(p.stem for p in args.truth.glob("*.png") if p.stem in photos)

@@ -38,6 +38,7 @@ from seglib.io import list_images, read_image, resize_max_side, write_bytes_atom
 from seglib.policy import pick
 from seglib.trimap import load_trimap, mask_to_trimap, resize_mask, save_trimap
 
+OVERRIDE_IGNORED = "override ignored"  # starts the reason of a row whose override was invalid
 COLUMNS = ("stem", "file", "backend", "mode", "policy", "chosen", "predicted_iou", "stability",
            "score", "confidence", "flagged", "seconds", "status", "reason")
 LABELS_CSV = "labels.csv"
@@ -214,7 +215,7 @@ def _pick_and_save(out_dir: Path, stem: str, cands: Candidates, policy: str,
     except SeglibError as exc:
         p = pick(cands, policy)
         p.flagged = True
-        reason = f"override ignored ({exc})"
+        reason = f"{OVERRIDE_IGNORED} ({exc})"
     save_trimap(out_dir / f"{stem}.png", mask_to_trimap(resize_mask(p.mask, size)))
     piou, stab = _chosen_scores(cands, p.chosen)
     if not p.mask.any():
@@ -374,7 +375,8 @@ def repick_folder(out_dir: str | Path, policy: str = "foreground") -> LabelSumma
             fields, _ = _pick_and_save(out_dir, stem, cands, policy, overrides.get(stem), size)
             state[stem] = {**old, **fields}
             summary.labeled += 1
-            summary.overrides += stem in overrides and "override ignored" not in fields["reason"]
+            summary.overrides += stem in overrides and not fields["reason"].startswith(
+                OVERRIDE_IGNORED)
         write_labels_csv(out_dir, list(state.values()))
     summary.rows = sorted(state.values(), key=lambda r: r["stem"])
     summary.flagged = sum(r.get("flagged") == "1" for r in summary.rows)

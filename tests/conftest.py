@@ -184,4 +184,3 @@ def smoke_run(tmp_path_factory):
     # with no front end can leave the notebook client waiting forever, so the widgets are
     # tested in-process (test_notebooks.py, test_course.py) and in a browser (test_browser.py)
     return course.run_course("smoke", out=out, log=lambda s: None)
-

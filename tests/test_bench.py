@@ -15,6 +15,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 
 
+def _label_quality():
+    """bench/label_quality.py as a module (bench/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("label_quality",
+                                                  ROOT / "bench" / "label_quality.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def test_label_quality_scores_the_labeler_against_audited_masks(tmp_path: Path) -> None:
     truth = tmp_path / "truth"
     truth.mkdir()
@@ -42,10 +51,7 @@ def test_label_quality_scores_the_labeler_against_audited_masks(tmp_path: Path) 
 
 
 def test_easiest_subset_is_the_largest_prefix_meeting_the_mean() -> None:
-    spec = importlib.util.spec_from_file_location("label_quality",
-                                                  ROOT / "bench" / "label_quality.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _label_quality()
     scores = [0.5, 0.9, 1.0, 0.7, 0.2]
     # best first: 1.0, 0.9, 0.7, 0.5, 0.2 -> running means 1.0, 0.95, 0.867, 0.775, 0.66
     assert mod.easiest_subset(scores, 0.8) == [1, 2, 3]
@@ -55,10 +61,7 @@ def test_easiest_subset_is_the_largest_prefix_meeting_the_mean() -> None:
 
 
 def test_fit_at_reads_the_line_and_brackets_it() -> None:
-    spec = importlib.util.spec_from_file_location("label_quality",
-                                                  ROOT / "bench" / "label_quality.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _label_quality()
     rng = np.random.default_rng(3)
     x = rng.uniform(0.5, 0.9, 60)
     y = 0.3 + 0.6 * x + rng.normal(0, 0.02, 60)
