@@ -7,9 +7,11 @@ Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
+from pathlib import Path
 
 from seglib.errors import SeglibError
 
@@ -37,6 +39,35 @@ def _top_parser() -> argparse.ArgumentParser:
     )
 
 
+def user_path(path: Path) -> Path:
+    """A path argument as the user meant it: ``~`` expanded (also in ``--out=~/x``, which the
+    shell leaves alone); a symbolic link loop is a one-line error."""
+    path = path.expanduser()
+    try:
+        path.resolve()
+        loop = False
+    except RuntimeError:  # Python < 3.13: "Symlink loop from ..."
+        loop = True
+    except OSError as exc:
+        loop = exc.errno == errno.ELOOP
+        if not loop:
+            raise
+    if loop:
+        raise SeglibError(f"{path}: is a symbolic link loop (a link that points back to "
+                          "itself); pass the real folder or file")
+    return path
+
+
+def user_paths(args: argparse.Namespace) -> argparse.Namespace:
+    """Every path argument of a command through :func:`user_path` (the one place for all)."""
+    for name, value in vars(args).items():
+        if isinstance(value, Path):
+            setattr(args, name, user_path(value))
+        elif isinstance(value, list) and value and all(isinstance(v, Path) for v in value):
+            setattr(args, name, [user_path(v) for v in value])
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     top = _top_parser()
@@ -57,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     try:
-        return int(module.run(args) or 0)
+        return int(module.run(user_paths(args)) or 0)
     except SeglibError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from seglib.errors import SeglibError
-from seglib.io import list_images, pair_by_stem, read_image
+from seglib.io import list_images, pair_by_stem, read_image, scan_images
 from seglib.trimap import load_trimap
 
 SPLIT_SEED = 1337
@@ -58,11 +58,13 @@ class PairScan:
     images_without_trimap: list[Path] = field(default_factory=list)
     trimaps_without_image: list[Path] = field(default_factory=list)
     same_stem: list[Path] = field(default_factory=list)  # photos left out: stem already used
+    not_files: list[tuple[Path, str]] = field(default_factory=list)  # io.ImageScan.skipped
 
 
 def find_pairs(images: str | Path, trimaps: str | Path) -> PairScan:
     """Match photos and trimaps by stem. Raises a one-line error if nothing pairs."""
-    imgs = list_images(images)
+    photo_scan = scan_images(images)
+    imgs = photo_scan.photos
     tris = list_images(trimaps)
     if not imgs:
         raise SeglibError(f"{images}: no .jpg/.jpeg/.png photos found; check the folder")
@@ -78,7 +80,7 @@ def find_pairs(images: str | Path, trimaps: str | Path) -> PairScan:
     used = {i for i, _ in p.pairs} | set(p.images_without_label)
     return PairScan([Pair(i.stem, i, t) for i, t in p.pairs], p.describe(),
                     p.images_without_label, p.labels_without_image,
-                    [i for i in imgs if i not in used])
+                    [i for i in imgs if i not in used], photo_scan.skipped)
 
 
 def n_val_for(n_pairs: int) -> int:
@@ -247,7 +249,10 @@ def load_dataset(images: str | Path, trimaps: str | Path, size: int, seed: int =
         say(f"pairing: {scan.unpaired}")
     for path in scan.same_stem:
         say(f"skipped {path.name}: another photo is also named {path.stem!r}; rename one of them")
+    for path, why in scan.not_files:
+        say(f"skipped {path.name}: {why}")
     tensors, skipped = preload(scan.pairs, size, log=log)
+    skipped = [Skipped(path, why) for path, why in scan.not_files] + skipped
     if len(tensors) < 2:
         raise SeglibError(f"{trimaps}: fewer than 2 usable photo/trimap pairs "
                           f"({len(skipped)} skipped); fix the files listed above")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -15,6 +16,7 @@ import numpy as np
 from seglib.errors import ImageReadError, SeglibError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+TEMP_NAME_CHARS = 40  # characters of the file name kept in its temp file's name
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -29,19 +31,63 @@ def is_image_name(path: Path) -> bool:
     )
 
 
-def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
-    """Sorted image files in ``folder``; hidden and ``._*`` files are ignored."""
+@dataclass
+class ImageScan:
+    """The photos of a folder, and the entries named like photos that are not usable files
+    (a broken symbolic link, a folder named ``x.jpg``), each with the reason."""
+
+    photos: list[Path]
+    skipped: list[tuple[Path, str]]
+
+    def skipped_lines(self) -> list[str]:
+        """``skipped NAME: reason`` for each entry that is not a photo file."""
+        return [f"skipped {p.name}: {why}" for p, why in self.skipped]
+
+
+def _not_a_file_reason(path: Path) -> str:
+    """Why an entry named like a photo is not one (one short phrase)."""
+    if path.is_symlink():
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "a symbolic link loop (it points back to itself); remove it"
+            return (f"a broken symbolic link (its target {os.readlink(path)} does not exist); "
+                    "fix or remove the link")
+    if path.is_dir():
+        return "a folder, not a photo (subfolders are not searched)"
+    return "not a regular file"
+
+
+def scan_images(folder: str | Path, recursive: bool = False) -> ImageScan:
+    """Sorted image files in ``folder`` (hidden and ``._*`` files are ignored) and the
+    entries with a photo's name that are not readable files, with the reason."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SeglibError(f"{folder}: not a folder of images")
     it = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in it if p.is_file() and is_image_name(p))
+    photos, skipped = [], []
+    for p in sorted(it):
+        if not is_image_name(p):
+            continue
+        if p.is_file():
+            photos.append(p)
+        else:
+            skipped.append((p, _not_a_file_reason(p)))
+    return ImageScan(photos, skipped)
+
+
+def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
+    """Sorted image files in ``folder``; hidden and ``._*`` files are ignored
+    (:func:`scan_images` also says which photo-named entries are not files)."""
+    return scan_images(folder, recursive).photos
 
 
 def read_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
     """Read a photo as RGB uint8 H×W×3.
 
-    Grayscale is expanded to 3 channels, alpha is dropped, 16-bit is scaled to 8-bit. With
+    The EXIF orientation is applied (a phone photo comes out upright, as every viewer shows
+    it). Grayscale is expanded to 3 channels, alpha is dropped, 16-bit is scaled to 8-bit. With
     ``max_side``, larger photos are shrunk (area interpolation) so the longer side fits.
     Unreadable files raise :class:`ImageReadError` naming the file.
     """
@@ -52,19 +98,16 @@ def read_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
         raise ImageReadError(f"{path}: cannot open ({exc.strerror or exc})") from None
     if data.size == 0:
         raise ImageReadError(f"{path}: empty file (0 bytes); delete or replace it")
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    # COLOR|ANYDEPTH applies the EXIF orientation (IMREAD_UNCHANGED would not), keeps 16 bits
+    # and gives 3 channels (gray expanded, alpha dropped)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     if img is None or img.size == 0:
         raise ImageReadError(f"{path}: not a readable JPEG/PNG image; delete or replace it")
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
     elif img.dtype != np.uint8:
         img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    elif img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    else:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     if max_side and max(img.shape[:2]) > max_side:
         img = resize_max_side(img, max_side)
     return np.ascontiguousarray(img)
@@ -94,18 +137,30 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temp file in the same folder and a rename.
 
     A reader (or a rerun after SIGKILL) sees either the old file or the complete new one.
+    Errors name ``path``, never the temp file; a file name longer than the file system
+    allows is a :class:`SeglibError` naming the file (a per-file problem, not the folder's).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # a short temp name: ".<start of the name>.<random>.tmp" fits wherever the name itself fits
+    prefix = f".{path.name[:TEMP_NAME_CHARS]}."
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, path)
-    except BaseException:
-        with _suppress_oserror():
-            os.unlink(tmp)
+    except BaseException as exc:
+        if tmp is not None:
+            with _suppress_oserror():
+                os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            if exc.errno == errno.ENAMETOOLONG:
+                raise SeglibError(f"{path}: file name too long for this file system "
+                                  f"({len(os.fsencode(path.name))} bytes); rename the photo "
+                                  "to a shorter name") from None
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
     return path
 

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from seglib.device import autocast, pick_device
 from seglib.errors import SeglibError
-from seglib.io import list_images, read_image, write_png_atomic
+from seglib.io import read_image, scan_images, write_png_atomic
 from seglib.models import build_model
 from seglib.train import load_checkpoint, use_channels_last
 from seglib.trimap import OBJECT, mask_to_trimap, save_trimap
@@ -134,14 +134,17 @@ def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, 
     """
     say = log or (lambda m: tqdm.write(m, file=sys.stderr))
     model = load_model(checkpoint, device)
-    paths = list_images(images)
+    scan = scan_images(images)
+    paths = scan.photos
     if not paths:
         raise SeglibError(f"{images}: no .jpg/.jpeg/.png photos found; check the folder")
     out = Path(out)
     if out.resolve() == Path(images).resolve():
         raise SeglibError(f"{out}: is the photo folder; the trimaps would replace .png photos, "
                           "choose another --out")
-    written, skipped = 0, []
+    written, skipped = 0, list(scan.skipped)
+    for line in scan.skipped_lines():
+        say(line)
     seen: set[str] = set()
     for path in tqdm(paths, desc="predict", unit="photo"):
         if path.stem in seen:

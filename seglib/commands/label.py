@@ -61,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.refine < 0:
         raise SeglibError(f"--refine takes a number of rounds (0 or more), got {args.refine}")
+    if args.images.is_dir():
+        from seglib.io import scan_images
+
+        for line in scan_images(args.images).skipped_lines():
+            print(line, file=sys.stderr)
     backend, checkpoint = _choose_backend(args)
     if backend == "sam":
         from seglib.sam_candidates import SamProposer

@@ -1,0 +1,259 @@
+"""Second round of hostile inputs: long names, EXIF orientation, links and folders named like
+photos, ``~`` in paths, symbolic link loops, options out of range, damaged run files.
+
+Every case ends in a result, a skipped row with its reason, or one ``error:`` line (exit 2).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from seglib.cli import main
+from seglib.errors import SeglibError
+from seglib.io import list_images, read_image, scan_images, write_bytes_atomic
+from seglib.trimap import load_trimap
+
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
+    """Run ``python -m seglib ARGS`` in this process: (exit code, stdout, stderr)."""
+
+    def run(*argv: object) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny trained run (smoke preset, 16 px, 1 epoch) on 6 sample pairs."""
+    import torch
+    from conftest import copy_pairs
+
+    from seglib.train import train_run
+
+    root = tmp_path_factory.mktemp("trained")
+    copy_pairs(root / "images", root / "trimaps", 6)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # module fixtures run before the autouse one-thread fixture
+    try:
+        train_run(root / "images", root / "trimaps", root / "run", preset="smoke", epochs=1,
+                  size=16, amp=False, device="cpu", progress=False, log=lambda m: None)
+    finally:
+        torch.set_num_threads(old)
+    return root / "run"
+
+
+def one_error_line(code: int, err: str, *names: str) -> str:
+    """Exit code 2 and the last stderr line is the only ``error:`` line, naming ``names``."""
+    assert "Traceback" not in err, err
+    assert code == 2, err
+    errors = [ln for ln in err.strip().splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err
+    for name in names:
+        assert name in errors[0], f"{name!r} not in {errors[0]!r}"
+    return errors[0]
+
+
+def write_photo(path: Path, hw: tuple[int, int] = (48, 64), seed: int = 0) -> Path:
+    """A small photo: a bright rectangle on a dark background."""
+    h, w = hw
+    img = np.full((h, w, 3), 30, np.uint8)
+    img[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = (200, 180, 90 + seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, buf = cv2.imencode(path.suffix, img)
+    assert ok
+    path.write_bytes(buf.tobytes())
+    return path
+
+
+def exif_jpeg(path: Path, stored_hw: tuple[int, int], orientation: int) -> np.ndarray:
+    """A JPEG stored at ``stored_hw`` with an EXIF Orientation tag; returns the stored RGB."""
+    h, w = stored_hw
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[:, : w // 6] = (255, 0, 0)  # a red band on the stored left edge
+    rgb[: h // 6, :] = (0, 0, 255)  # a blue band on the stored top edge
+    im = Image.fromarray(rgb)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=95, exif=exif.tobytes())
+    path.write_bytes(buf.getvalue())
+    return rgb
+
+
+# -- 1. long file names ----------------------------------------------------------------------
+def test_a_long_legal_name_is_written(tmp_path: Path) -> None:
+    name = "a" * 251 + ".png"  # 255 bytes: the longest name most file systems allow
+    target = write_bytes_atomic(tmp_path / name, b"data")
+    assert target.read_bytes() == b"data"
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no temp file left behind
+
+
+def test_a_name_too_long_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    with pytest.raises(SeglibError) as exc:
+        write_bytes_atomic(tmp_path / ("b" * 300 + ".png"), b"data")
+    msg = str(exc.value)
+    assert "b" * 300 + ".png" in msg and "too long" in msg and ".tmp" not in msg
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_other_write_errors_name_the_users_file_not_the_temp_file(tmp_path: Path) -> None:
+    target = tmp_path / "o.png"
+    target.mkdir()  # a folder where the file should go: the rename fails
+    with pytest.raises(OSError) as exc:
+        write_bytes_atomic(target, b"x")
+    assert exc.value.filename == str(target) and not exc.value.filename2
+    assert list(target.iterdir()) == [] and [p.name for p in tmp_path.iterdir()] == ["o.png"]
+
+
+def test_label_with_a_250_character_photo_name_labels_the_whole_folder(tmp_path: Path,
+                                                                       cli: Cli) -> None:
+    photos = tmp_path / "photos"
+    long_stem = "x" * 250
+    for i, stem in enumerate(["a_first", long_stem, "z_last"]):
+        write_photo(photos / f"{stem}.jpg", seed=i)
+    out = tmp_path / "labels"
+    code, stdout, err = cli("label", photos, "--out", out, "--backend", "opencv")
+    assert code == 0, err
+    assert {p.stem for p in out.glob("*.png")} == {"a_first", long_stem, "z_last"}
+    assert load_trimap(out / f"{long_stem}.png").shape == (48, 64)
+    assert "3/3 photos" in stdout
+
+
+# -- 5. EXIF orientation ---------------------------------------------------------------------
+@pytest.mark.parametrize("orientation, turn", [
+    (1, lambda a: a),
+    (3, lambda a: np.rot90(a, 2)),
+    (6, lambda a: np.rot90(a, -1)),  # stored landscape, shown portrait (rotate 90° clockwise)
+    (8, lambda a: np.rot90(a, 1)),
+])
+def test_read_image_applies_exif_orientation(tmp_path: Path, orientation: int, turn) -> None:  # noqa: ANN001
+    stored = exif_jpeg(tmp_path / "phone.jpg", (240, 360), orientation)
+    got = read_image(tmp_path / "phone.jpg")
+    want = np.ascontiguousarray(turn(stored))
+    assert got.shape == want.shape
+    assert np.abs(got.astype(int) - want.astype(int)).mean() < 6  # JPEG noise only
+
+
+def test_an_exif_rotated_photo_gets_an_upright_trimap_and_prediction(
+        tmp_path: Path, cli: Cli, trained_run: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    exif_jpeg(photos / "phone.jpg", (240, 360), 6)  # every viewer shows it 240 wide, 360 high
+    out = tmp_path / "labels"
+    code, _, err = cli("label", photos, "--out", out, "--backend", "opencv")
+    assert code == 0, err
+    assert load_trimap(out / "phone.png").shape == (360, 240)
+    code, _, err = cli("predict", trained_run / "best.pt", photos, "--out", tmp_path / "pred",
+                       "--device", "cpu")
+    assert code == 0, err
+    assert load_trimap(tmp_path / "pred" / "phone.png").shape == (360, 240)
+
+
+def test_read_image_keeps_16_bit_gray_and_alpha(tmp_path: Path) -> None:
+    gray16 = (np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000)
+    cv2.imwrite(str(tmp_path / "g16.png"), gray16)
+    got = read_image(tmp_path / "g16.png")
+    assert got.shape == (3, 4, 3) and got.dtype == np.uint8
+    assert np.array_equal(got[..., 0], (gray16 >> 8).astype(np.uint8))
+    bgra = np.zeros((5, 6, 4), np.uint8)
+    bgra[..., 0], bgra[..., 3] = 255, 0  # blue, fully transparent
+    cv2.imwrite(str(tmp_path / "a.png"), bgra)
+    got = read_image(tmp_path / "a.png")
+    assert got.shape == (5, 6, 3) and (got[..., 2] == 255).all() and (got[..., 0] == 0).all()
+
+
+# -- 8. entries named like photos that are not photo files -----------------------------------
+def messy_links(photos: Path) -> dict[str, str]:
+    """A dangling link, a folder named like a photo and a link loop; the reason each gets."""
+    (photos / "gone.jpg").symlink_to(photos / "deleted.jpg")
+    (photos / "album.jpg").mkdir()
+    (photos / "self.png").symlink_to(photos / "self.png")
+    return {"gone.jpg": "broken symbolic link", "album.jpg": "a folder, not a photo",
+            "self.png": "symbolic link loop"}
+
+
+def test_scan_images_says_why_photo_named_entries_are_left_out(tmp_path: Path) -> None:
+    write_photo(tmp_path / "good.jpg")
+    reasons = messy_links(tmp_path)
+    scan = scan_images(tmp_path)
+    assert [p.name for p in scan.photos] == ["good.jpg"] == [p.name for p in
+                                                              list_images(tmp_path)]
+    got = {p.name: why for p, why in scan.skipped}
+    assert set(got) == set(reasons)
+    for name, why in reasons.items():
+        assert why in got[name]
+
+
+@pytest.mark.parametrize("command", ["label", "predict", "train"])
+def test_commands_that_list_photos_report_links_and_folders(tmp_path: Path, cli: Cli,
+                                                            sample_pairs, trained_run: Path,
+                                                            command: str) -> None:
+    images, trimaps, _ = sample_pairs(4)
+    reasons = messy_links(images)
+    out = tmp_path / "out"
+    argv = {
+        "label": ["label", images, "--out", out, "--backend", "opencv"],
+        "predict": ["predict", trained_run / "best.pt", images, "--out", out, "--device", "cpu"],
+        "train": ["train", images, trimaps, "--out", out, "--preset", "smoke", "--epochs", "1",
+                  "--size", "16", "--no-amp", "--device", "cpu"],
+    }[command]
+    code, _, err = cli(*argv)
+    assert code == 0, err
+    for name, why in reasons.items():
+        line = next((ln for ln in err.splitlines() if ln.startswith(f"skipped {name}")), "")
+        assert why in line, err
+
+
+# -- 10. ~ in path arguments, and symbolic link loops ----------------------------------------
+def test_tilde_is_expanded_in_every_path_argument(tmp_path: Path, cli: Cli,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  sample_pairs) -> None:
+    images, trimaps, _ = sample_pairs(4)
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copytree(images, home / "photos")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("label", "~/photos", "--out=~/labels", "--backend", "opencv")
+    assert code == 0, err
+    assert len(list((home / "labels").glob("*.png"))) == 4
+    code, _, err = cli("train", "~/photos", "~/labels", "--out=~/run", "--preset", "smoke",
+                       "--epochs", "1", "--size", "16", "--no-amp", "--device", "cpu")
+    assert code == 0, err
+    assert (home / "run" / "best.pt").is_file()
+    assert not (tmp_path / "~").exists()
+
+
+@pytest.mark.parametrize("where", ["input", "output"])
+def test_a_symbolic_link_loop_is_one_line(tmp_path: Path, cli: Cli, sample_pairs,
+                                          where: str) -> None:
+    images, trimaps, _ = sample_pairs(3)
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    argv = (["label", loop, "--out", tmp_path / "o"] if where == "input"
+            else ["label", images, "--out", loop / "o"])
+    code, _, err = cli(*argv, "--backend", "opencv")
+    one_error_line(code, err, str(loop), "symbolic link loop")
+    code, _, err = cli("trimap", loop, "--out", tmp_path / "t")
+    one_error_line(code, err, str(loop), "symbolic link loop")
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
