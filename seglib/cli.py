@@ -26,7 +26,9 @@ COMMANDS: dict[str, str] = {
     "predict": "predict trimaps for a folder of photos",
     "evaluate": "compare predicted trimaps with true ones",
     "course": "run the four course notebooks headless with papermill",
+    "export": "export labels as COCO, YOLO, Oxford-IIIT Pet or Pascal VOC",
 }
+MODULES = {"import": "import_"}  # command names that are Python keywords
 
 
 def _top_parser() -> argparse.ArgumentParser:
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         top.print_help()
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
     name, rest = argv[0], argv[1:]
-    module = importlib.import_module(f"seglib.commands.{name}")
+    module = importlib.import_module(f"seglib.commands.{MODULES.get(name, name)}")
     parser = argparse.ArgumentParser(prog=f"python -m seglib {name}", description=module.HELP)
     module.add_arguments(parser)
     args = parser.parse_args(rest)
