@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     try:
-        return int(module.run(user_paths(args)) or 0)
+        from seglib.params import check_args
+
+        return int(module.run(check_args(user_paths(args))) or 0)
     except SeglibError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -182,6 +182,15 @@ def build_parameters(preset: str = "demo", images: str | Path | None = None,
         **p.params,
     }
     params.update(overrides or {})
+    from seglib.params import check_course_parameters
+
+    params = check_course_parameters(params, [p.name for p in list_images(img)])
+    if params.get("backend") == "sam" and not params["checkpoint"]:
+        from seglib.sam_weights import GET_ONE, find_checkpoint
+
+        if find_checkpoint() is None:
+            raise SeglibError(f"-p backend sam: no SAM checkpoint found; get one with "
+                              f"`{GET_ONE}` or pass --checkpoint PATH")
     return params
 
 

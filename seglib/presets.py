@@ -71,12 +71,9 @@ class Preset:
 
     def with_overrides(self, **kw: object) -> Preset:
         """A copy with the given fields replaced (``None`` values are ignored)."""
-        kw = {k: v for k, v in kw.items() if v is not None}
-        for k in ("size", "epochs", "batch"):
-            if k in kw and not int(kw[k]) >= 1:  # type: ignore[call-overload]
-                raise SeglibError(f"{k} must be at least 1, got {kw[k]}")
-        if "lr" in kw and not float(kw["lr"]) > 0:  # type: ignore[arg-type]
-            raise SeglibError(f"lr (learning rate) must be a positive number, got {kw['lr']}")
+        from seglib.params import SETTINGS, check
+
+        kw = {k: (check(k, v) if k in SETTINGS else v) for k, v in kw.items() if v is not None}
         if "epochs" in kw:  # an explicit epoch count wins over the per-subset rule
             kw.setdefault("images_per_run", 0)
         return replace(self, **kw)

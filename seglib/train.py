@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sys
 import time
 import warnings
@@ -353,6 +354,7 @@ def _train_locked(images: str | Path, trimaps: str | Path, out: Path, p: Preset,
             if validate:
                 m = evaluate_tensors(model, dataset.val, dev, amp=amp, loss_fn=loss_fn)
                 row.update(_row_metrics(m))
+            _check_finite(out, epoch + 1, row, p.lr)
             elapsed += time.perf_counter() - t0
             row["seconds"] = round(elapsed, 2)
             history.append(row)
@@ -379,6 +381,17 @@ def _train_locked(images: str | Path, trimaps: str | Path, out: Path, p: Preset,
     _write_json(out / "metrics.json", doc)
     return RunResult(out, best_path, doc, history, config, elapsed, n_train, n_val,
                      list(dataset.skipped))
+
+
+def _check_finite(out: Path, epoch: int, row: dict, lr: float) -> None:
+    """A loss that became NaN or infinite ends the run with one line (the weights of that
+    epoch are not saved; ``last.pt`` keeps the epoch before)."""
+    losses = [row[k] for k in ("train_loss", "val_loss") if row.get(k) is not None]
+    if all(math.isfinite(v) for v in losses):
+        return
+    raise SeglibError(f"{out}: training diverged at epoch {epoch} (loss "
+                      f"{', '.join(f'{v:g}' for v in losses)}); train again with a smaller "
+                      f"learning rate (--lr, now {lr:g}) in a new --out folder")
 
 
 def _cpu_state(model: torch.nn.Module) -> dict:

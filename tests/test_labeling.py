@@ -345,4 +345,4 @@ def test_label_refine_option_runs_the_refinement_after_labeling(
     assert main(["label", str(img), "--out", str(out), "--backend", "opencv"]) == 0
     assert len(calls) == 1  # no --refine, no refinement
     assert main(["label", str(img), "--out", str(out), "--refine", "-1"]) == 2
-    assert "--refine takes a number of rounds" in capsys.readouterr().err
+    assert "--refine must be a whole number from 0" in capsys.readouterr().err

@@ -257,3 +257,105 @@ def test_a_symbolic_link_loop_is_one_line(tmp_path: Path, cli: Cli, sample_pairs
 def read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
+
+
+# -- 2, 4, 7. settings checked in one place, before anything runs ----------------------------
+BAD_OPTIONS = [  # (command, option, value, words the one-line error holds)
+    ("train", "--size", "100000", "from 16 to 1024"),
+    ("train", "--size", "1", "from 16 to 1024"),
+    ("train", "--lr", "inf", "positive finite"),
+    ("train", "--lr", "0", "positive finite"),
+    ("train", "--batch", "0", "from 1"),
+    ("train", "--device", "gpu", "auto, cpu, cuda, mps"),
+    ("label", "--limit", "0", "at least 1"),
+    ("label", "--limit", "-1", "at least 1"),
+    ("label", "--points-per-side", "0", "from 1 to 256"),
+    ("trimap", "--width", "0", "from 1 to 255"),
+    ("predict", "--device", "gpu", "auto, cpu, cuda, mps"),
+    ("refine", "--rounds", "0", "from 1 to 20"),
+    ("refine", "--size", "8", "from 16 to 1024"),
+]
+
+
+@pytest.mark.parametrize("command, option, value, words", BAD_OPTIONS)
+def test_options_out_of_range_are_one_line_before_anything_runs(
+        tmp_path: Path, cli: Cli, sample_pairs, command: str, option: str, value: str,
+        words: str) -> None:
+    images, trimaps, _ = sample_pairs(3)
+    out = tmp_path / "out"
+    argv = {"train": ["train", images, trimaps, "--out", out, "--preset", "smoke"],
+            "label": ["label", images, "--out", out, "--backend", "opencv"],
+            "trimap": ["trimap", trimaps, "--out", out],
+            "predict": ["predict", tmp_path / "best.pt", images, "--out", out],
+            "refine": ["refine", images, "--out", out]}[command]
+    code, _, err = cli(*argv, option, value)
+    line = one_error_line(code, err, option, words, value)
+    assert line.count("\n") == 0 and not out.exists()
+
+
+def test_a_loss_that_becomes_nan_stops_training_without_best_pt(tmp_path: Path, cli: Cli,
+                                                                sample_pairs) -> None:
+    images, trimaps, _ = sample_pairs(6)
+    out = tmp_path / "run"
+    code, stdout, err = cli("train", images, trimaps, "--out", out, "--preset", "smoke",
+                            "--epochs", "2", "--size", "16", "--no-amp", "--device", "cpu",
+                            "--lr", "1e30")
+    line = one_error_line(code, err, str(out), "diverged", "--lr")
+    assert "nan" in line and "wrote" not in stdout
+    assert not (out / "best.pt").exists()
+
+
+def test_training_presets_check_their_overrides_in_the_same_place() -> None:
+    from seglib.presets import get_preset
+
+    with pytest.raises(SeglibError, match="size must be a whole number from 16 to 1024"):
+        get_preset("smoke").with_overrides(size=100000)
+    with pytest.raises(SeglibError, match="lr must be a positive finite number"):
+        get_preset("smoke").with_overrides(lr=float("nan"))
+    assert get_preset("smoke").with_overrides(size=24.0).size == 24
+
+
+BAD_COURSE_PARAMETERS = [  # (-p NAME, VALUE, words the one-line error holds)
+    ("epochs", "abc", "-p epochs must be a whole number"),
+    ("image_size", "-5", "-p image_size must be a whole number from 16 to 1024"),
+    ("image_size", "100000", "from 16 to 1024"),
+    ("device", "gpu", "-p device must be one of auto, cpu, cuda, mps"),
+    ("backend", "foo", "-p backend must be one of auto, sam, opencv"),
+    ("backend", "sam", "python -m seglib weights vit_b"),
+    ("label_limit", "0", "-p label_limit must be a whole number of at least 1"),
+    ("sam_mode", "fast", "prompt, everything"),
+    ("policy", "biggest", "foreground, seed"),
+    ("arch", "resnet", "unet, seed"),
+    ("show_photos", '["no_such_photo"]', "no_such_photo not in the photo folder"),
+    ("show_photos", "0", "at least 1"),
+    ("subsets", '["12"]', "-p subsets must be a list of 10, 161, 207, 711, 711B"),
+    ("refine", "maybe", "-p refine must be true or false"),
+]
+
+
+@pytest.mark.parametrize("name, value, words", BAD_COURSE_PARAMETERS)
+def test_bad_course_parameters_stop_before_notebook_01(
+        tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch, name: str, value: str,
+        words: str) -> None:
+    import papermill
+
+    ran: list[str] = []
+    monkeypatch.setattr(papermill, "execute_notebook", lambda src, *a, **k: ran.append(src))
+    monkeypatch.chdir(tmp_path)  # no ./checkpoints here
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.cache/seglib either
+    monkeypatch.delenv("SEGLIB_CHECKPOINT", raising=False)
+    out = tmp_path / "course"
+    code, _, err = cli("course", "--preset", "smoke", "--out", out, "--no-html",
+                       "-p", name, value)
+    one_error_line(code, err, words)
+    assert ran == [] and not list(out.glob("*.ipynb"))
+
+
+def test_good_course_parameters_pass_and_are_typed(tmp_path: Path) -> None:
+    from seglib.course import build_parameters
+
+    p = build_parameters("smoke", out=tmp_path / "c", overrides={
+        "epochs": 3.0, "image_size": None, "show_photos": 2, "device": "cpu",
+        "subsets": ["10", "711B"], "backend": "opencv"})
+    assert p["epochs"] == 3 and isinstance(p["epochs"], int)
+    assert p["image_size"] is None and p["subsets"] == ["10", "711B"]

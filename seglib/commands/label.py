@@ -59,8 +59,6 @@ def _choose_backend(args: argparse.Namespace) -> tuple[str, Path | None]:
 def run(args: argparse.Namespace) -> int:
     from seglib.labeling import label_folder
 
-    if args.refine < 0:
-        raise SeglibError(f"--refine takes a number of rounds (0 or more), got {args.refine}")
     if args.images.is_dir():
         from seglib.io import scan_images
 

@@ -39,13 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seglib.errors import SeglibError
     from seglib.train import train_run, train_standard
 
-    for name in ("size", "epochs", "batch"):
-        v = getattr(args, name)
-        if v is not None and v < 1:
-            raise SeglibError(f"--{name} must be at least 1, got {v}")
     common = dict(preset=args.preset, arch=args.arch, size=args.size, epochs=args.epochs,
                   batch=args.batch, lr=args.lr, seed=args.seed, device=args.device,
                   amp=not args.no_amp)
