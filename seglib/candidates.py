@@ -33,6 +33,7 @@ class Candidates:
     stability: np.ndarray
     sources: list[str] = field(default_factory=list)
     backend: str = ""
+    photo_hash: str = ""  # SHA-256 of the photo bytes they were proposed for ("" unknown)
 
     def __post_init__(self) -> None:
         self.masks = np.asarray(self.masks, dtype=bool)
@@ -64,6 +65,7 @@ class Candidates:
             stability=self.stability,
             sources=np.array(self.sources, dtype=str),
             backend=np.array(self.backend),
+            photo_hash=np.array(self.photo_hash),
         )
         return buf.getvalue()
 
@@ -84,6 +86,7 @@ class Candidates:
                     stability=z["stability"],
                     sources=[str(s) for s in z["sources"]],
                     backend=str(z["backend"]),
+                    photo_hash=str(z["photo_hash"]) if "photo_hash" in z.files else "",
                 )
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise SeglibError(

@@ -187,19 +187,17 @@ class Tensors:
 def label_confidence(trimaps: str | Path) -> dict[str, float]:
     """Each trimap's confidence (0..1) from ``labels.csv`` next to the trimaps, if there is one.
 
-    Photos in ``overrides.csv`` were checked by a person: confidence 1. Trimaps made any
-    other way have no entry (the training treats them as confidence 1).
+    Labels a person chose or drew (source override, imported, edited) count as sure: 1.
+    Trimaps made any other way have no entry (the training treats them as confidence 1).
     """
-    from seglib.labeling import read_labels_csv, read_overrides
+    from seglib.store import LabelStore
 
-    folder = Path(trimaps)
     out = {}
-    for r in read_labels_csv(folder):
-        c = r.get("confidence")
-        if r.get("stem") and r.get("status", "ok") == "ok" and c is not None:
-            out[r["stem"]] = min(1.0, max(0.0, float(c)))
-    for stem in read_overrides(folder):
-        out[stem] = 1.0
+    for r in LabelStore(trimaps).ok_records():
+        if r.sure:
+            out[r.stem] = 1.0
+        elif r.confidence is not None:
+            out[r.stem] = min(1.0, max(0.0, float(r.confidence)))
     return out
 
 

@@ -1,50 +1,50 @@
-"""The resumable labeling loop: a folder of photos -> trimaps, ``labels.csv`` and cached candidates.
+"""Labeling a folder: per photo, candidates -> pick -> trimap; and re-picking a labeled folder.
 
-Output folder layout::
+:func:`label_photo` does one photo (photo in, :class:`PhotoResult` out, nothing written): the
+unit a parallel or cluster run calls. :func:`label_folder` and :func:`repick_folder` are thin
+loops that decide what each photo needs and hand the results to the label store
+(:mod:`seglib.store`), which owns the folder's files and the rules that keep a label:
 
-    OUT/<stem>.png               trimap (1 object, 2 background, 3 border), photo's own size
-    OUT/candidates/<stem>.npz    every candidate mask and its scores (seglib.candidates)
-    OUT/labels.csv               one row per photo (see COLUMNS)
-    OUT/overrides.csv            optional, "stem,candidate": a manual choice (e.g. 3, ~0, 2+5)
-    OUT/.seglib.lock             while a run is using the folder (holds its pid)
-
-Every file is written atomically. For each photo the candidates are written first, then the
-trimap, then ``labels.csv`` (rewritten whole from an in-memory state). On a restart that state
-is rebuilt from the files on disk: a photo whose candidates exist is never sent to the model
-again (a missing trimap or row is redone from the cached candidates), so a run killed at any
-moment finishes on the next start with every photo labeled exactly once.
+- a photo is labeled again when its bytes differ from the ones its label was made from
+  ("relabeled: the photo changed"); candidates made from other bytes are never reused;
+- re-pick recomputes ``pick`` and ``override`` labels only; refined, imported and hand-edited
+  labels are kept unless ``replace_kept`` (``--replace-kept``), and the summary says so;
+- ``overwrite`` (``label --overwrite``) proposes the candidates again and says what it replaced.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import os
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
 from seglib.candidates import Candidates
-from seglib.errors import ImageReadError, SeglibError
-from seglib.io import list_images, read_image, resize_max_side, write_bytes_atomic
+from seglib.errors import SeglibError
+from seglib.io import file_sha256, list_images, read_image, resize_max_side
 from seglib.policy import pick
-from seglib.trimap import load_trimap, mask_to_trimap, resize_mask, save_trimap
+from seglib.store import (
+    CANDIDATES_DIR,
+    KEPT_SOURCES,
+    LABELS_CSV,
+    OVERRIDES_CSV,
+    LabelRecord,
+    LabelStore,
+    folder_lock,
+    made_by_seglib,
+)
+from seglib.trimap import load_trimap, mask_to_trimap, resize_mask
+
+__all__ = ["CANDIDATES_DIR", "LABELS_CSV", "OVERRIDES_CSV", "LabelSummary", "PhotoResult",
+           "folder_lock", "label_folder", "label_photo", "pick_photo", "repick_folder"]
 
 OVERRIDE_IGNORED = "override ignored"  # starts the reason of a row whose override was invalid
-COLUMNS = ("stem", "file", "backend", "mode", "policy", "chosen", "predicted_iou", "stability",
-           "score", "confidence", "flagged", "seconds", "status", "reason")
-LABELS_CSV = "labels.csv"
-OVERRIDES_CSV = "overrides.csv"
-LOCK_NAME = ".seglib.lock"
-CANDIDATES_DIR = "candidates"
 MAX_SIDE = {"sam": 1024, "opencv": 1024}
 
 Proposer = Callable[[np.ndarray], Candidates]
@@ -58,17 +58,24 @@ class LabelSummary:
     total: int = 0  # photos (or cached candidate sets) considered
     labeled: int = 0  # labeled (or re-picked) in this run
     existing: int = 0  # already done before this run, left as they were
-    skipped: int = 0  # unreadable photos (a row with the reason)
+    skipped: int = 0  # unreadable photos and duplicate names (a reason each)
     failed: int = 0  # photos the backend failed on (a row with the reason)
     flagged: int = 0  # low-confidence picks among the rows of this folder
     seconds: float = 0.0
     repicked: bool = False  # made by repick_folder: picks redone from cached candidates
-    overrides: int = 0  # manual choices from overrides.csv that were applied (re-pick only)
-    rows: list[dict[str, str]] = field(default_factory=list)
+    overrides: int = 0  # manual choices from overrides.csv that were applied
+    changed: int = 0  # labeled again because the photo's bytes changed
+    kept: Counter = field(default_factory=Counter)  # source -> labels kept as they were
+    replaced: Counter = field(default_factory=Counter)  # source -> non-pick labels replaced
+    edited: int = 0  # trimaps found edited by hand in this run (kept, source "edited")
+    migrated: int = 0  # rows of an older labels.csv brought to this schema
+    notes: list[str] = field(default_factory=list)  # further one-line remarks
+    problems: list[str] = field(default_factory=list)  # "NAME: reason" of skipped/failed
+    rows: list[LabelRecord] = field(default_factory=list)
 
     @property
     def ok(self) -> int:
-        return sum(r["status"] == "ok" for r in self.rows)
+        return sum(r.ok for r in self.rows)
 
     @property
     def exit_code(self) -> int:
@@ -77,127 +84,42 @@ class LabelSummary:
 
     def describe(self) -> str:
         if self.repicked:
-            return (f"{self.ok}/{self.total} photos re-picked from cached candidates in "
+            head = (f"{self.labeled}/{self.total} photos re-picked from cached candidates in "
                     f"{self.out_dir} ({self.overrides} manual overrides, {self.failed} failed, "
                     f"{self.flagged} flagged for review) in {self.seconds:.1f} s")
-        return (f"{self.ok}/{self.total} photos labeled in {self.out_dir} ({self.labeled} now, "
-                f"{self.existing} already done, {self.skipped} skipped, {self.failed} failed, "
-                f"{self.flagged} flagged for review) in {self.seconds:.1f} s")
+        else:
+            head = (f"{self.ok}/{self.total} photos labeled in {self.out_dir} ({self.labeled} "
+                    f"now, {self.existing} already done, {self.skipped} skipped, {self.failed} "
+                    f"failed, {self.flagged} flagged for review) in {self.seconds:.1f} s")
+        parts = [head]
+        if self.changed:
+            parts.append(f"{self.changed} relabeled: the photo changed")
+        if self.edited:
+            parts.append(f"{self.edited} trimaps edited by hand since seglib wrote them "
+                         "(kept, source 'edited')")
+        if sum(self.kept.values()):
+            kinds = ", ".join(f"{n} {src}" for src, n in sorted(self.kept.items()))
+            parts.append(f"kept {kinds} labels (--replace-kept replaces them)")
+        if sum(self.replaced.values()):
+            kinds = ", ".join(f"{n} {src}" for src, n in sorted(self.replaced.items()))
+            parts.append(f"replaced {kinds} labels")
+        if self.migrated:
+            parts.append(f"labels.csv of an older seglib brought to the current schema "
+                         f"({self.migrated} rows)")
+        parts += self.notes
+        return "; ".join(parts)
 
 
-# -- lock ---------------------------------------------------------------------------------------
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+@dataclass
+class PhotoResult:
+    """What one photo's labeling produced; the loop writes it through the store."""
 
-
-@contextmanager
-def folder_lock(out_dir: Path) -> Iterator[Path]:
-    """Hold ``out_dir/.seglib.lock`` (with our pid); a lock of a dead process is taken over.
-
-    A folder this creates and leaves empty (the run failed before writing anything) is removed.
-    """
-    created = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lock = out_dir / LOCK_NAME
-    for _ in range(3):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                text = lock.read_text().strip()
-                age = time.time() - lock.stat().st_mtime
-            except OSError:
-                continue
-            pid = int(text) if text.isdigit() else -1
-            if _pid_alive(pid) or (pid < 0 and age < 5):
-                raise SeglibError(
-                    f"{out_dir}: another seglib run (pid {pid if pid > 0 else '?'}) is using "
-                    f"this folder; wait for it to finish, or delete {lock} if it is not running"
-                ) from None
-            try:
-                lock.unlink()  # stale: its process is gone
-            except FileNotFoundError:
-                pass
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        break
-    else:
-        raise SeglibError(f"{lock}: cannot take the lock; delete it if no seglib run is active")
-    try:
-        yield lock
-    finally:
-        try:
-            if lock.read_text().strip() == str(os.getpid()):
-                lock.unlink()
-            if created and not any(out_dir.iterdir()):
-                out_dir.rmdir()
-        except OSError:
-            pass
-
-
-# -- CSV files ----------------------------------------------------------------------------------
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        return []
-    try:
-        # surrogateescape: file names that are not UTF-8 round-trip through the CSV files
-        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
-            return [dict(r) for r in csv.DictReader(f)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise SeglibError(f"{path}: not a readable CSV file ({exc}); fix or delete it") from None
-
-
-def write_labels_csv(out_dir: Path, rows: list[dict[str, str]]) -> Path:
-    """Rewrite ``labels.csv`` atomically, rows sorted by stem."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in sorted(rows, key=lambda r: r["stem"]):
-        w.writerow({c: r.get(c, "") for c in COLUMNS})
-    data = buf.getvalue().encode("utf-8", errors="surrogateescape")
-    return write_bytes_atomic(out_dir / LABELS_CSV, data)
-
-
-def read_labels_csv(out_dir: str | Path) -> list[dict[str, Any]]:
-    """Rows of ``OUT/labels.csv`` with numbers as floats and ``flagged`` as bool."""
-    rows = _read_csv(Path(out_dir) / LABELS_CSV)
-    out: list[dict[str, Any]] = []
-    for r in rows:
-        d: dict[str, Any] = dict(r)
-        for k in ("predicted_iou", "stability", "score", "confidence", "seconds"):
-            try:
-                d[k] = float(r[k]) if r.get(k) else None
-            except ValueError:
-                d[k] = None
-        d["flagged"] = str(r.get("flagged", "")).lower() in ("1", "true", "yes")
-        out.append(d)
-    return out
-
-
-def read_overrides(out_dir: Path) -> dict[str, str]:
-    """``overrides.csv`` (``stem,candidate``) as a dict; empty when there is none."""
-    path = out_dir / OVERRIDES_CSV
-    rows = _read_csv(path)
-    if rows and not {"stem", "candidate"} <= set(rows[0]):
-        raise SeglibError(f"{path}: needs the header 'stem,candidate'")
-    return {r["stem"].strip(): (r["candidate"] or "").strip() for r in rows
-            if r.get("stem") and (r.get("candidate") or "").strip()}
+    record: LabelRecord
+    candidates: Candidates | None = None  # new candidates to cache (None: unchanged)
+    trimap: np.ndarray | None = None  # the trimap to write (None: none)
 
 
 # -- one photo ----------------------------------------------------------------------------------
-def _fmt(x: float) -> str:
-    return f"{float(x):.4f}"
-
-
 def _chosen_scores(cands: Candidates, chosen: str) -> tuple[float, float]:
     idx = [int(p.lstrip("~")) for p in chosen.split("+") if p.lstrip("~").isdigit()]
     idx = [i for i in idx if i < len(cands)]
@@ -206,35 +128,119 @@ def _chosen_scores(cands: Candidates, chosen: str) -> tuple[float, float]:
     return float(np.mean(cands.predicted_iou[idx])), float(np.mean(cands.stability[idx]))
 
 
-def _pick_and_save(out_dir: Path, stem: str, cands: Candidates, policy: str,
-                   override: str | None, size: tuple[int, int]) -> tuple[dict[str, str], bool]:
-    """Pick, write the trimap at ``size``; the row fields of the pick and its flagged state."""
-    reason = ""
+def pick_photo(record: LabelRecord, cands: Candidates, policy: str, override: str | None,
+               size: tuple[int, int]) -> PhotoResult:
+    """Pick (or apply ``override``) from ``cands`` and draw the trimap at ``size`` (H, W)."""
+    reason, source = "", "override" if override else "pick"
     try:
         p = pick(cands, policy, override=override)
     except SeglibError as exc:
         p = pick(cands, policy)
-        p.flagged = True
+        p.flagged, source = True, "pick"
         reason = f"{OVERRIDE_IGNORED} ({exc})"
-    save_trimap(out_dir / f"{stem}.png", mask_to_trimap(resize_mask(p.mask, size)))
-    piou, stab = _chosen_scores(cands, p.chosen)
     if not p.mask.any():
         p.flagged = True
         reason = reason or "no object found (empty mask)"
-    row = {"policy": policy, "chosen": p.chosen, "predicted_iou": _fmt(piou),
-           "stability": _fmt(stab), "score": _fmt(p.score), "confidence": _fmt(p.confidence),
-           "flagged": str(int(p.flagged)), "status": "ok", "reason": reason}
-    return row, p.flagged
+    piou, stab = _chosen_scores(cands, p.chosen)
+    rec = LabelRecord(**{**record.__dict__})
+    rec.policy, rec.chosen, rec.source, rec.round = policy, p.chosen, source, 0
+    rec.predicted_iou, rec.stability, rec.score = piou, stab, float(p.score)
+    rec.confidence, rec.flagged, rec.status, rec.reason = (float(p.confidence), bool(p.flagged),
+                                                           "ok", reason)
+    return PhotoResult(rec, trimap=mask_to_trimap(resize_mask(p.mask, size)))
 
 
-def _trimap_size(path: Path) -> tuple[int, int] | None:
+def label_photo(path: Path, *, proposer: Proposer, backend: str, mode: str,
+                policy: str = "foreground", override: str | None = None,
+                max_side: int = 1024, photo_hash: str | None = None,
+                cached: Candidates | None = None) -> PhotoResult:
+    """Label one photo: candidates (``cached`` ones when given, else ``proposer`` on the photo
+    shrunk to ``max_side``), the pick, the trimap at the photo's size. Writes nothing.
+
+    Problems with this photo end in a record with status ``skipped`` (unreadable) or
+    ``failed`` (the backend failed) and the reason, never in an exception.
+    """
+    path = Path(path)
+    rec = LabelRecord(stem=path.stem, file=path.name, backend=backend, mode=mode)
+    t0 = time.perf_counter()
     try:
-        return load_trimap(path).shape[:2]
-    except SeglibError:
-        return None
+        rec.photo_hash = photo_hash or file_sha256(path)
+        photo = read_image(path)
+    except SeglibError as exc:
+        rec.status, rec.reason = "skipped", str(exc)
+        return PhotoResult(rec)
+    new = None
+    try:
+        if cached is None:
+            side = max_side
+            work = resize_max_side(photo, side) if max(photo.shape[:2]) > side else photo
+            new = proposer(work)
+            new.photo_hash = rec.photo_hash
+        cands = cached if cached is not None else new
+        assert cands is not None
+        if cached is not None:
+            rec.backend, rec.mode = cached.backend or backend, mode
+        result = pick_photo(rec, cands, policy, override, photo.shape[:2])
+    except (SeglibError, ValueError, RuntimeError, MemoryError, cv2.error) as exc:
+        rec.status = "failed"
+        rec.reason = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+        return PhotoResult(rec)
+    if cached is None:
+        result.record.seconds = time.perf_counter() - t0
+    result.candidates = new
+    return result
 
 
 # -- the loops ----------------------------------------------------------------------------------
+def _commit(store: LabelStore, result: PhotoResult) -> LabelRecord:
+    """Write a photo's result: candidates first, then the trimap, then the record."""
+    rec = result.record
+    if result.candidates is not None:
+        result.candidates.save(store.candidates_path(rec.stem))
+    if result.trimap is not None:
+        rec.trimap_hash = store.write_trimap(rec.stem, result.trimap)
+    store.put(rec)
+    store.save(throttle=True)
+    return rec
+
+
+def _cached(store: LabelStore, stem: str, photo_hash: str) -> Candidates | None:
+    """The photo's cached candidates when they were made from these bytes."""
+    path = store.candidates_path(stem)
+    if not path.is_file():
+        return None
+    try:
+        cands = Candidates.load(path)
+    except SeglibError:
+        return None
+    old = store.get(stem)
+    made_from = cands.photo_hash or (old.photo_hash if old is not None else "")
+    return cands if made_from == photo_hash else None
+
+
+def _check_trimap(store: LabelStore, rec: LabelRecord, cands: Candidates | None,
+                  policy: str, override: str | None = None) -> str:
+    """``"same"``, ``"missing"``, ``"unreadable"`` or ``"edited"`` for a labeled photo's trimap
+    (a changed file that is what seglib writes from its candidates counts as the same)."""
+    state = store.trimap_state(rec.stem)
+    if state != "changed":
+        return state
+    if cands is not None:
+        trimap = load_trimap(store.trimap_path(rec.stem))
+        choices = [rec.chosen, pick(cands, policy).chosen, override or "",
+                   *(str(i) for i, s in enumerate(cands.sources) if s == "grabcut:cnn")]
+        if made_by_seglib(trimap, cands, choices):
+            return "same"
+    return "edited"
+
+
+def _mark_edited(store: LabelStore, rec: LabelRecord) -> None:
+    rec.trimap_hash = file_sha256(store.trimap_path(rec.stem))
+    rec.source, rec.round, rec.flagged = "edited", 0, False
+    rec.reason = "trimap edited by hand; kept"
+    store.put(rec)
+
+
 def label_folder(
     images_dir: str | Path,
     out_dir: str | Path,
@@ -245,12 +251,15 @@ def label_folder(
     policy: str = "foreground",
     limit: int | None = None,
     overwrite: bool = False,
+    replace_kept: bool = False,
     max_side: int | None = None,
 ) -> LabelSummary:
     """Label every photo of ``images_dir`` into ``out_dir`` (resumable; see the module doc).
 
     ``proposer`` maps an RGB uint8 photo to :class:`Candidates` at that photo's size. Photos
     larger than ``max_side`` (default 1024) are shrunk for it; trimaps keep the photo's size.
+    ``overwrite`` proposes candidates again for every photo; labels whose source is not
+    ``pick`` are still kept unless ``replace_kept``.
     """
     images_dir, out_dir = Path(images_dir), Path(out_dir)
     if out_dir.resolve() == images_dir.resolve():
@@ -263,122 +272,178 @@ def label_folder(
         photos = photos[: max(0, int(limit))]
     side = max_side or MAX_SIDE.get(backend, 1024)
     t_start = time.perf_counter()
+    summary = LabelSummary(out_dir=out_dir, total=len(photos))
     with folder_lock(out_dir):
-        overrides = read_overrides(out_dir)
-        cand_dir = out_dir / CANDIDATES_DIR
-        state: dict[str, dict[str, str]] = {}
-        for r in _read_csv(out_dir / LABELS_CSV):
-            stem = r.get("stem", "")
-            if not stem:
-                continue
-            done = (out_dir / f"{stem}.png").is_file() and (cand_dir / f"{stem}.npz").is_file()
-            if r.get("status") != "ok" or done:
-                state[stem] = {c: r.get(c, "") for c in COLUMNS}
-        summary = LabelSummary(out_dir=out_dir, total=len(photos))
+        store = LabelStore(out_dir)
+        summary.migrated = store.migrated
+        store.remember_images(images_dir)
+        overrides = store.overrides()
+        stale_overrides: list[str] = []
         seen: set[str] = set()
         bar = tqdm(photos, desc=f"label ({backend})", unit="photo", file=sys.stderr)
         for path in bar:
             stem = path.stem
             if stem in seen:
+                summary.skipped += 1
+                summary.problems.append(f"{path.name}: another photo is also named {stem!r}")
                 tqdm.write(f"skipped {path.name}: another photo is also named {stem!r}",
                            file=sys.stderr)
                 continue
             seen.add(stem)
-            trimap_path, npz_path = out_dir / f"{stem}.png", cand_dir / f"{stem}.npz"
-            base = {"stem": stem, "file": path.name, "backend": backend, "mode": mode}
-            old = state.get(stem)
-            if not overwrite and npz_path.is_file():
-                try:
-                    cached = Candidates.load(npz_path)
-                except SeglibError:
-                    cached = None
-                if cached is not None:
-                    if (old is not None and old.get("status") == "ok"
-                            and _trimap_size(trimap_path) is not None):  # readable, not cut short
-                        summary.existing += 1
-                        continue
-                    # killed after the candidates were written: finish from the cache
-                    size = _trimap_size(trimap_path)
-                    if size is None:
-                        try:
-                            size = read_image(path).shape[:2]
-                        except SeglibError:
-                            size = cached.shape
-                    fields, _ = _pick_and_save(out_dir, stem, cached, policy,
-                                               overrides.get(stem), size)
-                    prev = {"backend": old.get("backend"), "mode": old.get("mode")} if old else {}
-                    state[stem] = {**base, **{k: v for k, v in prev.items() if v},
-                                   "seconds": (old or {}).get("seconds", ""), **fields}
-                    write_labels_csv(out_dir, list(state.values()))
-                    summary.labeled += 1
-                    continue
-            t0 = time.perf_counter()
-            try:
-                photo = read_image(path)
-            except ImageReadError as exc:
-                state[stem] = {**base, "status": "skipped", "reason": str(exc)}
+            result = _label_one(store, path, summary, proposer=proposer, backend=backend,
+                                mode=mode, policy=policy, override=overrides.get(stem),
+                                side=side, overwrite=overwrite, replace_kept=replace_kept,
+                                stale_overrides=stale_overrides)
+            if result is None:
+                continue
+            rec = _commit(store, result)
+            if rec.status == "skipped":
                 summary.skipped += 1
-                tqdm.write(f"skipped {path.name}: {exc}", file=sys.stderr)
-                write_labels_csv(out_dir, list(state.values()))
-                continue
-            try:
-                work = resize_max_side(photo, side) if max(photo.shape[:2]) > side else photo
-                cands = proposer(work)
-                cands.save(npz_path)
-                fields, _ = _pick_and_save(out_dir, stem, cands, policy, overrides.get(stem),
-                                           photo.shape[:2])
-            except (SeglibError, ValueError, RuntimeError, MemoryError, cv2.error) as exc:
-                state[stem] = {**base, "status": "failed",
-                               "reason": f"{type(exc).__name__}: {exc}".replace("\n", " ")}
+            elif rec.status == "failed":
                 summary.failed += 1
-                tqdm.write(f"failed {path.name}: {exc}", file=sys.stderr)
-                write_labels_csv(out_dir, list(state.values()))
-                continue
-            state[stem] = {**base, "seconds": f"{time.perf_counter() - t0:.3f}", **fields}
-            summary.labeled += 1
-            write_labels_csv(out_dir, list(state.values()))
+            else:
+                summary.labeled += 1
+            if not rec.ok:
+                summary.problems.append(f"{rec.file}: {rec.reason}")
+                tqdm.write(f"{rec.status} {rec.file}: {rec.reason}", file=sys.stderr)
         bar.close()
-        write_labels_csv(out_dir, list(state.values()))
-    summary.rows = sorted(state.values(), key=lambda r: r["stem"])
-    summary.flagged = sum(r.get("flagged") == "1" for r in summary.rows)
+        if stale_overrides:
+            store.set_overrides({s: c for s, c in overrides.items()
+                                 if s not in stale_overrides})
+            summary.notes.append(f"{len(stale_overrides)} overrides dropped: they chose among "
+                                 f"candidates of a photo that has changed "
+                                 f"({', '.join(stale_overrides[:3])})")
+        store.save()
+    summary.rows = list(store.records().values())
+    summary.flagged = sum(r.flagged for r in summary.rows if r.ok)
     summary.seconds = time.perf_counter() - t_start
     return summary
 
 
-def repick_folder(out_dir: str | Path, policy: str = "foreground") -> LabelSummary:
-    """Re-pick every cached candidate set of ``out_dir`` with ``policy`` (and overrides.csv).
+def _label_one(store: LabelStore, path: Path, summary: LabelSummary, *, proposer: Proposer,
+               backend: str, mode: str, policy: str, override: str | None, side: int,
+               overwrite: bool, replace_kept: bool, stale_overrides: list[str]
+               ) -> PhotoResult | None:
+    """Decide what one photo needs; ``None`` when its label stays as it is."""
+    stem = path.stem
+    try:
+        digest = file_sha256(path)
+    except SeglibError as exc:
+        return PhotoResult(LabelRecord(stem=stem, file=path.name, backend=backend, mode=mode,
+                                       status="skipped", reason=str(exc)))
+    old = store.get(stem)
+    if old is not None and old.ok and old.photo_hash and old.photo_hash != digest:
+        summary.changed += 1  # another photo under this name: its label and candidates go
+        if override is not None:
+            stale_overrides.append(stem)
+        return label_photo(path, proposer=proposer, backend=backend, mode=mode, policy=policy,
+                           max_side=side, photo_hash=digest)
+    cached = _cached(store, stem, digest)
+    if old is not None and old.ok:
+        if not old.photo_hash:  # a label of an older seglib: made from these bytes, we trust
+            old.photo_hash = digest
+            store.put(old)
+        state = _check_trimap(store, old, cached, policy, override)
+        if state == "edited":
+            _mark_edited(store, old)
+            summary.edited += 1
+            summary.kept["edited"] += 1
+            return None
+        if state == "same":
+            if not overwrite and cached is not None:
+                summary.existing += 1
+                return None
+            if old.source in KEPT_SOURCES and not replace_kept:
+                summary.kept[old.source] += 1
+                if cached is not None:
+                    return None
+                # the label stays; only its cut-short or missing candidates are proposed again
+                fresh = label_photo(path, proposer=proposer, backend=backend, mode=mode,
+                                    policy=policy, max_side=side, photo_hash=digest)
+                return PhotoResult(old, candidates=fresh.candidates)
+            if overwrite and old.source in KEPT_SOURCES:
+                summary.replaced[old.source] += 1
+    if overwrite:
+        cached = None
+    return label_photo(path, proposer=proposer, backend=backend, mode=mode, policy=policy,
+                       override=override, max_side=side, photo_hash=digest, cached=cached)
 
-    No model runs: trimaps and ``labels.csv`` are rewritten from ``candidates/*.npz``.
+
+def repick_folder(out_dir: str | Path, policy: str = "foreground", *,
+                  replace_kept: bool = False) -> LabelSummary:
+    """Re-pick the labels of ``out_dir`` from the cached candidates with ``policy`` and
+    ``overrides.csv``. No model runs.
+
+    Labels whose source is ``pick`` or ``override`` are redrawn (an override applies to a
+    refined label too: a person chose it). Refined, imported and hand-edited labels are kept
+    unless ``replace_kept``; an override of an imported label applies (import clears the
+    photo's override, so a later one is newer).
     """
     out_dir = Path(out_dir)
+    store = LabelStore(out_dir)
     cand_dir = out_dir / CANDIDATES_DIR
     files = sorted(cand_dir.glob("*.npz")) if cand_dir.is_dir() else []
     if not files:
         raise SeglibError(f"{out_dir}: no cached candidates in {cand_dir}; "
                           f"run `python -m seglib label IMAGES --out {out_dir}` first")
     t_start = time.perf_counter()
-    with folder_lock(out_dir):
-        overrides = read_overrides(out_dir)
-        state = {r["stem"]: r for r in _read_csv(out_dir / LABELS_CSV) if r.get("stem")}
-        summary = LabelSummary(out_dir=out_dir, total=len(files), repicked=True)
+    summary = LabelSummary(out_dir=out_dir, total=len(files), repicked=True,
+                           migrated=store.migrated)
+    with store.lock():
+        store.reload()
+        overrides = store.overrides()
+        unknown = store.unknown_overrides()
+        if unknown:
+            summary.notes.append(f"{OVERRIDES_CSV} names {len(unknown)} photos this folder "
+                                 f"has no label for: {', '.join(unknown[:3])}")
         for npz in tqdm(files, desc=f"pick ({policy})", unit="photo", file=sys.stderr):
             stem = npz.stem
-            old = state.get(stem, {"stem": stem, "file": "", "backend": "", "mode": ""})
+            old = store.get(stem) or LabelRecord(stem=stem)
             try:
                 cands = Candidates.load(npz)
             except SeglibError as exc:
-                state[stem] = {**old, "status": "failed", "reason": str(exc)}
+                old.status, old.reason = "failed", str(exc)
+                store.put(old)
                 summary.failed += 1
+                summary.problems.append(f"{stem}: {exc}")
                 continue
-            old["backend"] = old.get("backend") or cands.backend
-            size = _trimap_size(out_dir / f"{stem}.png") or cands.shape
-            fields, _ = _pick_and_save(out_dir, stem, cands, policy, overrides.get(stem), size)
-            state[stem] = {**old, **fields}
+            if old.photo_hash and cands.photo_hash and cands.photo_hash != old.photo_hash:
+                summary.failed += 1
+                summary.problems.append(f"{stem}: cached candidates are of another photo")
+                continue
+            override = overrides.get(stem)
+            state = _check_trimap(store, old, cands, policy, override) if old.ok else "missing"
+            if state == "edited" or (old.ok and old.source == "edited"):
+                if state == "edited":
+                    _mark_edited(store, old)
+                    summary.edited += 1
+                if not replace_kept:
+                    summary.kept["edited"] += 1
+                    continue
+            elif old.ok and old.source in KEPT_SOURCES and not replace_kept:
+                if not (override and old.source in ("refined", "imported")):
+                    summary.kept[old.source] += 1
+                    continue
+            if old.ok and old.source in KEPT_SOURCES:
+                summary.replaced[old.source] += 1
+            size = _trimap_size(store.trimap_path(stem)) or cands.shape
+            old.backend = old.backend or cands.backend
+            result = pick_photo(old, cands, policy, override, size)
+            rec = _commit(store, result)
             summary.labeled += 1
-            summary.overrides += stem in overrides and not fields["reason"].startswith(
-                OVERRIDE_IGNORED)
-        write_labels_csv(out_dir, list(state.values()))
-    summary.rows = sorted(state.values(), key=lambda r: r["stem"])
-    summary.flagged = sum(r.get("flagged") == "1" for r in summary.rows)
+            if override and rec.source == "override":
+                summary.overrides += 1
+            elif override:
+                summary.problems.append(f"{stem}: {rec.reason}")
+        store.save()
+    summary.rows = list(store.records().values())
+    summary.flagged = sum(r.flagged for r in summary.rows if r.ok)
     summary.seconds = time.perf_counter() - t_start
     return summary
+
+
+def _trimap_size(path: Path) -> tuple[int, int] | None:
+    try:
+        return load_trimap(path).shape[:2]
+    except SeglibError:
+        return None

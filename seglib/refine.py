@@ -24,13 +24,15 @@ filled) is polished at the photo's resolution as the labeler's refined pick is
 
 The refined mask is appended to the photo's cached candidates as source
 ``"grabcut:cnn"`` (the original candidates stay as they were), becomes the photo's choice in
-``labels.csv`` (its index, with ``reason`` starting ``refined``) and its trimap is rewritten.
-A photo also keeps its pick when ``overrides.csv`` names a manual choice or when the refined
-mask would be empty.
+``labels.csv`` (its index; the record's ``source`` becomes ``refined`` and ``round`` the round)
+and its trimap is rewritten. Labels a person chose or drew (source ``override``, ``imported``,
+``edited``) are never redrawn, and count as confident for the training; a photo also keeps its
+label when the refined mask would be empty.
 
 This runs in ``ROUNDS`` rounds (2 by default): each round trains a new network on the labels
-as the previous round left them, so the second one learns from better labels. ``reason``
-says which round drew the label last (``refined r2 (grabcut:cnn, was 4)``).
+as the previous round left them, so the second one learns from better labels. :func:`refine_photo`
+does one photo (nothing written; the unit a parallel run calls); :func:`refine_labels` is the
+folder loop.
 
 Folders of fewer than ``MIN_PHOTOS`` confident photos are left as they are (too few to
 train on). The trained models stay in ``LABELS/refine_model`` and ``refine_model_2``, ...
@@ -39,7 +41,6 @@ train on). The trained models stay in ``LABELS/refine_model`` and ``refine_model
 
 from __future__ import annotations
 
-import re
 import shutil
 import sys
 import tempfile
@@ -55,19 +56,12 @@ from tqdm.auto import tqdm
 from seglib.candidates import Candidates
 from seglib.errors import SeglibError
 from seglib.io import list_images, read_image
-from seglib.labeling import (
-    CANDIDATES_DIR,
-    LABELS_CSV,
-    _read_csv,
-    folder_lock,
-    read_overrides,
-    write_labels_csv,
-)
 from seglib.metrics import mask_iou
 from seglib.opencv_candidates import grabcut, polish
 from seglib.policy import fill_holes
 from seglib.presets import Preset
-from seglib.trimap import OBJECT, load_trimap, mask_to_trimap, resize_mask, save_trimap
+from seglib.store import LABELS_CSV, LabelRecord, LabelStore
+from seglib.trimap import OBJECT, load_trimap, mask_to_trimap, resize_mask
 
 SOURCE = "grabcut:cnn"
 # candidates GrabCut drew inside a rectangle: where the rectangle cuts the object they end in a
@@ -79,7 +73,7 @@ SURE_OBJECT, SURE_BACKGROUND = 0.9, 0.1
 ROUNDS = 2  # refinement rounds: the second learns from the first one's labels
 MIN_SEEDS = 20  # pixels of each definite class GrabCut needs to be worth running
 # why a photo keeps its label (RefineSummary.kept_why)
-KEPT_OVERRIDE = "manual overrides"
+KEPT_OVERRIDE = "chosen or drawn by a person (override, imported, edited)"
 KEPT_DONE = "redrawn by an earlier run"
 KEPT_UNSURE = "where the CNN was sure of nothing"
 KEPT_UNREADABLE = "without readable photo, trimap or candidates"
@@ -192,13 +186,13 @@ def _with_refined(cands: Candidates, mask: np.ndarray) -> tuple[Candidates, int]
     piou = np.append(cands.predicted_iou[keep], 1.0)
     stab = np.append(cands.stability[keep], 1.0)
     sources = [cands.sources[i] for i in keep] + [SOURCE]
-    return Candidates(masks, piou, stab, sources, cands.backend), len(keep)
+    return Candidates(masks, piou, stab, sources, cands.backend, cands.photo_hash), len(keep)
 
 
-def _confident(rows: list[dict[str, str]], labels_dir: Path) -> list[str]:
-    return [r["stem"] for r in rows
-            if r.get("status") == "ok" and str(r.get("flagged", "")) in ("0", "")
-            and (labels_dir / f"{r['stem']}.png").is_file()]
+def _confident(records: list[LabelRecord], labels_dir: Path) -> list[str]:
+    """Labels to train on: status ok and not flagged, or chosen/drawn by a person."""
+    return [r.stem for r in records
+            if r.ok and (r.sure or not r.flagged) and (labels_dir / f"{r.stem}.png").is_file()]
 
 
 def _trained_on(model_dir: Path) -> int:
@@ -214,13 +208,40 @@ def _trained_on(model_dir: Path) -> int:
     return -1
 
 
-def _round(row: dict[str, str]) -> int:
-    """The last refinement round that redrew this photo's label (0: never)."""
-    reason = str(row.get("reason", ""))
-    if not reason.startswith("refined"):
-        return 0
-    m = re.match(r"refined r(\d+)", reason)
-    return int(m.group(1)) if m else 1
+@dataclass
+class RefinedPhoto:
+    """What :func:`refine_photo` made of one photo: the new candidates and trimap, or why the
+    photo keeps its label."""
+
+    stem: str
+    candidates: Candidates | None = None  # the cached candidates plus the refined mask
+    chosen: int = -1  # the refined mask's index in ``candidates``
+    trimap: np.ndarray | None = None  # at the photo's size
+    kept: str = ""  # one of KEPT_REASONS when the label stays
+    message: str = ""
+
+
+def refine_photo(stem: str, photo_path: Path, candidates_path: Path, trimap_path: Path,
+                 model) -> RefinedPhoto:
+    """The five-view vote for one photo with a trained ``model``; writes nothing."""
+    from seglib.predict import predict_logits
+
+    try:
+        cands = Candidates.load(candidates_path)
+        trimap = load_trimap(trimap_path)
+        photo = read_image(photo_path)
+    except SeglibError as exc:
+        return RefinedPhoto(stem, kept=KEPT_UNREADABLE, message=f"kept {stem}: {exc}")
+    h, w = cands.shape
+    work = photo if photo.shape[:2] == (h, w) else cv2.resize(
+        photo, (w, h), interpolation=cv2.INTER_AREA)
+    pick = resize_mask(trimap == OBJECT, (h, w))
+    prob = object_probability(predict_logits(model, work))
+    mask = refined_mask(work, prob, pick, voting_candidates(cands))
+    if mask is None or not mask.any():
+        return RefinedPhoto(stem, kept=KEPT_UNSURE)
+    new, idx = _with_refined(cands, mask)
+    return RefinedPhoto(stem, new, idx, mask_to_trimap(resize_mask(mask, trimap.shape[:2])))
 
 
 def refine_labels(
@@ -248,7 +269,7 @@ def refine_labels(
     redrawn in a round are not redrawn in it again. Needs at least ``min_photos`` confident
     labels.
     """
-    from seglib.predict import load_model, predict_logits
+    from seglib.predict import load_model
     from seglib.train import train_run
 
     if rounds < 1:
@@ -263,12 +284,13 @@ def refine_labels(
     if not photos:
         raise SeglibError(f"{images_dir}: no .jpg/.jpeg/.png photos found; check the folder")
     summary = RefineSummary(labels_dir=labels_dir, rounds=rounds)
-    with folder_lock(labels_dir):
-        rows = _read_csv(labels_dir / LABELS_CSV)
-        state = {r["stem"]: r for r in rows if r.get("stem")}
-        ok = [s for s, r in state.items() if r.get("status") == "ok" and s in photos]
+    store = LabelStore(labels_dir)
+    with store.lock():
+        store.reload()
+        records = [r for r in store.ok_records() if r.stem in photos]
+        ok = [r.stem for r in records]
         summary.total = len(ok)
-        train_stems = [s for s in _confident(rows, labels_dir) if s in photos]
+        train_stems = _confident(records, labels_dir)
         summary.trained_on = len(train_stems)
         if len(train_stems) < min_photos:
             summary.skipped = (f"only {len(train_stems)} confident labels, at least "
@@ -278,7 +300,7 @@ def refine_labels(
             return summary
         if epochs is None:
             epochs = int(min(200, max(10, np.ceil(6000 / len(train_stems)))))
-        overrides = read_overrides(labels_dir)
+        overrides = store.overrides()
         changed: set[str] = set()
         why: dict[str, str] = {}  # stem -> why a round left it alone (the last round's reason)
         for rnd in range(1, rounds + 1):
@@ -297,44 +319,35 @@ def refine_labels(
             model = load_model(summary.model, device)
             for stem in tqdm(sorted(ok), desc=f"refine round {rnd}/{rounds}", unit="photo",
                              file=sys.stderr, disable=not progress):
-                row = state[stem]
-                npz = labels_dir / CANDIDATES_DIR / f"{stem}.npz"
-                tri_path = labels_dir / f"{stem}.png"
-                if stem in overrides:
+                rec = store.get(stem)
+                assert rec is not None
+                if rec.sure or stem in overrides:
                     why[stem] = KEPT_OVERRIDE
                     continue
-                if _round(row) >= rnd:
+                if rec.source == "refined" and rec.round >= rnd:
                     why[stem] = KEPT_DONE
                     continue
-                if not npz.is_file() or not tri_path.is_file():
-                    why[stem] = KEPT_UNREADABLE
+                if store.trimap_state(stem) == "changed":  # edited by hand since: keep it
+                    why[stem] = KEPT_OVERRIDE
                     continue
-                try:
-                    cands = Candidates.load(npz)
-                    trimap = load_trimap(tri_path)
-                    photo = read_image(photos[stem])
-                except SeglibError as exc:
-                    say(f"kept {stem}: {exc}")
-                    why[stem] = KEPT_UNREADABLE
+                out = refine_photo(stem, photos[stem], store.candidates_path(stem),
+                                   store.trimap_path(stem), model)
+                if out.kept:
+                    if out.message:
+                        say(out.message)
+                    why[stem] = out.kept
                     continue
-                h, w = cands.shape
-                work = photo if photo.shape[:2] == (h, w) else cv2.resize(
-                    photo, (w, h), interpolation=cv2.INTER_AREA)
-                pick = resize_mask(trimap == OBJECT, (h, w))
-                prob = object_probability(predict_logits(model, work))
-                mask = refined_mask(work, prob, pick, voting_candidates(cands))
-                if mask is None or not mask.any():
-                    why[stem] = KEPT_UNSURE
-                    continue
-                first = _round(row) == 0
-                new, idx = _with_refined(cands, mask)
-                new.save(npz)
-                save_trimap(tri_path, mask_to_trimap(resize_mask(mask, trimap.shape[:2])))
-                prev = row.get("chosen", "") if first else _was(row)
-                row.update(chosen=str(idx), reason=f"refined r{rnd} ({SOURCE}, was {prev})")
-                write_labels_csv(labels_dir, list(state.values()))
+                assert out.candidates is not None and out.trimap is not None
+                out.candidates.save(store.candidates_path(stem))
+                was = rec.chosen if rec.source == "pick" else ""
+                rec.trimap_hash = store.write_trimap(stem, out.trimap)
+                rec.source, rec.round, rec.chosen = "refined", rnd, str(out.chosen)
+                rec.reason = (f"refined in round {rnd} ({SOURCE}"
+                              + (f"; the pick was {was})" if was else ")"))
+                store.put(rec)
+                store.save(throttle=True)
                 changed.add(stem)
-        write_labels_csv(labels_dir, list(state.values()))
+        store.save()
     summary.changed = sorted(changed)
     summary.refined = len(changed)
     summary.kept = summary.total - summary.refined
@@ -342,9 +355,3 @@ def refine_labels(
     summary.kept_why = {r: kept_reasons.count(r) for r in KEPT_REASONS}
     summary.seconds = time.perf_counter() - t_start
     return summary
-
-
-def _was(row: dict[str, str]) -> str:
-    """The labeler's own choice, as the first refinement round wrote it in ``reason``."""
-    m = re.search(r"was ([^)]*)\)", str(row.get("reason", "")))
-    return m.group(1) if m else ""

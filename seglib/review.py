@@ -9,8 +9,6 @@ here waits for input, so a headless (papermill) run never blocks on the widget.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,28 +17,11 @@ import numpy as np
 
 from seglib.candidates import Candidates
 from seglib.errors import SeglibError
-from seglib.io import is_image_name, read_image, write_bytes_atomic
-from seglib.labeling import (
-    CANDIDATES_DIR,
-    OVERRIDES_CSV,
-    LabelSummary,
-    read_labels_csv,
-    read_overrides,
-    repick_folder,
-)
+from seglib.io import is_image_name, read_image
+from seglib.labeling import LabelSummary, repick_folder
 from seglib.metrics import mask_iou
 from seglib.policy import foreground_score, mask_for_choice, pick
-
-
-def write_overrides(labels_dir: str | Path, overrides: dict[str, str]) -> Path:
-    """Rewrite ``overrides.csv`` (``stem,candidate``, sorted) atomically."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["stem", "candidate"])
-    for stem in sorted(overrides):
-        w.writerow([stem, overrides[stem]])
-    data = buf.getvalue().encode("utf-8", errors="surrogateescape")  # non-UTF-8 file names
-    return write_bytes_atomic(Path(labels_dir) / OVERRIDES_CSV, data)
+from seglib.store import OVERRIDES_CSV, LabelRecord, LabelStore
 
 
 def set_override(labels_dir: str | Path, stem: str, choice: str | int | None) -> dict[str, str]:
@@ -49,23 +30,20 @@ def set_override(labels_dir: str | Path, stem: str, choice: str | int | None) ->
     The choice is checked against the photo's cached candidates first, so a typo never
     reaches ``overrides.csv``. Returns all overrides of the folder.
     """
-    labels_dir = Path(labels_dir)
-    current = read_overrides(labels_dir)
+    store = LabelStore(labels_dir)
+    current = store.overrides()
     text = "" if choice is None else str(choice).strip()
     if text:
-        mask_for_choice(load_candidates(labels_dir, stem), text)  # raises on a bad choice
+        mask_for_choice(store.load_candidates(stem), text)  # raises on a bad choice
         current[stem] = text
     else:
         current.pop(stem, None)
-    write_overrides(labels_dir, current)
+    store.set_overrides(current)
     return current
 
 
 def load_candidates(labels_dir: str | Path, stem: str) -> Candidates:
-    path = Path(labels_dir) / CANDIDATES_DIR / f"{stem}.npz"
-    if not path.is_file():
-        raise SeglibError(f"{path}: no cached candidates for {stem!r}; label the photo first")
-    return Candidates.load(path)
+    return LabelStore(labels_dir).load_candidates(stem)
 
 
 def candidate_scores(cands: Candidates) -> list[dict[str, float]]:
@@ -102,7 +80,7 @@ class PhotoState:
     stem: str
     photo: np.ndarray
     candidates: Candidates
-    row: dict[str, Any]
+    row: LabelRecord
     override: str
 
 
@@ -119,7 +97,7 @@ class Reviewer:
         self.labels_dir = Path(labels_dir)
         self.images_dir = Path(images_dir)
         self.policy = policy
-        rows = {r["stem"]: r for r in read_labels_csv(self.labels_dir) if r.get("status") == "ok"}
+        rows = {r.stem: r for r in LabelStore(self.labels_dir).ok_records()}
         if not rows:
             raise SeglibError(f"{self.labels_dir}: no labeled photos (labels.csv); label first")
         if stems is not None:
@@ -128,7 +106,7 @@ class Reviewer:
                 raise SeglibError(f"{self.labels_dir}: not labeled: {', '.join(missing[:3])}")
             order = list(stems)
         else:
-            order = sorted(rows, key=lambda s: (not rows[s]["flagged"], s) if flagged_first
+            order = sorted(rows, key=lambda s: (not rows[s].flagged, s) if flagged_first
                            else s)
         self.rows = rows
         self.stems = order
@@ -137,7 +115,7 @@ class Reviewer:
 
     # -- logic (no widgets) --------------------------------------------------------------
     def photo_path(self, stem: str) -> Path:
-        name = self.rows[stem].get("file") or ""
+        name = self.rows[stem].file
         p = self.images_dir / name
         if name and p.is_file():
             return p
@@ -156,17 +134,17 @@ class Reviewer:
             photo = cv2.resize(photo, (cands.shape[1], cands.shape[0]),
                                interpolation=cv2.INTER_AREA)
         return PhotoState(stem, photo, cands, self.rows[stem],
-                          read_overrides(self.labels_dir).get(stem, ""))
+                          LabelStore(self.labels_dir).overrides().get(stem, ""))
 
     def choose(self, stem: str, choice: str | int | None) -> dict[str, str]:
         """Override the pick of ``stem`` (``None`` or "" goes back to the policy's pick)."""
         return set_override(self.labels_dir, stem, choice)
 
     def repick(self) -> LabelSummary:
-        """Rewrite trimaps and labels.csv from the cached candidates and overrides.csv."""
+        """Rewrite trimaps and labels.csv from the cached candidates and overrides.csv
+        (refined, imported and hand-edited labels are kept, as ``pick`` keeps them)."""
         summary = repick_folder(self.labels_dir, self.policy)
-        self.rows.update({r["stem"]: r for r in read_labels_csv(self.labels_dir)
-                          if r.get("status") == "ok"})
+        self.rows.update({r.stem: r for r in LabelStore(self.labels_dir).ok_records()})
         return summary
 
     def figure(self, stem: str | None = None):
@@ -178,9 +156,9 @@ class Reviewer:
                                   for p in ("foreground", "seed")}
         if st.override:
             chosen = {"override": st.override, **chosen}
-        flag = " · FLAGGED" if st.row.get("flagged") else ""
-        title = (f"{st.stem}: pick {st.row.get('chosen')} (confidence "
-                 f"{st.row.get('confidence') or 0:.2f}){flag}"
+        flag = " · FLAGGED" if st.row.flagged else ""
+        title = (f"{st.stem}: {st.row.source} {st.row.chosen} (confidence "
+                 f"{st.row.confidence or 0:.2f}){flag}"
                  + (f" · override {st.override}" if st.override else ""))
         return viz.candidate_grid(st.photo, st.candidates.masks, short_captions(st.candidates),
                                   chosen, title=title)
@@ -227,7 +205,7 @@ class Reviewer:
         st = self.state()
         ui["title"].value = (f"<b>{st.stem}</b> ({self.index + 1}/{len(self.stems)})"
                              + (" · <span style='color:#c00'>flagged</span>"
-                                if st.row.get("flagged") else ""))
+                                if st.row.flagged else ""))
         ui["busy"] = True
         ui["choice"].options = [("policy", "")] + [(f"#{i}", str(i))
                                                    for i in range(len(st.candidates))]
@@ -292,10 +270,10 @@ def policy_report(labels_dir: str | Path, truth_dir: str | Path | None = None,
     truth = Path(truth_dir) if truth_dir else None
     if truth is not None and not truth.is_dir():
         truth = None
-    rows = [r for r in read_labels_csv(labels_dir) if r.get("status") == "ok"]
+    rows = LabelStore(labels_dir).ok_records()
     out = []
     for r in tqdm(rows, desc="policies", unit="photo", disable=not progress):
-        stem = r["stem"]
+        stem = r.stem
         try:
             cands = load_candidates(labels_dir, stem)
         except SeglibError:
@@ -305,8 +283,8 @@ def policy_report(labels_dir: str | Path, truth_dir: str | Path | None = None,
         d: dict[str, Any] = {"stem": stem, "candidates": len(cands),
                              "foreground": fg.chosen, "seed": seed.chosen,
                              "policies_iou": agree, "agree": agree >= 0.9,
-                             "chosen": r.get("chosen"), "confidence": r.get("confidence"),
-                             "flagged": bool(r.get("flagged"))}
+                             "chosen": r.chosen, "confidence": r.confidence,
+                             "flagged": r.flagged, "source": r.source}
         t = _truth_mask(truth, stem, cands.shape)
         if t is not None:
             d["iou_foreground"] = mask_iou(fg.mask, t, empty=1.0)

@@ -42,10 +42,10 @@ from seglib.data import (
 from seglib.device import autocast, autocast_dtype, pick_device
 from seglib.errors import SeglibError
 from seglib.io import write_bytes_atomic
-from seglib.labeling import folder_lock
 from seglib.metrics import Scores
 from seglib.models import build_model, count_params
 from seglib.presets import Preset, get_preset
+from seglib.store import folder_lock
 
 FORMAT = "seglib-run-v1"
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "pixel_accuracy", "mean_iou",

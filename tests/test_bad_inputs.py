@@ -173,7 +173,7 @@ def test_label_with_sam_on_the_messy_folder(bad_folder, tmp_path: Path) -> None:
     s = label_folder(bf.images, out, spy, backend="sam", mode="prompt")
     assert max(max(shape[:2]) for shape in seen.values()) == 1024
     assert (683, 1024) in seen and (1, 1) in seen
-    rows = {r["stem"]: r for r in s.rows}
+    rows = {r.stem: r.row() for r in s.rows}
     assert set(rows) == set(bf.stems)
     check_outputs(bf, out, "\n".join(r["reason"] for r in rows.values()))
     assert s.failed == 0 and s.ok == sum(r["status"] == "ok" for r in rows.values())

@@ -19,7 +19,7 @@ from conftest import ROOT
 
 from seglib.candidates import Candidates
 from seglib.cli import main
-from seglib.labeling import LOCK_NAME
+from seglib.store import LOCK_NAME
 from seglib.trimap import load_trimap
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}

@@ -18,13 +18,9 @@ import pytest
 from seglib.candidates import Candidates
 from seglib.cli import main
 from seglib.errors import SeglibError
-from seglib.labeling import (
-    LOCK_NAME,
-    label_folder,
-    read_labels_csv,
-    repick_folder,
-)
+from seglib.labeling import label_folder, repick_folder
 from seglib.opencv_candidates import propose
+from seglib.store import LOCK_NAME, LabelStore
 from seglib.trimap import load_trimap, mask_to_trimap
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +88,7 @@ def test_label_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert c.shape == (90, 50) and c.backend == "opencv"
     assert not (out / LOCK_NAME).exists()
     assert {p.name for p in out.iterdir()} == {f"{s}.png" for s in stems + ["tall"]} | {
-        "labels.csv", "candidates"}
+        "labels.csv", "candidates", "seglib.json"}
 
 
 def test_label_finds_the_blob(tmp_path: Path) -> None:
@@ -190,24 +186,25 @@ def test_pick_repicks_and_honours_overrides(tmp_path: Path,
     label(tmp_path / "img", out)
     assert main(["pick", str(out), "--policy", "seed"]) == 0
     assert "3/3 photos re-picked from cached candidates" in capsys.readouterr().out
-    rows = {r["stem"]: r for r in read_labels_csv(out)}
-    assert all(r["policy"] == "seed" for r in rows.values())
+    rows = LabelStore(out).records()
+    assert all(r.policy == "seed" for r in rows.values())
     for stem, r in rows.items():
         c = Candidates.load(out / "candidates" / f"{stem}.npz")
-        assert r["chosen"] == str(int(np.argmax(c.predicted_iou)))
-        assert isinstance(r["flagged"], bool) and isinstance(r["score"], float)
+        assert r.chosen == str(int(np.argmax(c.predicted_iou)))
+        assert isinstance(r.flagged, bool) and isinstance(r.score, float)
     c = Candidates.load(out / "candidates" / "shoe_001.npz")
     (out / "overrides.csv").write_text("stem,candidate\nshoe_001,1\n")
     assert main(["pick", str(out)]) == 0
     assert "(1 manual overrides, 0 failed" in capsys.readouterr().out
-    rows = {r["stem"]: r for r in read_labels_csv(out)}
-    assert rows["shoe_001"]["chosen"] == "1" and rows["shoe_001"]["policy"] == "foreground"
+    rows = LabelStore(out).records()
+    assert rows["shoe_001"].chosen == "1" and rows["shoe_001"].policy == "foreground"
+    assert rows["shoe_001"].source == "override"
     assert np.array_equal(load_trimap(out / "shoe_001.png"), mask_to_trimap(c.masks[1]))
     (out / "overrides.csv").write_text("stem,candidate\nshoe_001,99\n")
     assert main(["pick", str(out)]) == 0
     assert "(0 manual overrides" in capsys.readouterr().out  # the bad one was not applied
-    row = {r["stem"]: r for r in read_labels_csv(out)}["shoe_001"]
-    assert row["flagged"] and "override ignored" in row["reason"]
+    row = LabelStore(out).records()["shoe_001"]
+    assert row.flagged and "override ignored" in row.reason and row.source == "pick"
 
 
 def test_pick_without_cache_is_a_clear_error(tmp_path: Path,

@@ -10,7 +10,6 @@ import pytest
 
 from seglib.candidates import Candidates
 from seglib.cli import main
-from seglib.labeling import read_labels_csv, write_labels_csv
 from seglib.presets import get_preset
 from seglib.refine import (
     KEPT_DONE,
@@ -25,6 +24,7 @@ from seglib.refine import (
     voting_candidates,
 )
 from seglib.sample import write_sample
+from seglib.store import LabelRecord, LabelStore
 from seglib.trimap import load_trimap, mask_to_trimap, save_trimap
 
 
@@ -47,7 +47,7 @@ def _labeled_folder(root: Path, n: int, size: int = 64) -> tuple[Path, Path, dic
     write_sample(root / "sample", n=n, size=size)
     images, out = root / "sample" / "images", root / "labels"
     rng = np.random.default_rng(0)
-    rows, truth = [], {}
+    store, rows, truth = LabelStore(out), [], {}
     for path in sorted(images.glob("*.jpg")):
         stem = path.stem
         mask = cv2.imread(str(root / "sample" / "masks" / f"{stem}.png"), 0) > 0
@@ -57,10 +57,10 @@ def _labeled_folder(root: Path, n: int, size: int = 64) -> tuple[Path, Path, dic
                            ["grabcut:refine", "colour"], "opencv")
         cands.save(out / "candidates" / f"{stem}.npz")
         save_trimap(out / f"{stem}.png", mask_to_trimap(pick))
-        rows.append({"stem": stem, "file": path.name, "backend": "opencv", "mode": "classical",
-                     "policy": "foreground", "chosen": "0",
-                     "flagged": str(int(len(rows) % 3 == 0)), "status": "ok"})
-    write_labels_csv(out, rows)
+        rows.append(stem)
+        store.put(LabelRecord(stem=stem, file=path.name, backend="opencv", mode="classical",
+                              policy="foreground", chosen="0", flagged=len(rows) % 3 == 1))
+    store.save()
     return images, out, truth
 
 
@@ -138,13 +138,14 @@ def test_refine_small_sample_end_to_end(tmp_path: Path) -> None:
     assert s.refined + s.kept == 30 and s.refined > 0
     assert sum(s.kept_why.values()) == s.kept and s.kept_why[KEPT_DONE] == 0
     assert (out / MODEL_DIR / "best.pt").is_file()
-    rows = {r["stem"]: r for r in read_labels_csv(out)}
+    rows = LabelStore(out).records()
     for stem in s.changed:
         c = Candidates.load(out / "candidates" / f"{stem}.npz")
         k = len(old[stem])
         assert np.array_equal(c.masks[:k], old[stem].masks)  # originals kept
         assert c.sources[k:] == [SOURCE]
-        assert rows[stem]["chosen"] == str(k) and rows[stem]["reason"].startswith("refined")
+        assert rows[stem].chosen == str(k) and rows[stem].source == "refined"
+        assert rows[stem].round == 1 and rows[stem].reason.startswith("refined in round 1")
         tri = load_trimap(out / f"{stem}.png")
         assert set(np.unique(tri)) <= {1, 2, 3}
         assert np.array_equal(tri == 1, c.masks[k] & (tri != 3))
@@ -166,11 +167,11 @@ def test_refine_small_sample_end_to_end(tmp_path: Path) -> None:
     two = refine_labels(images, out, rounds=2, size=32, epochs=250, preset=toy,
                         device="cpu", min_photos=10, progress=False, log=lambda m: None)
     assert (out / f"{MODEL_DIR}_2" / "best.pt").is_file() and two.refined > 0
-    rows = {r["stem"]: r for r in read_labels_csv(out)}
+    rows = LabelStore(out).records()
     for stem in two.changed:
-        assert rows[stem]["reason"].startswith("refined r2 (grabcut:cnn, was 0)")
+        assert rows[stem].source == "refined" and rows[stem].round == 2
         c = Candidates.load(out / "candidates" / f"{stem}.npz")
-        assert c.sources.count(SOURCE) == 1 and rows[stem]["chosen"] == str(len(c) - 1)
+        assert c.sources.count(SOURCE) == 1 and rows[stem].chosen == str(len(c) - 1)
     final = {st: load_trimap(out / f"{st}.png") == 1 for st in truth}
     assert np.mean([_iou(final[st], truth[st]) for st in legs]) > leg_before + 0.05
 
@@ -190,7 +191,7 @@ def test_refine_skips_a_tiny_folder(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert code == 0
     assert "refinement skipped (only 2 confident labels" in capsys.readouterr().out
     assert not (out / MODEL_DIR).exists()
-    assert all(r["chosen"] == "0" for r in read_labels_csv(out))
+    assert all(r.chosen == "0" for r in LabelStore(out).records().values())
 
 
 def test_refine_without_labels_is_a_one_line_error(tmp_path: Path,

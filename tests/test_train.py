@@ -18,8 +18,8 @@ from toys import toy_pairs
 import seglib.train as train_mod
 from seglib.cli import main
 from seglib.errors import SeglibError
-from seglib.labeling import folder_lock
 from seglib.presets import PRESETS, get_preset
+from seglib.store import folder_lock
 from seglib.train import (
     load_checkpoint,
     segmentation_loss,

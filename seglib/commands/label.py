@@ -29,7 +29,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="foreground (default) or seed (highest predicted_iou, the original)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument("--limit", type=int, help="label at most the first N photos")
-    p.add_argument("--overwrite", action="store_true", help="redo photos already labeled")
+    p.add_argument("--overwrite", action="store_true",
+                   help="propose candidates again for photos already labeled (refined, "
+                        "imported and hand-edited labels are kept unless --replace-kept)")
+    p.add_argument("--replace-kept", action="store_true",
+                   help="with --overwrite: also replace refined, imported and hand-edited labels")
     p.add_argument("--refine", type=int, default=0, metavar="ROUNDS",
                    help="then refine the labels in ROUNDS rounds, as `python -m seglib refine` "
                         "does (default 0: no refinement; 2 is the refine command's default)")
@@ -78,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
         mode = "classical"
     summary = label_folder(args.images, args.out, proposer, backend=backend, mode=mode,
-                           policy=args.policy, limit=args.limit, overwrite=args.overwrite)
+                           policy=args.policy, limit=args.limit, overwrite=args.overwrite,
+                           replace_kept=args.replace_kept)
     print(summary.describe())
     if args.refine > 0 and summary.ok:
         from seglib.refine import refine_labels

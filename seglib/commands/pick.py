@@ -8,18 +8,21 @@ from pathlib import Path
 from seglib.policy import POLICIES
 
 HELP = ("Re-pick the object of every labeled photo from its cached candidates (no model), "
-        "honouring OUT_DIR/overrides.csv.")
+        "honouring OUT_DIR/overrides.csv; refined, imported and hand-edited labels are kept.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", type=Path, help="output folder of `python -m seglib label`")
     p.add_argument("--policy", choices=POLICIES, default="foreground",
                    help="foreground (default) or seed (highest predicted_iou, the original)")
+    p.add_argument("--replace-kept", action="store_true",
+                   help="also re-pick refined, imported and hand-edited labels (they are kept "
+                        "otherwise)")
 
 
 def run(args: argparse.Namespace) -> int:
     from seglib.labeling import repick_folder
 
-    summary = repick_folder(args.out, args.policy)
+    summary = repick_folder(args.out, args.policy, replace_kept=args.replace_kept)
     print(summary.describe())
     return summary.exit_code
