@@ -379,12 +379,12 @@ def check_out(out: Path, labels: Path, photos: Path) -> None:
 
 def label_rows(labels: Path) -> list[dict]:
     """The label folder's rows: stem, file, status, flagged."""
-    from seglib.labeling import LABELS_CSV, read_labels_csv
+    from seglib.store import LABELS_CSV, LabelStore
 
     if not (labels / LABELS_CSV).is_file():
         raise SeglibError(f"{labels}: no {LABELS_CSV}; pass the output folder of "
                           f"`python -m seglib label`")
-    return read_labels_csv(labels)
+    return [dict(r.__dict__) for r in LabelStore(labels).records().values()]
 
 
 def export_labels(labels: str | Path, out: str | Path, fmt: str, *,

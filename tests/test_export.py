@@ -15,7 +15,7 @@ import pytest
 
 from seglib.cli import main
 from seglib.export import ExportItem, assign_splits, mask_polygons, split_of
-from seglib.labeling import read_labels_csv, write_labels_csv
+from seglib.store import LabelStore
 from seglib.trimap import load_trimap
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def _object(labels: Path, stem: str) -> np.ndarray:
 
 
 def _stems(labels: Path) -> list[str]:
-    return sorted(r["stem"] for r in read_labels_csv(labels) if r["status"] == "ok")
+    return sorted(r.stem for r in LabelStore(labels).ok_records())
 
 
 def _export(photos: Path, labels: Path, out: Path, fmt: str, *extra: str) -> None:
@@ -192,15 +192,14 @@ def test_skipped_and_flagged_photos_are_left_out(labeled, tmp_path: Path, capsys
     photos, src = labeled
     labels = tmp_path / "labels"
     shutil.copytree(src, labels)
-    rows = read_labels_csv(labels)
-    stems = sorted(r["stem"] for r in rows)
-    for r in rows:
-        if r["stem"] == stems[0]:
-            r["status"], r["reason"] = "skipped", "not a readable JPEG/PNG image"
-        r["flagged"] = str(int(r["stem"] in stems[1:3]))
-        for k in ("predicted_iou", "stability", "score", "confidence", "seconds"):
-            r[k] = "" if r[k] is None else str(r[k])
-    write_labels_csv(labels, rows)
+    store = LabelStore(labels)
+    stems = sorted(store.records())
+    for r in store.records().values():
+        if r.stem == stems[0]:
+            r.status, r.reason = "skipped", "not a readable JPEG/PNG image"
+        r.flagged = r.stem in stems[1:3]
+        store.put(r)
+    store.save()
     (labels / f"{stems[3]}.png").unlink()
     _export(photos, labels, tmp_path / "c1", "coco", "--only-confident")
     io = capsys.readouterr()
