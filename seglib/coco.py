@@ -1,0 +1,162 @@
+"""Reading object masks from a COCO instances file (as CVAT, Label Studio and pycocotools write
+it), matched to photos by file-name stem.
+
+:func:`read_coco` is the one parser: it decodes every annotation's ``segmentation`` with
+pycocotools, whether polygons, uncompressed RLE (``counts`` a list) or compressed RLE
+(``counts`` a string), and merges the annotations of one image into one mask (their union).
+Images without annotations are not returned (a file listing every photo of a task says
+nothing about the ones nobody drew on); problems are kept per image, never raised, except for
+a file that is not COCO at all.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path, PureWindowsPath
+
+import numpy as np
+
+from seglib.errors import SeglibError
+
+
+@dataclass
+class CocoMask:
+    """The union of one image's annotations."""
+
+    stem: str
+    file_name: str
+    mask: np.ndarray  # bool H×W
+    annotations: int
+
+
+@dataclass
+class CocoFile:
+    """What :func:`read_coco` found: masks by stem, and images it could not use (by name)."""
+
+    path: Path
+    masks: dict[str, CocoMask] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)  # file name -> reason
+    without_annotations: list[str] = field(default_factory=list)  # file names
+    categories: dict[int, str] = field(default_factory=dict)
+
+
+def file_stem(file_name: str) -> str:
+    """The stem of a COCO ``file_name`` (which may hold folders, with / or \\)."""
+    return PureWindowsPath(str(file_name)).stem if "\\" in str(file_name) \
+        else Path(str(file_name)).stem
+
+
+def decode_segmentation(segmentation: object, height: int, width: int) -> np.ndarray:
+    """One annotation's ``segmentation`` as a bool H×W mask (raises ValueError if malformed)."""
+    from pycocotools import mask as mask_utils
+
+    if isinstance(segmentation, list):  # polygons [[x1, y1, x2, y2, ...], ...]
+        polys = [[float(v) for v in p] for p in segmentation
+                 if isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0]
+        if not polys:
+            raise ValueError("no polygon with 3 points or more")
+        rle = mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
+    elif isinstance(segmentation, dict) and {"counts", "size"} <= set(segmentation):
+        size = segmentation["size"]
+        if not (isinstance(size, list) and len(size) == 2):
+            raise ValueError(f"RLE size must be [height, width], got {size!r}")
+        counts = segmentation["counts"]
+        if isinstance(counts, list):  # uncompressed RLE
+            if sum(int(c) for c in counts) != int(size[0]) * int(size[1]):
+                raise ValueError("RLE counts do not add up to height × width")
+            rle = mask_utils.frPyObjects(
+                {"counts": [int(c) for c in counts], "size": [int(s) for s in size]},
+                int(size[0]), int(size[1]))
+        elif isinstance(counts, (str, bytes)):
+            rle = {"counts": counts.encode("ascii") if isinstance(counts, str) else counts,
+                   "size": [int(s) for s in size]}
+        else:
+            raise ValueError(f"RLE counts must be a list or a string, got {type(counts).__name__}")
+    else:
+        raise ValueError("segmentation is neither polygons nor RLE")
+    mask = mask_utils.decode(rle)
+    if mask.ndim == 3:
+        mask = mask[..., 0]
+    return mask.astype(bool)
+
+
+def read_coco(path: str | Path, category: str | None = None) -> CocoFile:
+    """Masks by photo stem from the COCO instances file ``path`` (see the module doc).
+
+    With ``category``, only annotations of the category of that name are read.
+    """
+    path = Path(path).expanduser()
+    try:
+        doc = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except FileNotFoundError:
+        raise SeglibError(f"{path}: file not found; pass the COCO JSON exported by CVAT or "
+                          f"Label Studio") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SeglibError(f"{path}: not a readable JSON file ({exc}); pass a COCO instances "
+                          f"file") from None
+    if not (isinstance(doc, dict) and isinstance(doc.get("images"), list)
+            and isinstance(doc.get("annotations"), list)):
+        raise SeglibError(f"{path}: not a COCO instances file (it needs 'images' and "
+                          f"'annotations' lists)")
+    out = CocoFile(path)
+    for c in doc.get("categories") or []:
+        if isinstance(c, dict) and "id" in c:
+            out.categories[c["id"]] = str(c.get("name", ""))
+    wanted = None
+    if category is not None:
+        wanted = {i for i, n in out.categories.items() if n == category}
+        if not wanted:
+            names = ", ".join(sorted(set(out.categories.values()))) or "none"
+            raise SeglibError(f"{path}: no category named '{category}' (categories: {names})")
+    images: dict[object, dict] = {}
+    for im in doc["images"]:
+        if isinstance(im, dict) and "id" in im and im.get("file_name"):
+            images[im["id"]] = im
+    union: dict[object, np.ndarray] = {}
+    count: dict[object, int] = {}
+    for ann in doc["annotations"]:
+        if not isinstance(ann, dict):
+            continue
+        im = images.get(ann.get("image_id"))
+        if im is None:
+            out.problems[f"annotation {ann.get('id', '?')}"] = (
+                f"names image id {ann.get('image_id')!r}, which the file does not list")
+            continue
+        if wanted is not None and ann.get("category_id") not in wanted:
+            continue
+        name = str(im["file_name"])
+        if name in out.problems:
+            continue
+        try:
+            h, w = int(im.get("height") or 0), int(im.get("width") or 0)
+            seg = ann.get("segmentation")
+            if isinstance(seg, list) and (h <= 0 or w <= 0):
+                raise ValueError("polygons need the image's width and height")
+            m = decode_segmentation(seg, h, w)
+            if h > 0 and w > 0 and m.shape != (h, w):
+                raise ValueError(f"mask is {m.shape[1]}×{m.shape[0]} but the image entry "
+                                 f"says {w}×{h}")
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:
+            out.problems[name] = f"annotation {ann.get('id', '?')}: {exc}"
+            union.pop(im["id"], None)
+            continue
+        key = im["id"]
+        if key in union and union[key].shape != m.shape:
+            out.problems[name] = "annotations of different sizes"
+            union.pop(key)
+            continue
+        union[key] = m if key not in union else (union[key] | m)
+        count[key] = count.get(key, 0) + 1
+    for key, im in images.items():
+        name = str(im["file_name"])
+        if key not in union:
+            if name not in out.problems:
+                out.without_annotations.append(name)
+            continue
+        stem = file_stem(name)
+        if stem in out.masks:
+            out.problems[name] = f"another image of the file has the stem '{stem}'"
+            continue
+        out.masks[stem] = CocoMask(stem, name, union[key], count[key])
+    return out
