@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import nbformat
+import numpy as np
 import pytest
 
 from seglib import course
@@ -166,3 +167,17 @@ def test_rerun_reuses_labels(smoke_run) -> None:
     text, _, _ = _outputs(res.notebooks[0])
     n = course.PRESETS["smoke"].params["label_limit"]
     assert f"(0 now, {n} already done" in text
+
+
+def test_notebook_01_ends_by_exporting_the_labels_for_annotation_tools(smoke_run) -> None:
+    from pycocotools.coco import COCO
+
+    text, _, _ = _outputs(smoke_run.out / "01_sam_masks.ipynb")
+    assert "exported 16 photos as coco" in text and "seglib import" in text
+    coco = COCO(str(smoke_run.out / "export" / "coco" / "annotations" / "instances_default.json"))
+    assert len(coco.dataset["images"]) == 16
+    for ann in coco.dataset["annotations"]:
+        im = coco.imgs[ann["image_id"]]
+        trimap = cv2.imread(str(smoke_run.out / "labels" / f"{Path(im['file_name']).stem}.png"),
+                            cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(coco.annToMask(ann) > 0, trimap == 1)
