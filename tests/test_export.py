@@ -238,3 +238,34 @@ def test_export_without_photos_or_labels_says_what_to_pass(tmp_path: Path) -> No
                            str(SAMPLE_IMAGES)], capture_output=True, text=True)
     assert proc.returncode == 2 and "no labels.csv" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_rotated_and_png_photos_are_exported_as_the_labels_see_them(tmp_path: Path) -> None:
+    """A JPEG whose EXIF says "rotate 90°" is labeled upright; the export must not copy its
+    bytes (a reader that ignores EXIF would see it sideways); PNG photos become JPEGs where
+    the layout asks for .jpg."""
+    from PIL import Image
+    from torchvision.datasets import OxfordIIITPet
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    src = Image.open(SAMPLE_IMAGES / "sample_000.jpg").resize((360, 240))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to view
+    src.save(photos / "turned.jpg", exif=exif)
+    Image.open(SAMPLE_IMAGES / "sample_001.jpg").save(photos / "flat.png")
+    labels = tmp_path / "labels"
+    assert main(["label", str(photos), "--out", str(labels), "--backend", "opencv"]) == 0
+    assert load_trimap(labels / "turned.png").shape == (360, 240)  # upright, as read_image
+    _export(photos, labels, tmp_path / "coco", "coco")
+    with Image.open(tmp_path / "coco" / "images" / "turned.jpg") as im:
+        assert im.size == (240, 360) and im.getexif().get(0x0112, 1) == 1
+    assert (tmp_path / "coco" / "images" / "flat.png").read_bytes() == \
+        (photos / "flat.png").read_bytes()
+    _export(photos, labels, tmp_path / "pet", "oxford-pet", "--val", "0")
+    ds = OxfordIIITPet(tmp_path / "pet", target_types="segmentation")
+    assert len(ds) == 2
+    for image, target in (ds[0], ds[1]):
+        assert image.size == target.size
+    with Image.open(tmp_path / "pet" / "oxford-iiit-pet" / "images" / "flat.jpg") as im:
+        assert im.format == "JPEG"
