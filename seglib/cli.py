@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "compare predicted trimaps with true ones",
     "course": "run the four course notebooks headless with papermill",
     "export": "export labels as COCO, YOLO, Oxford-IIIT Pet or Pascal VOC",
+    "import": "make the masks of a COCO file (CVAT, Label Studio) the photos' labels",
 }
 MODULES = {"import": "import_"}  # command names that are Python keywords
 

@@ -160,3 +160,97 @@ def read_coco(path: str | Path, category: str | None = None) -> CocoFile:
             continue
         out.masks[stem] = CocoMask(stem, name, union[key], count[key])
     return out
+
+
+@dataclass
+class ImportSummary:
+    """What an import did, and the photos it could not import (by name, with the reason)."""
+
+    coco: Path
+    labels: Path
+    imported: list[str] = field(default_factory=list)  # stems whose label was replaced
+    unchanged: list[str] = field(default_factory=list)  # the mask equals the label already
+    problems: dict[str, str] = field(default_factory=dict)  # file name -> reason (skipped)
+    without_annotations: int = 0
+
+    def describe(self) -> str:
+        out = (f"imported {len(self.imported)} masks from {self.coco.name} into {self.labels} "
+               f"({len(self.unchanged)} already equal to their label")
+        if self.problems:
+            out += f", {len(self.problems)} skipped"
+        if self.without_annotations:
+            out += f", {self.without_annotations} images without annotations left as they were"
+        return out + ")"
+
+
+def import_coco(labels: str | Path, coco_file: str | Path, *,
+                category: str | None = None) -> ImportSummary:
+    """Make the masks of ``coco_file`` the labels of their photos in the label folder
+    ``labels`` (source ``imported``, confident, not flagged). Images the folder does not know,
+    masks of another size than their photo and broken annotations are skipped and named in
+    ``problems``; a mask equal to the photo's label already leaves the label as it was."""
+    from seglib.store import LABELS_CSV, LabelStore
+    from seglib.trimap import OBJECT, load_trimap
+
+    labels, coco_file = Path(labels).expanduser(), Path(coco_file).expanduser()
+    if not labels.is_dir():
+        raise SeglibError(f"{labels}: not a folder; pass the output folder of "
+                          f"`python -m seglib label`")
+    if not (labels / LABELS_CSV).is_file():
+        raise SeglibError(f"{labels}: no {LABELS_CSV}; pass the output folder of "
+                          f"`python -m seglib label`")
+    coco = read_coco(coco_file, category)
+    summary = ImportSummary(coco_file, labels, problems=dict(coco.problems),
+                            without_annotations=len(coco.without_annotations))
+    store = LabelStore(labels)
+    with store.lock():
+        records = store.records()
+        for stem, cm in sorted(coco.masks.items()):
+            rec = records.get(stem)
+            if rec is None:
+                summary.problems[cm.file_name] = f"the label folder {labels} has no photo " \
+                                                 f"'{stem}'"
+                continue
+            if rec.status == "skipped":
+                summary.problems[cm.file_name] = f"its photo was skipped ({rec.reason})"
+                continue
+            size = _photo_size(store, rec)
+            if size is None:
+                summary.problems[cm.file_name] = "its photo and its label are both missing"
+                continue
+            if cm.mask.shape != size:
+                summary.problems[cm.file_name] = (
+                    f"mask is {cm.mask.shape[1]}×{cm.mask.shape[0]} but the photo is "
+                    f"{size[1]}×{size[0]}")
+                continue
+            trimap_path = store.trimap_path(stem)
+            try:
+                same = rec.status == "ok" and np.array_equal(
+                    load_trimap(trimap_path) == OBJECT, cm.mask)
+            except SeglibError:
+                same = False
+            if same:
+                summary.unchanged.append(stem)
+                continue
+            store.write_label(stem, cm.mask, source="imported", confidence=1.0, flagged=False,
+                              status="ok", reason=f"imported from {coco_file.name}")
+            summary.imported.append(stem)
+        store.save()
+    return summary
+
+
+def _photo_size(store, rec) -> tuple[int, int] | None:
+    """(height, width) of a record's photo: its trimap's size, else the photo read again."""
+    from seglib.io import read_image
+    from seglib.trimap import load_trimap
+
+    try:
+        return load_trimap(store.trimap_path(rec.stem)).shape[:2]
+    except SeglibError:
+        pass
+    if store.images_dir is not None and rec.file:
+        try:
+            return read_image(Path(store.images_dir) / rec.file).shape[:2]
+        except SeglibError:
+            return None
+    return None

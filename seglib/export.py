@@ -40,6 +40,8 @@ from tqdm.auto import tqdm
 
 from seglib.errors import ImageReadError, SeglibError
 from seglib.io import encode_png, read_image, write_bytes_atomic, write_jpeg_atomic
+from seglib.params import check
+from seglib.store import LABELS_CSV, LabelStore
 from seglib.trimap import BORDER, OBJECT, load_trimap
 
 FORMATS = ("coco", "yolo", "oxford-pet", "voc")
@@ -94,8 +96,7 @@ def split_of(stem: str, val: float, seed: int = SPLIT_SEED) -> str:
 
 def assign_splits(items: list[ExportItem], val: float, seed: int = SPLIT_SEED) -> None:
     """Set each item's split; with ``val`` > 0 and two photos or more, at least one is val."""
-    if not 0 <= val < 1:
-        raise SeglibError(f"--val must be a fraction from 0 to below 1, got {val}")
+    val = check("val", val, "--val")
     for it in items:
         it.split = split_of(it.stem, val, seed)
     if val > 0 and len(items) > 1 and not any(it.split == "val" for it in items):
@@ -113,30 +114,29 @@ def _find_photo(photos: Path, stem: str, file: str) -> Path | None:
     return None
 
 
-def choose_items(labels: Path, photos: Path, rows: list[dict], *, only_confident: bool,
+def choose_items(labels: Path, photos: Path, records: list, *, only_confident: bool,
                  summary: ExportSummary) -> list[ExportItem]:
-    """The rows (``stem``, ``file``, ``status``, ``flagged``) worth exporting, with their
-    photo; the others are counted in ``summary.left_out``."""
+    """The label records worth exporting, with their photo; the others are counted in
+    ``summary.left_out`` (and named in ``summary.problems`` when a file is missing)."""
     items = []
-    for r in sorted(rows, key=lambda r: r["stem"]):
-        stem = r["stem"]
-        if r.get("status", "ok") != "ok":
-            summary.left_out[f"{r.get('status')} photos"] += 1
+    for r in sorted(records, key=lambda r: r.stem):
+        if r.status != "ok":
+            summary.left_out[f"{r.status} photos"] += 1
             continue
-        if only_confident and r.get("flagged"):
+        if only_confident and r.flagged:
             summary.left_out["flagged"] += 1
             continue
-        trimap = labels / f"{stem}.png"
+        trimap = labels / f"{r.stem}.png"
         if not trimap.is_file():
             summary.left_out["without trimap"] += 1
-            summary.problems.append(f"{stem}: no trimap {trimap.name} in {labels}")
+            summary.problems.append(f"{r.stem}: no trimap {trimap.name} in {labels}")
             continue
-        photo = _find_photo(photos, stem, r.get("file", ""))
+        photo = _find_photo(photos, r.stem, r.file)
         if photo is None:
             summary.left_out["photo not found"] += 1
-            summary.problems.append(f"{r.get('file') or stem}: photo not found in {photos}")
+            summary.problems.append(f"{r.file or r.stem}: photo not found in {photos}")
             continue
-        items.append(ExportItem(stem, photo, trimap))
+        items.append(ExportItem(r.stem, photo, trimap))
     return items
 
 
@@ -377,23 +377,14 @@ def check_out(out: Path, labels: Path, photos: Path) -> None:
                               f"with it, choose another --out")
 
 
-def label_rows(labels: Path) -> list[dict]:
-    """The label folder's rows: stem, file, status, flagged."""
-    from seglib.store import LABELS_CSV, LabelStore
-
-    if not (labels / LABELS_CSV).is_file():
-        raise SeglibError(f"{labels}: no {LABELS_CSV}; pass the output folder of "
-                          f"`python -m seglib label`")
-    return [dict(r.__dict__) for r in LabelStore(labels).records().values()]
-
-
 def export_labels(labels: str | Path, out: str | Path, fmt: str, *,
                   photos: str | Path | None = None, category: str = "object",
                   val: float = 0.1, only_confident: bool = False, polygons: bool = False,
                   seed: int = SPLIT_SEED) -> ExportSummary:
     """Export the label folder ``labels`` as ``fmt`` (one of :data:`FORMATS`) into ``out``.
 
-    ``photos`` is the photo folder (default: where the folder was labeled from);
+    ``photos`` is the photo folder (default: where the folder was labeled from, as the label
+    store remembers it);
     ``category`` names the object class; ``val`` is the fraction of photos in the val split;
     ``only_confident`` leaves out flagged labels; ``polygons`` writes COCO polygons instead
     of RLE (for Label Studio). Problems with single photos are printed as ``skipped NAME:
@@ -407,16 +398,20 @@ def export_labels(labels: str | Path, out: str | Path, fmt: str, *,
                           f"`python -m seglib label`")
     if not category.strip():
         raise SeglibError("--category must name the object, e.g. --category shoe")
+    if not (labels / LABELS_CSV).is_file():
+        raise SeglibError(f"{labels}: no {LABELS_CSV}; pass the output folder of "
+                          f"`python -m seglib label`")
+    store = LabelStore(labels)
+    photos = Path(photos).expanduser() if photos is not None else store.images_dir
     if photos is None:
         raise SeglibError(f"{labels}: the label folder does not say where its photos are; "
                           f"pass --photos PHOTOS")
-    photos = Path(photos).expanduser()
     if not photos.is_dir():
         raise SeglibError(f"{photos}: photo folder not found; pass --photos PHOTOS")
     check_out(out, labels, photos)
-    rows = label_rows(labels)
     summary = ExportSummary(fmt, out, out / TARGETS[fmt])
-    items = choose_items(labels, photos, rows, only_confident=only_confident, summary=summary)
+    items = choose_items(labels, photos, list(store.records().values()),
+                         only_confident=only_confident, summary=summary)
     assign_splits(items, val, seed)
     kwargs = {"polygons": polygons} if fmt == "coco" else {}
     summary.target = WRITERS[fmt](items, out, summary, category=category.strip(), **kwargs)

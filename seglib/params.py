@@ -94,6 +94,7 @@ SETTINGS: dict[str, Setting] = {
     "count": Setting("int", 1, unit="photos"),
     "side": Setting("int", 16, 8192, unit="pixels"),
     "switch": Setting("bool"),
+    "val": Setting("float", 0, 0.9, unit="the fraction of photos in the val split"),
 }
 
 # course notebook parameter -> setting (parameters not listed are paths or free text)

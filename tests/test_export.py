@@ -40,7 +40,7 @@ def _object(labels: Path, stem: str) -> np.ndarray:
 
 
 def _stems(labels: Path) -> list[str]:
-    return sorted(r.stem for r in LabelStore(labels).ok_records())
+    return sorted(r.stem for r in LabelStore(labels).records().values() if r.ok)
 
 
 def _export(photos: Path, labels: Path, out: Path, fmt: str, *extra: str) -> None:
@@ -194,12 +194,13 @@ def test_skipped_and_flagged_photos_are_left_out(labeled, tmp_path: Path, capsys
     shutil.copytree(src, labels)
     store = LabelStore(labels)
     stems = sorted(store.records())
-    for r in store.records().values():
-        if r.stem == stems[0]:
-            r.status, r.reason = "skipped", "not a readable JPEG/PNG image"
-        r.flagged = r.stem in stems[1:3]
-        store.put(r)
-    store.save()
+    with store.lock():
+        for stem, rec in store.records().items():
+            if stem == stems[0]:
+                rec.status, rec.reason = "skipped", "not a readable JPEG/PNG image"
+            rec.flagged = stem in stems[1:3]
+            store.put(rec)
+        store.save()
     (labels / f"{stems[3]}.png").unlink()
     _export(photos, labels, tmp_path / "c1", "coco", "--only-confident")
     io = capsys.readouterr()
@@ -211,6 +212,15 @@ def test_skipped_and_flagged_photos_are_left_out(labeled, tmp_path: Path, capsys
     assert names == {f"{s}.jpg" for s in stems[4:]}
     _export(photos, labels, tmp_path / "c2", "coco")  # flagged labels are kept without the flag
     assert f"exported {N - 2} photos" in capsys.readouterr().out
+
+
+def test_photos_come_from_where_the_folder_was_labeled(labeled, tmp_path: Path,
+                                                       capsys) -> None:
+    photos, labels = labeled
+    assert LabelStore(labels).images_dir == photos.resolve()
+    assert main(["export", str(labels), "--format", "yolo", "--out", str(tmp_path / "y")]) == 0
+    assert f"exported {N} photos as yolo" in capsys.readouterr().out
+    assert len(list((tmp_path / "y" / "images").rglob("*.jpg"))) == N
 
 
 @pytest.mark.parametrize("where", ["photos", "labels", "inside labels"])
@@ -269,3 +279,12 @@ def test_rotated_and_png_photos_are_exported_as_the_labels_see_them(tmp_path: Pa
         assert image.size == target.size
     with Image.open(tmp_path / "pet" / "oxford-iiit-pet" / "images" / "flat.jpg") as im:
         assert im.format == "JPEG"
+
+
+def test_a_bad_val_fraction_is_one_line(labeled, tmp_path: Path) -> None:
+    photos, labels = labeled
+    proc = subprocess.run([sys.executable, "-m", "seglib", "export", str(labels), "--format",
+                           "voc", "--out", str(tmp_path / "o"), "--val", "1.5"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "--val must be" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and not (tmp_path / "o").exists()

@@ -155,3 +155,172 @@ def test_category_filter_and_unreadable_files(tmp_path: Path) -> None:
         read_coco(tmp_path / "list.json")
     with pytest.raises(SeglibError, match="file not found"):
         read_coco(tmp_path / "missing.json")
+
+
+# -- into a label folder (the label store) -------------------------------------------------------
+N_LABELED = 8
+
+
+@pytest.fixture(scope="module")
+def labeled_once(tmp_path_factory) -> Path:
+    """The first 8 sample photos labeled with the opencv backend."""
+    from seglib.cli import main
+
+    labels = tmp_path_factory.mktemp("import") / "labels"
+    assert main(["label", str(SAMPLE / "images"), "--out", str(labels), "--backend", "opencv",
+                 "--limit", str(N_LABELED)]) == 0
+    return labels
+
+
+@pytest.fixture
+def labels_copy(labeled_once: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(labeled_once, tmp_path / "labels"))
+
+
+def fixed_masks(stems: list[str], shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Masks unlike any pick: the true mask with a rectangle cut out of it."""
+    out = {}
+    for i, stem in enumerate(stems):
+        m = load_trimap(SAMPLE / "trimaps" / f"{stem}.png") == 1
+        ys, xs = np.nonzero(m)
+        cy, cx = int(ys.mean()), int(xs.mean())
+        m[cy - 8 - i: cy + 8, cx - 12: cx + 12 + i] = False
+        assert m.shape == shape
+        out[stem] = m
+    return out
+
+
+def _record(labels: Path, stem: str):
+    from seglib.store import LabelStore
+
+    return LabelStore(labels).get(stem)
+
+
+@pytest.mark.parametrize("encode", [rle_compressed, polygons])
+def test_import_makes_the_masks_labels_and_names_what_it_skips(labels_copy: Path, tmp_path: Path,
+                                                               encode, capsys) -> None:
+    from pycocotools.coco import COCO
+
+    from seglib.cli import main
+    from seglib.trimap import mask_to_trimap
+
+    labels = labels_copy
+    stems = sorted(p.stem for p in labels.glob("*.png"))
+    fixed = fixed_masks(stems[:3], (240, 240))
+    other = {"stranger": np.ones((240, 240), bool),  # a photo the folder does not know
+             stems[3]: np.ones((120, 240), bool)}  # a mask of another size than the photo
+    before = {s: load_trimap(labels / f"{s}.png") for s in stems}
+    path = write_coco_file(tmp_path / "fixed.json", {**fixed, **other}, encode)
+    coco = COCO(str(path))
+    drawn = {Path(coco.imgs[a["image_id"]]["file_name"]).stem: coco.annToMask(a) > 0
+             for a in coco.dataset["annotations"]}
+    assert main(["import", str(labels), "--coco", str(path)]) == 0
+    io = capsys.readouterr()
+    assert "imported 3 masks from fixed.json" in io.out and "2 skipped" in io.out
+    assert "skipped images/stranger.jpg: the label folder" in io.err
+    assert f"skipped images/{stems[3]}.jpg: mask is 240×120 but the photo is 240×240" in io.err
+    for stem, m in fixed.items():
+        t = load_trimap(labels / f"{stem}.png")
+        if encode is rle_compressed:
+            assert np.array_equal(t, mask_to_trimap(m))
+        else:  # the polygons as pycocotools draws them
+            assert np.array_equal(t == 1, drawn[stem])
+        rec = _record(labels, stem)
+        assert rec.source == "imported" and not rec.flagged and rec.status == "ok"
+        assert "fixed.json" in rec.reason
+    for stem in stems[3:]:
+        assert np.array_equal(load_trimap(labels / f"{stem}.png"), before[stem])
+        assert _record(labels, stem).source == "pick"
+    # importing the same file again changes nothing
+    assert main(["import", str(labels), "--coco", str(path)]) == 0
+    assert "imported 0 masks from fixed.json" in capsys.readouterr().out
+
+
+def test_imported_labels_survive_a_repick(labels_copy: Path, tmp_path: Path) -> None:
+    from seglib.cli import main
+
+    labels = labels_copy
+    stems = sorted(p.stem for p in labels.glob("*.png"))
+    fixed = fixed_masks(stems[:2], (240, 240))
+    path = write_coco_file(tmp_path / "fixed.json", fixed, rle_uncompressed)
+    assert main(["import", str(labels), "--coco", str(path)]) == 0
+    assert main(["pick", str(labels), "--policy", "seed"]) in (0, 1)
+    for stem, m in fixed.items():
+        assert np.array_equal(load_trimap(labels / f"{stem}.png") == 1, m)
+        assert _record(labels, stem).source == "imported"
+
+
+def test_import_errors_are_one_line(labels_copy: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "bad.json").write_text("{")
+    for args, words in (([str(labels_copy), "--coco", str(tmp_path / "bad.json")],
+                         "not a readable JSON"),
+                        ([str(tmp_path / "nowhere"), "--coco", str(tmp_path / "bad.json")],
+                         "not a folder")):
+        proc = subprocess.run([sys.executable, "-m", "seglib", "import", *args],
+                              capture_output=True, text=True)
+        assert proc.returncode == 2 and words in proc.stderr, proc.stderr
+        assert proc.stderr.strip().count("\n") == 0
+
+
+def _refinable_folder(root: Path, n: int = 30, size: int = 64) -> tuple[Path, Path, dict]:
+    """A sample folder labeled as the labeler would, with a trouser leg in every third pick
+    (as tests/test_refine.py makes it), written through the label store."""
+    from seglib.candidates import Candidates
+    from seglib.sample import write_sample
+    from seglib.store import LabelStore
+
+    write_sample(root / "sample", n=n, size=size)
+    images, labels = root / "sample" / "images", root / "labels"
+    store = LabelStore(labels)
+    truth = {}
+    with store.lock():
+        store.remember_images(images)
+        for i, path in enumerate(sorted(images.glob("*.jpg"))):
+            mask = cv2.imread(str(root / "sample" / "masks" / f"{path.stem}.png"), 0) > 0
+            truth[path.stem] = mask
+            pick = mask.copy()
+            if i % 3 == 0:  # a leg from the top edge down to the shoe
+                ys, xs = np.nonzero(mask)
+                x = int(xs.mean())
+                pick[: ys.min() + 3, max(0, x - 5): x + 5] = True
+            cands = Candidates(np.stack([pick, ~pick]), [0.9, 0.5], [0.9, 0.5],
+                               ["grabcut:refine", "colour"], "opencv")
+            cands.save(store.candidates_path(path.stem))
+            store.write_label(path.stem, pick, source="pick", file=path.name, backend="opencv",
+                              mode="classical", policy="foreground", chosen="0",
+                              confidence=0.9, flagged=i % 3 == 0)
+        store.save()
+    return images, labels, truth
+
+
+def test_imported_labels_survive_refine_and_train(tmp_path: Path) -> None:
+    from seglib.cli import main
+    from seglib.refine import KEPT_OVERRIDE, refine_labels
+    from seglib.train import train_run
+
+    images, labels, truth = _refinable_folder(tmp_path, n=12)
+    stems = sorted(truth)
+    fixed = {}
+    for stem in stems[:6:3]:  # two photos with a leg: a hand-fixed mask, unlike any candidate
+        m = truth[stem].copy()
+        ys, xs = np.nonzero(m)
+        m[int(ys.mean()):, : int(xs.mean())] = False  # only a part of the shoe
+        fixed[stem] = m
+    path = write_coco_file(tmp_path / "fixed.json", fixed, rle_compressed)
+    assert main(["import", str(labels), "--coco", str(path)]) == 0
+    s = refine_labels(images, labels, rounds=1, size=32, epochs=3, preset="smoke",
+                      device="cpu", min_photos=10, progress=False, log=lambda m: None)
+    assert s.kept_why[KEPT_OVERRIDE] == len(fixed)  # kept as a person drew them
+    for stem, m in fixed.items():
+        assert stem not in s.changed
+        assert np.array_equal(load_trimap(labels / f"{stem}.png") == 1, m)
+        assert _record(labels, stem).source == "imported"
+    run = train_run(images, labels, tmp_path / "run", preset="smoke", size=32, epochs=1,
+                    device="cpu", progress=False, log=lambda m: None)
+    assert run.n_train + run.n_val == len(stems) and not run.skipped
+    assert run.best.is_file()
