@@ -9,7 +9,11 @@ skipped photos; with ``only_confident`` no flagged labels), splits them into tra
 by a seeded hash of the stem (a photo stays in its split when the folder grows), and calls
 the format's writer.
 
-Layouts (``OUT`` is the ``--out`` folder):
+``OUT`` (the ``--out`` folder) is new, empty, or holds an earlier export of the same format,
+which is replaced: ``OUT/seglib-export.json`` lists the files an export wrote, and they are
+removed before the next one writes (a photo left out this time does not linger).
+
+Layouts:
 
 - ``coco``: ``OUT/annotations/instances_default.json`` and ``OUT/images/`` (CVAT's "COCO 1.0"
   layout): one annotation per photo, the whole object as RLE (``polygons=True``: polygons,
@@ -51,6 +55,7 @@ VOC_ROOT = Path("VOCdevkit") / "VOC2012"
 PET_ROOT = Path("oxford-iiit-pet")
 VOID = 255  # VOC's "void" label, for the border ring
 JPEG_SUFFIXES = (".jpg", ".jpeg")
+EXPORT_JSON = "seglib-export.json"  # in OUT: the format and the files of the export
 
 
 @dataclass
@@ -377,6 +382,46 @@ def check_out(out: Path, labels: Path, photos: Path) -> None:
                               f"with it, choose another --out")
 
 
+def prepare_out(out: Path, fmt: str) -> None:
+    """Make ``out`` ready for an export: a new or empty folder, or one holding an earlier
+    export of the same format, whose files are removed first (so a photo left out this time
+    does not linger in the data set). Any other folder is refused."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise SeglibError(f"{out}: is a file; choose a folder for --out")
+    marker = out / EXPORT_JSON
+    if not marker.is_file():
+        if any(out.iterdir()):
+            raise SeglibError(f"{out}: is not empty and holds no earlier export; choose a new "
+                              f"folder for --out")
+        return
+    try:
+        doc = json.loads(marker.read_text(encoding="utf-8"))
+        earlier, files = str(doc["format"]), [str(f) for f in doc["files"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise SeglibError(f"{marker}: not readable; delete {out} or choose another --out") \
+            from None
+    if earlier != fmt:
+        raise SeglibError(f"{out}: holds a {earlier} export; choose another --out for {fmt}")
+    root = out.resolve()
+    for rel in files:
+        path = (out / rel).resolve()
+        if root in path.parents and path.is_file():
+            path.unlink()
+    for folder in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def finish_out(out: Path, fmt: str) -> Path:
+    """Write ``out/seglib-export.json``: the format and every file of the export."""
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
+                   if p.is_file() and p.name != EXPORT_JSON)
+    doc = {"kind": "export", "format": fmt, "files": files}
+    return write_bytes_atomic(out / EXPORT_JSON, (json.dumps(doc, indent=1) + "\n").encode())
+
+
 def export_labels(labels: str | Path, out: str | Path, fmt: str, *,
                   photos: str | Path | None = None, category: str = "object",
                   val: float = 0.1, only_confident: bool = False, polygons: bool = False,
@@ -413,8 +458,10 @@ def export_labels(labels: str | Path, out: str | Path, fmt: str, *,
     items = choose_items(labels, photos, list(store.records().values()),
                          only_confident=only_confident, summary=summary)
     assign_splits(items, val, seed)
+    prepare_out(out, fmt)
     kwargs = {"polygons": polygons} if fmt == "coco" else {}
     summary.target = WRITERS[fmt](items, out, summary, category=category.strip(), **kwargs)
+    finish_out(out, fmt)
     for line in summary.problems:
         print(f"skipped {line}", file=sys.stderr)
     return summary

@@ -288,3 +288,32 @@ def test_a_bad_val_fraction_is_one_line(labeled, tmp_path: Path) -> None:
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "--val must be" in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and not (tmp_path / "o").exists()
+
+
+def test_a_second_export_replaces_the_first_and_other_folders_are_refused(
+        labeled, tmp_path: Path, capsys) -> None:
+    photos, src = labeled
+    labels = tmp_path / "labels"
+    shutil.copytree(src, labels)
+    out = tmp_path / "yolo"
+    _export(photos, labels, out, "yolo", "--val", "0")
+    store = LabelStore(labels)
+    stems = sorted(store.records())
+    with store.lock():
+        rec = store.get(stems[0])
+        rec.flagged = True
+        store.put(rec)
+        store.save()
+    _export(photos, labels, out, "yolo", "--val", "0", "--only-confident")
+    assert f"exported {N - 1} photos" in capsys.readouterr().out
+    assert sorted(p.stem for p in (out / "images" / "train").iterdir()) == stems[1:]
+    assert sorted(p.stem for p in (out / "labels" / "train").iterdir()) == stems[1:]
+    # another format into the same folder, or a folder with other files, is refused
+    assert main(["export", str(labels), "--format", "coco", "--out", str(out)]) == 2
+    assert "holds a yolo export" in capsys.readouterr().err
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert main(["export", str(labels), "--format", "coco", "--out", str(mine)]) == 2
+    assert "is not empty" in capsys.readouterr().err
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
