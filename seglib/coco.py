@@ -12,12 +12,16 @@ a file that is not COCO at all.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
 import numpy as np
 
 from seglib.errors import SeglibError
+
+# Label Studio renames uploaded photos "<8 hex digits>-<name>"; the name is the photo's
+UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(?=.)")
 
 
 @dataclass
@@ -205,12 +209,18 @@ def import_coco(labels: str | Path, coco_file: str | Path, *,
     store = LabelStore(labels)
     with store.lock():
         records = store.records()
+        done: dict[str, str] = {}  # photo stem -> file name of the image imported for it
         for stem, cm in sorted(coco.masks.items()):
-            rec = records.get(stem)
+            rec = records.get(stem) or records.get(UPLOAD_PREFIX.sub("", stem))
             if rec is None:
                 summary.problems[cm.file_name] = f"the label folder {labels} has no photo " \
                                                  f"'{stem}'"
                 continue
+            if rec.stem in done:
+                summary.problems[cm.file_name] = f"{done[rec.stem]} is the photo " \
+                                                 f"'{rec.stem}' too"
+                continue
+            done[rec.stem] = cm.file_name
             if rec.status == "skipped":
                 summary.problems[cm.file_name] = f"its photo was skipped ({rec.reason})"
                 continue
@@ -223,18 +233,18 @@ def import_coco(labels: str | Path, coco_file: str | Path, *,
                     f"mask is {cm.mask.shape[1]}×{cm.mask.shape[0]} but the photo is "
                     f"{size[1]}×{size[0]}")
                 continue
-            trimap_path = store.trimap_path(stem)
+            trimap_path = store.trimap_path(rec.stem)
             try:
                 same = rec.status == "ok" and np.array_equal(
                     load_trimap(trimap_path) == OBJECT, cm.mask)
             except SeglibError:
                 same = False
             if same:
-                summary.unchanged.append(stem)
+                summary.unchanged.append(rec.stem)
                 continue
-            store.write_label(stem, cm.mask, source="imported", confidence=1.0, flagged=False,
+            store.write_label(rec.stem, cm.mask, source="imported", confidence=1.0, flagged=False,
                               status="ok", reason=f"imported from {coco_file.name}")
-            summary.imported.append(stem)
+            summary.imported.append(rec.stem)
         store.save()
     return summary
 

@@ -324,3 +324,22 @@ def test_imported_labels_survive_refine_and_train(tmp_path: Path) -> None:
                     device="cpu", progress=False, log=lambda m: None)
     assert run.n_train + run.n_val == len(stems) and not run.skipped
     assert run.best.is_file()
+
+
+def test_label_studio_upload_names_match_their_photo(labels_copy: Path, tmp_path: Path,
+                                                     capsys) -> None:
+    """Label Studio stores an uploaded sample_000.jpg as "3f2a1b2c-sample_000.jpg"."""
+    from seglib.cli import main
+
+    labels = labels_copy
+    stems = sorted(p.stem for p in labels.glob("*.png"))
+    fixed = fixed_masks(stems[:1], (240, 240))
+    renamed = {f"3f2a1b2c-{stems[0]}": fixed[stems[0]],
+               f"0badf00d-{stems[0]}": fixed[stems[0]]}  # a second upload of the same photo
+    path = write_coco_file(tmp_path / "ls.json", renamed, polygons)
+    assert main(["import", str(labels), "--coco", str(path)]) == 0
+    io = capsys.readouterr()
+    assert "imported 1 masks" in io.out
+    assert f"skipped images/3f2a1b2c-{stems[0]}.jpg: images/0badf00d-{stems[0]}.jpg is the " \
+           f"photo '{stems[0]}' too" in io.err
+    assert _record(labels, stems[0]).source == "imported"
