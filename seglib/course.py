@@ -332,6 +332,11 @@ def run_course(preset: str = "demo", images: str | Path | None = None,
                 if html:
                     result.html.append(export_html(target))
                 log(f"  {path.name}: done in {dt:.0f} s")
+    except KeyboardInterrupt:
+        # Ctrl-C also reached the kernel: its cell task ends with an error nobody awaits,
+        # which asyncio would log (a page of traceback) when the loop is collected at exit
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
+        raise
     finally:
         pm_logger.setLevel(old_level)
     reports = out_dir / "reports"

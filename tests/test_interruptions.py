@@ -143,3 +143,13 @@ def test_ctrl_c_during_train_then_resume(sample_pairs, tmp_path: Path) -> None:
         epochs = [int(r["epoch"]) for r in csv.DictReader(f)]
     assert epochs == list(range(1, done + 2))
     assert load_checkpoint(out / "last.pt")["epoch"] == done + 1
+
+
+def test_ctrl_c_during_course_prints_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "course"
+    run = start("course", "--preset", "smoke", "--out", out, "--no-html")
+    # while notebook 01 labels: the kernel gets the Ctrl-C too, and its cell fails
+    err = interrupt_when(lambda: (out / "labels").is_dir(), run, "notebook 01 to label")
+    assert run.returncode == 130, err
+    assert err.strip().splitlines() == [
+        "interrupted: finished files are kept; run the same command again to resume"], err
