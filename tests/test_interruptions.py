@@ -146,10 +146,26 @@ def test_ctrl_c_during_train_then_resume(sample_pairs, tmp_path: Path) -> None:
 
 
 def test_ctrl_c_during_course_prints_one_line(tmp_path: Path) -> None:
+    """The real CLI runs a course whose one notebook sleeps in a cell; Ctrl-C reaches the
+    runner and its kernel (one process group), as in a terminal."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('out_dir = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "import pathlib, time\npathlib.Path(out_dir, 'started').write_text('1')\n"
+        "time.sleep(300)")]
+    path = tmp_path / "01_sleep.ipynb"
+    nbformat.write(nb, str(path))
     out = tmp_path / "course"
-    run = start("course", "--preset", "smoke", "--out", out, "--no-html")
-    # while notebook 01 labels: the kernel gets the Ctrl-C too, and its cell fails
-    err = interrupt_when(lambda: (out / "labels").is_dir(), run, "notebook 01 to label")
+    code = ("import sys; from pathlib import Path; import seglib.course as c; "
+            f"c.notebook_paths = lambda folder=None: [Path({str(path)!r})]; "
+            "from seglib.cli import main; sys.exit(main(sys.argv[1:]))")
+    run = subprocess.Popen([sys.executable, "-c", code, "course", "--preset", "smoke", "--out",
+                            str(out), "--no-html"], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
+    err = interrupt_when(lambda: (out / "started").is_file(), run, "the cell to start")
     assert run.returncode == 130, err
     assert err.strip().splitlines() == [
         "interrupted: finished files are kept; run the same command again to resume"], err
