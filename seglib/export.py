@@ -233,6 +233,19 @@ def mask_polygons(mask: np.ndarray, epsilon: float = 0.5) -> list[np.ndarray]:
     return out
 
 
+def outline_polygons(mask: np.ndarray, epsilon: float = 0.5) -> list[np.ndarray]:
+    """Polygons in continuous image coordinates (pixel ``i`` spans ``i`` to ``i + 1``), as
+    COCO tools (pycocotools, CVAT, Label Studio) draw them: the contours of the mask drawn
+    4× larger, so each polygon runs 1/8 pixel inside the outline of its pixels, and the
+    pixels it encloses are the mask's (:func:`mask_polygons` runs through pixel centres,
+    as ``cv2.fillPoly`` and Ultralytics draw polygons)."""
+    h, w = mask.shape
+    f = 4 if h * w <= 4_000_000 else 2 if h * w <= 16_000_000 else 1
+    big = cv2.resize(np.ascontiguousarray(mask, dtype=np.uint8), (w * f, h * f),
+                     interpolation=cv2.INTER_NEAREST)
+    return [(p + 0.5) / f for p in mask_polygons(big, epsilon * f)]
+
+
 def mask_rle(mask: np.ndarray) -> dict:
     """``mask`` as COCO compressed RLE (pycocotools), ``counts`` as a str for JSON."""
     from pycocotools import mask as mask_utils
@@ -265,7 +278,8 @@ def write_coco(items: list[ExportItem], out: Path, summary: ExportSummary, *,
         if not mask.any():
             continue
         if polygons:
-            segmentation = [p.reshape(-1).astype(float).tolist() for p in mask_polygons(mask)]
+            segmentation = [[round(float(v), 3) for v in p.reshape(-1)]
+                            for p in outline_polygons(mask)]
         else:
             segmentation = mask_rle(mask)
         annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,

@@ -85,7 +85,7 @@ def test_coco_polygons_for_label_studio(labeled, tmp_path: Path) -> None:
         assert isinstance(ann["segmentation"], list)
         im = coco.imgs[ann["image_id"]]
         ious.append(_iou(coco.annToMask(ann) > 0, _object(labels, Path(im["file_name"]).stem)))
-    assert len(ious) == N and np.mean(ious) >= 0.97
+    assert len(ious) == N and min(ious) >= 0.99, ious  # polygons through pixel centres: 0.96
 
 
 def test_yolo_polygons_rasterise_back_to_the_labels(labeled, tmp_path: Path) -> None:
