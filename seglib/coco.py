@@ -26,12 +26,22 @@ UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(?=.)")
 
 @dataclass
 class CocoMask:
-    """The union of one image's annotations."""
+    """The union of one image's annotations, kept as compressed RLE (a few kB per photo,
+    whatever its size) and decoded on demand."""
 
     stem: str
     file_name: str
-    mask: np.ndarray  # bool H×W
+    rle: dict  # pycocotools compressed RLE: {"size": [h, w], "counts": bytes}
     annotations: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.rle["size"][0]), int(self.rle["size"][1])
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The mask as bool H×W."""
+        return _decode(self.rle)
 
 
 @dataclass
@@ -51,8 +61,16 @@ def file_stem(file_name: str) -> str:
         else Path(str(file_name)).stem
 
 
-def decode_segmentation(segmentation: object, height: int, width: int) -> np.ndarray:
-    """One annotation's ``segmentation`` as a bool H×W mask (raises ValueError if malformed)."""
+def _decode(rle: dict) -> np.ndarray:
+    from pycocotools import mask as mask_utils
+
+    m = mask_utils.decode(rle)
+    return (m[..., 0] if m.ndim == 3 else m).astype(bool)
+
+
+def segmentation_rle(segmentation: object, height: int, width: int) -> dict:
+    """One annotation's ``segmentation`` (polygons, uncompressed or compressed RLE) as a
+    checked compressed RLE; raises ValueError if it is malformed."""
     from pycocotools import mask as mask_utils
 
     if isinstance(segmentation, list):  # polygons [[x1, y1, x2, y2, ...], ...]
@@ -60,29 +78,32 @@ def decode_segmentation(segmentation: object, height: int, width: int) -> np.nda
                  if isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0]
         if not polys:
             raise ValueError("no polygon with 3 points or more")
-        rle = mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
-    elif isinstance(segmentation, dict) and {"counts", "size"} <= set(segmentation):
-        size = segmentation["size"]
-        if not (isinstance(size, list) and len(size) == 2):
-            raise ValueError(f"RLE size must be [height, width], got {size!r}")
-        counts = segmentation["counts"]
-        if isinstance(counts, list):  # uncompressed RLE
-            if sum(int(c) for c in counts) != int(size[0]) * int(size[1]):
-                raise ValueError("RLE counts do not add up to height × width")
-            rle = mask_utils.frPyObjects(
-                {"counts": [int(c) for c in counts], "size": [int(s) for s in size]},
-                int(size[0]), int(size[1]))
-        elif isinstance(counts, (str, bytes)):
-            rle = {"counts": counts.encode("ascii") if isinstance(counts, str) else counts,
-                   "size": [int(s) for s in size]}
-        else:
-            raise ValueError(f"RLE counts must be a list or a string, got {type(counts).__name__}")
-    else:
+        return mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
+    if not (isinstance(segmentation, dict) and {"counts", "size"} <= set(segmentation)):
         raise ValueError("segmentation is neither polygons nor RLE")
-    mask = mask_utils.decode(rle)
-    if mask.ndim == 3:
-        mask = mask[..., 0]
-    return mask.astype(bool)
+    size = segmentation["size"]
+    if not (isinstance(size, list) and len(size) == 2 and all(int(v) > 0 for v in size)):
+        raise ValueError(f"RLE size must be [height, width], got {size!r}")
+    h, w = int(size[0]), int(size[1])
+    counts = segmentation["counts"]
+    if isinstance(counts, list):  # uncompressed RLE
+        if sum(int(c) for c in counts) != h * w:
+            raise ValueError("RLE counts do not add up to height × width")
+        return mask_utils.frPyObjects({"counts": [int(c) for c in counts], "size": [h, w]},
+                                      h, w)
+    if not isinstance(counts, (str, bytes)):
+        raise ValueError(f"RLE counts must be a list or a string, got {type(counts).__name__}")
+    rle = {"counts": counts.encode("ascii") if isinstance(counts, str) else counts,
+           "size": [h, w]}
+    m = mask_utils.decode(rle)  # a broken string raises, or decodes to values other than 0/1
+    if m.max(initial=0) > 1 or int(m.sum()) != int(mask_utils.area(rle)):
+        raise ValueError("RLE counts are not a valid mask")
+    return rle
+
+
+def decode_segmentation(segmentation: object, height: int, width: int) -> np.ndarray:
+    """One annotation's ``segmentation`` as a bool H×W mask (raises ValueError if malformed)."""
+    return _decode(segmentation_rle(segmentation, height, width))
 
 
 def read_coco(path: str | Path, category: str | None = None) -> CocoFile:
@@ -90,6 +111,8 @@ def read_coco(path: str | Path, category: str | None = None) -> CocoFile:
 
     With ``category``, only annotations of the category of that name are read.
     """
+    from pycocotools import mask as mask_utils
+
     path = Path(path).expanduser()
     try:
         doc = json.loads(path.read_bytes().decode("utf-8-sig"))
@@ -117,7 +140,7 @@ def read_coco(path: str | Path, category: str | None = None) -> CocoFile:
     for im in doc["images"]:
         if isinstance(im, dict) and "id" in im and im.get("file_name"):
             images[im["id"]] = im
-    union: dict[object, np.ndarray] = {}
+    union: dict[object, dict] = {}  # image id -> compressed RLE
     count: dict[object, int] = {}
     for ann in doc["annotations"]:
         if not isinstance(ann, dict):
@@ -137,20 +160,21 @@ def read_coco(path: str | Path, category: str | None = None) -> CocoFile:
             seg = ann.get("segmentation")
             if isinstance(seg, list) and (h <= 0 or w <= 0):
                 raise ValueError("polygons need the image's width and height")
-            m = decode_segmentation(seg, h, w)
-            if h > 0 and w > 0 and m.shape != (h, w):
-                raise ValueError(f"mask is {m.shape[1]}×{m.shape[0]} but the image entry "
-                                 f"says {w}×{h}")
-        except (ValueError, TypeError, KeyError, OverflowError) as exc:
+            m = segmentation_rle(seg, h, w)
+            mh, mw = (int(v) for v in m["size"])
+            if h > 0 and w > 0 and (mh, mw) != (h, w):
+                raise ValueError(f"mask is {mw}×{mh} but the image entry says {w}×{h}")
+        except Exception as exc:  # noqa: BLE001 - pycocotools raises plain Exception too
             out.problems[name] = f"annotation {ann.get('id', '?')}: {exc}"
             union.pop(im["id"], None)
             continue
         key = im["id"]
-        if key in union and union[key].shape != m.shape:
+        if key in union and list(union[key]["size"]) != list(m["size"]):
             out.problems[name] = "annotations of different sizes"
             union.pop(key)
             continue
-        union[key] = m if key not in union else (union[key] | m)
+        union[key] = m if key not in union else mask_utils.merge([union[key], m],
+                                                                 intersect=False)
         count[key] = count.get(key, 0) + 1
     for key, im in images.items():
         name = str(im["file_name"])
@@ -228,21 +252,22 @@ def import_coco(labels: str | Path, coco_file: str | Path, *,
             if size is None:
                 summary.problems[cm.file_name] = "its photo and its label are both missing"
                 continue
-            if cm.mask.shape != size:
+            if cm.shape != size:
                 summary.problems[cm.file_name] = (
-                    f"mask is {cm.mask.shape[1]}×{cm.mask.shape[0]} but the photo is "
+                    f"mask is {cm.shape[1]}×{cm.shape[0]} but the photo is "
                     f"{size[1]}×{size[0]}")
                 continue
             trimap_path = store.trimap_path(rec.stem)
+            mask = cm.mask
             try:
                 same = rec.status == "ok" and np.array_equal(
-                    load_trimap(trimap_path) == OBJECT, cm.mask)
+                    load_trimap(trimap_path) == OBJECT, mask)
             except SeglibError:
                 same = False
             if same:
                 summary.unchanged.append(rec.stem)
                 continue
-            store.write_label(rec.stem, cm.mask, source="imported", confidence=1.0, flagged=False,
+            store.write_label(rec.stem, mask, source="imported", confidence=1.0, flagged=False,
                               status="ok", reason=f"imported from {coco_file.name}")
             summary.imported.append(rec.stem)
         store.save()

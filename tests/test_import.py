@@ -123,20 +123,24 @@ def test_annotations_of_one_image_are_merged(tmp_path: Path) -> None:
 
 
 def test_broken_annotations_are_reported_by_image_name(tmp_path: Path) -> None:
-    masks = sample_masks(3)
+    masks = sample_masks(5)
     path = write_coco_file(tmp_path / "c.json", masks, rle_compressed,
                            extra_images=("never_drawn.jpg",))
     doc = json.loads(path.read_text())
     doc["annotations"][0]["segmentation"] = {"size": [5, 5], "counts": [1, 2]}  # sums to 3
     doc["annotations"][1]["segmentation"] = [[1, 2, 3]]  # no polygon with 3 points
+    doc["annotations"][2]["segmentation"] = {"size": [240, 240], "counts": "0"}  # garbage
+    doc["annotations"][3]["segmentation"] = {"size": [240, 240], "counts": "abc"}
     doc["annotations"].append({"id": 99, "image_id": 42, "category_id": 1,
                                "segmentation": [[0, 0, 5, 0, 5, 5]]})
     path.write_text(json.dumps(doc))
     got = read_coco(path)
     stems = sorted(masks)
-    assert sorted(got.masks) == stems[2:]
+    assert sorted(got.masks) == stems[4:]
     assert "do not add up" in got.problems[f"images/{stems[0]}.jpg"]
     assert "no polygon" in got.problems[f"images/{stems[1]}.jpg"]
+    assert "not a valid mask" in got.problems[f"images/{stems[2]}.jpg"]
+    assert "Invalid RLE" in got.problems[f"images/{stems[3]}.jpg"]
     assert "image id 42" in got.problems["annotation 99"]
     assert got.without_annotations == ["never_drawn.jpg"]
 
