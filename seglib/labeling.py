@@ -314,7 +314,8 @@ def label_folder(
                                  f"candidates of a photo that has changed "
                                  f"({', '.join(stale_overrides[:3])})")
         store.save()
-    summary.rows = list(store.records().values())
+    records = store.records()
+    summary.rows = [records[s] for s in sorted(seen) if s in records]  # this run's photos
     summary.flagged = sum(r.flagged for r in summary.rows if r.ok)
     summary.seconds = time.perf_counter() - t_start
     return summary
@@ -405,11 +406,12 @@ def repick_folder(out_dir: str | Path, policy: str = "foreground", *,
                 old.status, old.reason = "failed", str(exc)
                 store.put(old)
                 summary.failed += 1
-                summary.problems.append(f"{stem}: {exc}")
+                summary.problems.append(f"{stem}: not re-picked ({exc})")
                 continue
             if old.photo_hash and cands.photo_hash and cands.photo_hash != old.photo_hash:
                 summary.failed += 1
-                summary.problems.append(f"{stem}: cached candidates are of another photo")
+                summary.problems.append(f"{stem}: not re-picked (its cached candidates are of "
+                                        "another photo; label the folder again)")
                 continue
             override = overrides.get(stem)
             state = _check_trimap(store, old, cands, policy, override) if old.ok else "missing"

@@ -10,6 +10,7 @@ import pytest
 
 from seglib.candidates import Candidates
 from seglib.cli import main
+from seglib.labeling import repick_folder
 from seglib.presets import get_preset
 from seglib.refine import (
     KEPT_DONE,
@@ -173,6 +174,11 @@ def test_refine_small_sample_end_to_end(tmp_path: Path) -> None:
         c = Candidates.load(out / "candidates" / f"{stem}.npz")
         assert c.sources.count(SOURCE) == 1 and rows[stem].chosen == str(len(c) - 1)
     final = {st: load_trimap(out / f"{st}.png") == 1 for st in truth}
+    # a plain re-pick (the `pick` command, the reviewer's button) keeps every refined label
+    repicked = repick_folder(out)
+    refined = [st for st, r in LabelStore(out).records().items() if r.source == "refined"]
+    assert refined and repicked.kept["refined"] == len(refined)
+    assert all(np.array_equal(load_trimap(out / f"{st}.png") == 1, final[st]) for st in truth)
     assert np.mean([_iou(final[st], truth[st]) for st in legs]) > leg_before + 0.05
 
 

@@ -263,3 +263,30 @@ def test_record_round_trip_keeps_every_field() -> None:
     rec = LabelRecord(stem="a", file="a.jpg", photo_hash="f" * 64, confidence=0.5, flagged=True,
                       source="refined", round=2, seconds=1.25, reason="x, y")
     assert record_from_row(rec.row()) == rec
+
+
+def test_pick_names_the_photos_it_could_not_re_pick(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    images, out = tmp_path / "img", tmp_path / "out"
+    stems = make_folder(images, 3)
+    label(images, out)
+    (out / "candidates" / f"{stems[0]}.npz").write_bytes(b"junk")
+    (out / "overrides.csv").write_text(f"stem,candidate\n{stems[1]},99\n")
+    assert main(["pick", str(out)]) == 0
+    io = capsys.readouterr()
+    assert f"{stems[0]}: not re-picked" in io.err
+    assert f"{stems[1]}: override ignored (candidate '99'" in io.err
+    assert "2/3 photos re-picked" in io.out and "1 failed" in io.out
+
+
+def test_counts_never_exceed_the_photos(tmp_path: Path) -> None:
+    images, out = tmp_path / "img", tmp_path / "out"
+    make_folder(images, 4)
+    label(images, out)
+    fewer = tmp_path / "fewer"
+    make_folder(fewer, 2)  # the same first two photos
+    s = label(fewer, out)
+    assert s.total == 2 and s.ok == 2 and s.describe().startswith("2/2 photos labeled")
+    cv2.imwrite(str(fewer / "shoe_000.png"), photo(0))  # dup.jpg + dup.png
+    s = label(fewer, out)
+    assert s.skipped == 1 and "1 skipped" in s.describe() and s.ok == 2

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 from pathlib import Path
 
 HELP = "Compare predicted trimaps with true ones: per-class IoU, mean IoU, pixel accuracy."
@@ -18,23 +16,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seglib.io import write_bytes_atomic
     from seglib.metrics import evaluate_folders, format_table
+    from seglib.tables import write_csv
 
     res = evaluate_folders(args.pred, args.truth)
     for stem, reason in res.skipped:
         print(f"skipped {stem}: {reason}")
     print(format_table(res.summary))
     if args.csv:
-        fields = list(res.rows[0])
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=fields)
-        w.writeheader()
-        w.writerows(res.rows)
         s = res.summary
-        w.writerow({"stem": "ALL", "pixel_accuracy": s["pixel_accuracy"],
-                    "iou_object": s["iou_object"],
-                    **{f"iou_{k}": v for k, v in s["iou"].items()}})
-        write_bytes_atomic(args.csv, buf.getvalue().encode("utf-8", errors="surrogateescape"))
+        total = {"stem": "ALL", "pixel_accuracy": s["pixel_accuracy"],
+                 "iou_object": s["iou_object"], **{f"iou_{k}": v for k, v in s["iou"].items()}}
+        write_csv(args.csv, [*res.rows, total], list(res.rows[0]))
         print(f"wrote {args.csv}")
     return 0

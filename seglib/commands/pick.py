@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from seglib.policy import POLICIES
@@ -24,5 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from seglib.labeling import repick_folder
 
     summary = repick_folder(args.out, args.policy, replace_kept=args.replace_kept)
+    for line in summary.problems:  # "STEM: what happened", one line each
+        print(line, file=sys.stderr)
     print(summary.describe())
     return summary.exit_code
