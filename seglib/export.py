@@ -306,9 +306,11 @@ def write_yolo(items: list[ExportItem], out: Path, summary: ExportSummary, *,
             lines.append("0 " + " ".join(f"{v:.6f}" for v in xy.reshape(-1)))
         write_bytes_atomic(out / "labels" / it.split / f"{it.photo.stem}.txt",
                            "".join(f"{line}\n" for line in lines).encode("utf-8"))
-    # no "path": Ultralytics then reads the folders next to this file, wherever it is moved
+    # no "path": Ultralytics then reads the folders next to this file, wherever it is moved;
+    # it needs a val set, so without val photos (--val 0) it validates on the training photos
+    val = "images/val" if summary.split["val"] else "images/train"
     text = (f"# Ultralytics segmentation data set exported by seglib\n"
-            f"train: images/train\nval: images/val\nnames:\n  0: {json.dumps(category)}\n")
+            f"train: images/train\nval: {val}\nnames:\n  0: {json.dumps(category)}\n")
     return write_bytes_atomic(out / "data.yaml", text.encode("utf-8"))
 
 

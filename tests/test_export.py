@@ -93,6 +93,9 @@ def test_yolo_polygons_rasterise_back_to_the_labels(labeled, tmp_path: Path) -> 
 
     photos, labels = labeled
     out = tmp_path / "yolo"
+    _export(photos, labels, tmp_path / "no_val", "yolo", "--val", "0")
+    data = yaml.safe_load((tmp_path / "no_val" / "data.yaml").read_text())
+    assert data["val"] == data["train"] == "images/train"  # Ultralytics needs a val set
     _export(photos, labels, out, "yolo", "--val", "0.25")
     data = yaml.safe_load((out / "data.yaml").read_text())
     assert data["names"] == {0: "shoe"} and "path" not in data
