@@ -308,8 +308,6 @@ def label_folder(
                 tqdm.write(f"{rec.status} {rec.file}: {rec.reason}", file=sys.stderr)
         bar.close()
         if stale_overrides:
-            store.set_overrides({s: c for s, c in overrides.items()
-                                 if s not in stale_overrides})
             summary.notes.append(f"{len(stale_overrides)} overrides dropped: they chose among "
                                  f"candidates of a photo that has changed "
                                  f"({', '.join(stale_overrides[:3])})")
@@ -335,15 +333,18 @@ def _label_one(store: LabelStore, path: Path, summary: LabelSummary, *, proposer
     old = store.get(stem)
     if old is not None and old.ok and old.photo_hash and old.photo_hash != digest:
         summary.changed += 1  # another photo under this name: its label and candidates go
-        if override is not None:
+        if override is not None:  # it chose among the old photo's candidates: dropped now, so
+            current = store.overrides()  # a rerun after a kill cannot apply it to the new one
+            current.pop(stem, None)
+            store.set_overrides(current)
             stale_overrides.append(stem)
         return label_photo(path, proposer=proposer, backend=backend, mode=mode, policy=policy,
                            max_side=side, photo_hash=digest)
+    if old is not None and old.ok and not old.photo_hash:
+        old.photo_hash = digest  # a label of an older seglib: made from these bytes, we trust
+        store.put(old)
     cached = _cached(store, stem, digest)
     if old is not None and old.ok:
-        if not old.photo_hash:  # a label of an older seglib: made from these bytes, we trust
-            old.photo_hash = digest
-            store.put(old)
         state = _check_trimap(store, old, cached, policy, override)
         if state == "edited":
             _mark_edited(store, old)
