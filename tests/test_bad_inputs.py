@@ -180,8 +180,23 @@ def test_label_with_sam_on_the_messy_folder(bad_folder, tmp_path: Path) -> None:
 
 
 # -- trimap ----------------------------------------------------------------------------------
+def as_mask_file(path: Path) -> None:
+    """Replace a photo by a binary mask of the same size, channels, depth and format."""
+    img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    gray = img if img.ndim == 2 else img[..., :3].mean(axis=2)
+    mask = np.where(gray > gray.mean(), np.iinfo(img.dtype).max, 0).astype(img.dtype)
+    if img.ndim == 3:
+        mask = np.repeat(mask[..., None], img.shape[2], axis=2)
+    ok, buf = cv2.imencode(path.suffix, mask)
+    assert ok
+    path.write_bytes(buf.tobytes())
+
+
 def test_trimap_command_on_messy_masks(bad_folder, cli: Cli, tmp_path: Path) -> None:
     bf = bad_folder(n_good=1)
+    for name, outcome in bf.expect.items():
+        if outcome == "ok":  # the same names, sizes and formats, holding masks
+            as_mask_file(bf.images / name)
     out = tmp_path / "trimaps"
     code, stdout, err = cli("trimap", bf.images, "--out", out)
     assert code == 0 and "Traceback" not in err

@@ -359,3 +359,35 @@ def test_good_course_parameters_pass_and_are_typed(tmp_path: Path) -> None:
         "subsets": ["10", "711B"], "backend": "opencv"})
     assert p["epochs"] == 3 and isinstance(p["epochs"], int)
     assert p["image_size"] is None and p["subsets"] == ["10", "711B"]
+
+
+# -- 6. trimap refuses images that are not binary masks --------------------------------------
+def test_trimap_on_a_folder_of_photos_is_one_line(tmp_path: Path, cli: Cli, sample_pairs) -> None:
+    images, _, _ = sample_pairs(4)
+    out = tmp_path / "trimaps"
+    code, _, err = cli("trimap", images, "--out", out)
+    line = one_error_line(code, err, str(images), "none of the 4 images is a binary mask")
+    assert "python -m seglib label" in line and "skipped" not in err
+    assert not list(out.glob("*.png")) if out.exists() else True
+
+
+def test_trimap_skips_photos_and_grey_images_among_masks(tmp_path: Path, cli: Cli,
+                                                          sample_pairs) -> None:
+    images, _, stems = sample_pairs(2)
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    m = np.zeros((40, 50), np.uint8)
+    m[10:30, 15:35] = 255
+    cv2.imwrite(str(masks / "m255.png"), m)
+    cv2.imwrite(str(masks / "m01.png"), (m > 0).astype(np.uint8))
+    cv2.imwrite(str(masks / "m_rgb.png"), cv2.cvtColor(m, cv2.COLOR_GRAY2BGR))
+    shutil.copy(images / f"{stems[0]}.jpg", masks / "photo.jpg")
+    cv2.imwrite(str(masks / "ramp.png"), np.tile(np.arange(50, dtype=np.uint8) * 5, (40, 1)))
+    out = tmp_path / "trimaps"
+    code, stdout, err = cli("trimap", masks, "--out", out)
+    assert code == 0, err
+    assert {p.stem for p in out.glob("*.png")} == {"m255", "m01", "m_rgb"}
+    assert (load_trimap(out / "m01.png") == load_trimap(out / "m255.png")).all()
+    assert "skipped photo.jpg" in err and "colour image, not a binary mask" in err
+    assert "skipped ramp.png" in err and "grey levels, not a binary mask" in err
+    assert "wrote 3 trimaps" in stdout and "2 skipped" in stdout

@@ -244,6 +244,11 @@ def test_commands_write_only_into_their_output_folder(
         tmp_path: Path, bad_folder, monkeypatch: pytest.MonkeyPatch) -> None:
     bf = bad_folder(n_good=6, huge=False)
     truth = bf.write_trimaps(tmp_path / "truth")
+    masks = tmp_path / "masks"  # the object of each trimap as a 0/255 mask
+    masks.mkdir()
+    for t in truth.glob("*.png"):
+        cv2.imwrite(str(masks / t.name), (cv2.imread(str(t), cv2.IMREAD_UNCHANGED) == 1)
+                    .astype(np.uint8) * 255)
     for d in ("cwd", "home", "tmp"):
         (tmp_path / d).mkdir()
     monkeypatch.chdir(tmp_path / "cwd")
@@ -251,7 +256,7 @@ def test_commands_write_only_into_their_output_folder(
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     monkeypatch.delenv("SEGLIB_CHECKPOINT", raising=False)
-    read_only = [bf.images, truth]
+    read_only = [bf.images, truth, masks]
     modes = {}
     for d in read_only:
         for p in [d, *d.rglob("*")]:
@@ -261,7 +266,7 @@ def test_commands_write_only_into_their_output_folder(
     runs = [
         (["label", bf.images, "--out", tmp_path / "out" / "labels"], "out/labels"),
         (["pick", tmp_path / "out" / "labels", "--policy", "seed"], "out/labels"),
-        (["trimap", truth, "--out", tmp_path / "out" / "trimaps"], "out/trimaps"),
+        (["trimap", masks, "--out", tmp_path / "out" / "trimaps"], "out/trimaps"),
         (["train", bf.images, truth, "--out", tmp_path / "out" / "run", "--preset", "smoke",
           "--size", "24", "--epochs", "1", "--no-amp", "--device", "cpu"], "out/run"),
         (["predict", tmp_path / "out" / "run" / "best.pt", bf.images, "--out",
