@@ -270,6 +270,10 @@ def import_coco(labels: str | Path, coco_file: str | Path, *,
             store.write_label(rec.stem, mask, source="imported", confidence=1.0, flagged=False,
                               status="ok", reason=f"imported from {coco_file.name}")
             summary.imported.append(rec.stem)
+        overrides = store.overrides()
+        if any(s in overrides for s in summary.imported):  # a choice among candidates is
+            store.set_overrides({s: c for s, c in overrides.items()  # older than the mask
+                                 if s not in summary.imported})
         store.save()
     return summary
 

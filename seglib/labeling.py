@@ -378,8 +378,8 @@ def repick_folder(out_dir: str | Path, policy: str = "foreground", *,
 
     Labels whose source is ``pick`` or ``override`` are redrawn (an override applies to a
     refined label too: a person chose it). Refined, imported and hand-edited labels are kept
-    unless ``replace_kept``; an override of an imported label applies (import clears the
-    photo's override, so a later one is newer).
+    unless ``replace_kept`` (``import`` clears the photo's override, so an old choice never
+    comes back over an imported mask).
     """
     out_dir = Path(out_dir)
     store = LabelStore(out_dir)
@@ -424,7 +424,7 @@ def repick_folder(out_dir: str | Path, policy: str = "foreground", *,
                     summary.kept["edited"] += 1
                     continue
             elif old.ok and old.source in KEPT_SOURCES and not replace_kept:
-                if not (override and old.source in ("refined", "imported")):
+                if not (override and old.source == "refined"):
                     summary.kept[old.source] += 1
                     continue
             if old.ok and old.source in KEPT_SOURCES:

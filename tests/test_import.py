@@ -256,6 +256,26 @@ def test_imported_labels_survive_a_repick(labels_copy: Path, tmp_path: Path) -> 
         assert _record(labels, stem).source == "imported"
 
 
+def test_an_older_override_never_comes_back_over_an_imported_mask(labels_copy: Path,
+                                                                  tmp_path: Path) -> None:
+    from seglib.cli import main
+    from seglib.store import LabelStore
+
+    labels = labels_copy
+    stems = sorted(p.stem for p in labels.glob("*.png"))
+    (labels / "overrides.csv").write_text(f"stem,candidate\n{stems[0]},0\n{stems[1]},0\n")
+    assert main(["pick", str(labels)]) in (0, 1)  # the reviewer's choice, then a fix in CVAT
+    fixed = fixed_masks(stems[:1], (240, 240))
+    path = write_coco_file(tmp_path / "fixed.json", fixed, rle_uncompressed)
+    assert main(["import", str(labels), "--coco", str(path)]) == 0
+    assert LabelStore(labels).overrides() == {stems[1]: "0"}  # the imported photo's is gone
+    for args in (["pick", str(labels)], ["pick", str(labels), "--replace-kept"]):
+        main(args)
+        if "--replace-kept" not in args:
+            assert np.array_equal(load_trimap(labels / f"{stems[0]}.png") == 1, fixed[stems[0]])
+    assert _record(labels, stems[0]).source == "pick"  # replaced on request: the policy's pick
+
+
 def test_import_errors_are_one_line(labels_copy: Path, tmp_path: Path) -> None:
     import subprocess
     import sys
