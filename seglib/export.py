@@ -43,7 +43,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from seglib.errors import ImageReadError, SeglibError
-from seglib.io import encode_png, read_image, write_bytes_atomic, write_jpeg_atomic
+from seglib.io import (
+    encode_png,
+    file_sha256,
+    read_image,
+    write_bytes_atomic,
+    write_jpeg_atomic,
+)
 from seglib.params import check
 from seglib.store import LABELS_CSV, LabelStore
 from seglib.trimap import BORDER, OBJECT, load_trimap
@@ -140,6 +146,11 @@ def choose_items(labels: Path, photos: Path, records: list, *, only_confident: b
         if photo is None:
             summary.left_out["photo not found"] += 1
             summary.problems.append(f"{r.file or r.stem}: photo not found in {photos}")
+            continue
+        if r.photo_hash and file_sha256(photo) != r.photo_hash:
+            summary.left_out["photo changed"] += 1
+            summary.problems.append(f"{photo.name}: the photo changed since it was labeled; "
+                                    f"label it again (`label --overwrite`)")
             continue
         items.append(ExportItem(r.stem, photo, trimap))
     return items

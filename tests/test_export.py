@@ -320,3 +320,19 @@ def test_a_second_export_replaces_the_first_and_other_folders_are_refused(
     assert main(["export", str(labels), "--format", "coco", "--out", str(mine)]) == 2
     assert "is not empty" in capsys.readouterr().err
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
+def test_a_photo_changed_since_labeling_is_left_out(tmp_path: Path, capsys) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for stem in ("sample_000", "sample_001"):
+        shutil.copyfile(SAMPLE_IMAGES / f"{stem}.jpg", photos / f"{stem}.jpg")
+    labels = tmp_path / "labels"
+    assert main(["label", str(photos), "--out", str(labels), "--backend", "opencv"]) == 0
+    # another photo of the same size under the same name: its label no longer fits it
+    shutil.copyfile(SAMPLE_IMAGES / "sample_002.jpg", photos / "sample_001.jpg")
+    capsys.readouterr()
+    _export(photos, labels, tmp_path / "voc", "voc")
+    io = capsys.readouterr()
+    assert "exported 1 photos" in io.out and "1 photo changed" in io.out
+    assert "skipped sample_001.jpg: the photo changed since it was labeled" in io.err
