@@ -113,12 +113,28 @@ def read_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def resize_max_side(img: np.ndarray, max_side: int) -> np.ndarray:
-    """Shrink so the longer side is ``max_side`` (area interpolation)."""
-    h, w = img.shape[:2]
+def fit_size(shape: tuple[int, ...], max_side: int) -> tuple[int, int]:
+    """``(height, width)`` of ``shape`` shrunk so that its longer side is ``max_side``, aspect
+    kept; a shape that already fits comes back unchanged."""
+    h, w = int(shape[0]), int(shape[1])
+    if max(h, w) <= max_side:
+        return h, w
     s = max_side / max(h, w)
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
+def resize_image(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A photo at ``size`` (height, width), area interpolation (sharp and alias-free when
+    shrinking); a photo already that size comes back as it is. Masks: ``trimap.resize_mask``."""
+    h, w = size
+    if img.shape[:2] == (h, w):
+        return img
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def resize_max_side(img: np.ndarray, max_side: int) -> np.ndarray:
+    """Shrink so the longer side is at most ``max_side`` (area interpolation)."""
+    return resize_image(img, fit_size(img.shape, max_side))
 
 
 def file_sha256(path: str | Path) -> str:

@@ -49,6 +49,7 @@ import cv2
 import numpy as np
 
 from seglib.candidates import Candidates
+from seglib.io import fit_size, resize_max_side
 from seglib.metrics import mask_iou
 from seglib.policy import fill_holes, geometry, pick
 from seglib.trimap import resize_mask
@@ -89,15 +90,6 @@ EDGE = 3  # width of the frame-edge strip that seeds the background model, in wo
 BRIGHT_L = 215  # a background this bright (median Lab L of the frame's edge, 0..255) is white
 POLISH_SIDE = 480  # the refined pick is polished at the photo's size, up to this longer side
 POLISH_BAND = 5  # ... in a band this wide around its outline (px of a 240 px photo; scaled)
-
-
-def _resize(img: np.ndarray, side: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    s = side / max(h, w)
-    if s >= 1:
-        return img
-    return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))),
-                      interpolation=cv2.INTER_AREA)
 
 
 def _edge_strip(h: int, w: int, e: int) -> np.ndarray:
@@ -375,14 +367,14 @@ def propose(image: np.ndarray, work_side: int = WORK_SIDE) -> Candidates:
     H, W = rgb.shape[:2]
     if min(H, W) < 8:
         return Candidates(np.zeros((0, H, W), bool), [], [], backend="opencv")
-    small = _resize(rgb, work_side)
+    small = resize_max_side(rgb, work_side)
     masks, sources, soft, floor = propose_small(small)
     feats = candidate_features(small, masks, sources, soft)
     piou = predict_iou(feats, floor)
     stab = piou.copy()  # no threshold to vary here: the same estimate serves as stability
     full = [resize_mask(m, (H, W)) for m in masks]
     i = sources.index("grabcut:refine")
-    mid = _resize(rgb, POLISH_SIDE)
+    mid = resize_max_side(rgb, POLISH_SIDE)
     full[i] = resize_mask(polish(mid, resize_mask(masks[i], mid.shape[:2])), (H, W))
     return Candidates(np.stack(full), piou, stab, sources, backend="opencv")
 
@@ -394,8 +386,8 @@ def fit_iou_weights(n: int = 200, seed: int = 1, ridge: float = 1e-2) -> dict[st
     xs, ys = [], []
     for i in range(n):
         photo = sample_photo(i, seed=seed)
-        small = _resize(photo.image, WORK_SIDE)
-        truth = _resize(photo.mask.astype(np.uint8), WORK_SIDE) > 0
+        small = resize_max_side(photo.image, WORK_SIDE)
+        truth = resize_mask(photo.mask, fit_size(photo.mask.shape, WORK_SIDE))
         masks, sources, soft, _ = propose_small(small)
         xs.append(candidate_features(small, masks, sources, soft))
         ys += [mask_iou(m, truth) for m in masks]

@@ -49,7 +49,9 @@ import numpy as np
 
 from seglib.candidates import Candidates
 from seglib.errors import SeglibError
+from seglib.io import fit_size
 from seglib.metrics import mask_iou
+from seglib.trimap import resize_mask
 
 POLICIES = ("foreground", "seed")
 FLAG_BELOW = 0.35
@@ -74,12 +76,7 @@ def _ramp(x: float, lo: float, hi: float) -> float:
 
 
 def _small(mask: np.ndarray) -> np.ndarray:
-    h, w = mask.shape
-    s = _FEATURE_SIDE / max(h, w)
-    if s >= 1:
-        return mask
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    return cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_AREA) > 0
+    return resize_mask(mask, fit_size(mask.shape, _FEATURE_SIDE))
 
 
 def _edge(mask: np.ndarray) -> np.ndarray:
@@ -147,23 +144,33 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return m | holes
 
 
+def parse_choice(text: str | int) -> list[tuple[int, bool]]:
+    """The candidates named by a choice string as ``(index, inverted)`` pairs: ``"4"`` ->
+    ``[(4, False)]``, ``"~0"`` (the outside of 0) -> ``[(0, True)]``, ``"2+5"`` (their union)
+    -> ``[(2, False), (5, False)]``. Anything else raises a one-line :class:`SeglibError`."""
+    text = str(text).strip()
+    parts = [p.strip() for p in text.split("+")]
+    out = []
+    for part in parts:
+        num = part[1:] if part.startswith("~") else part
+        if not (num.isascii() and num.isdigit()):
+            raise SeglibError(f"candidate {text!r}: expected a number like 3, ~0 or 2+5")
+        out.append((int(num), part.startswith("~")))
+    return out
+
+
 def mask_for_choice(cands: Candidates, choice: str | int) -> np.ndarray:
     """The mask named by ``"4"``, ``"~0"`` or ``"2+5"`` (as written in ``labels.csv``)."""
-    text = str(choice).strip()
     k = len(cands)
     out = np.zeros(cands.shape, dtype=bool)
-    parts = [p.strip() for p in text.split("+")]
-    if not text or any(not p for p in parts):
-        raise SeglibError(f"candidate {text!r}: expected a number like 3, ~0 or 2+5")
-    for part in parts:
-        neg = part.startswith("~")
-        num = part[1:] if neg else part
-        if not num.isdigit() or int(num) >= k:
+    for i, inverted in parse_choice(choice):
+        if i >= k:
+            name = f"~{i}" if inverted else str(i)
             raise SeglibError(
-                f"candidate {part!r}: expected a number 0..{k - 1} (optionally ~ or a+b)"
+                f"candidate {name!r}: expected a number 0..{k - 1} (optionally ~ or a+b)"
             )
-        m = cands.masks[int(num)]
-        out |= clean_complement(m) if neg else m
+        m = cands.masks[i]
+        out |= clean_complement(m) if inverted else m
     return out
 
 

@@ -26,7 +26,7 @@ from seglib.errors import SeglibError
 from seglib.io import read_image, scan_images, write_png_atomic
 from seglib.models import build_model
 from seglib.train import load_checkpoint, use_channels_last
-from seglib.trimap import OBJECT, mask_to_trimap, save_trimap
+from seglib.trimap import BORDER, OBJECT, mask_to_trimap, save_trimap
 
 
 @dataclass
@@ -116,15 +116,6 @@ def predict_image(model: TrainedModel, image: np.ndarray, clean: bool = True,
     return logits_to_trimap(predict_logits(model, image, tta), clean)
 
 
-def overlay(image: np.ndarray, trimap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """The photo with the object tinted green and the border drawn red."""
-    out = image.astype(np.float32).copy()
-    obj = trimap == 1
-    out[obj] = out[obj] * (1 - alpha) + np.array([0, 255, 0]) * alpha
-    out[trimap == 3] = (255, 0, 0)
-    return out.clip(0, 255).astype(np.uint8)
-
-
 def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, *,
                    overlays: bool = False, clean: bool = True, device: str = "auto",
                    log: Callable[[str], None] | None = None) -> tuple[int, list[tuple[Path, str]]]:
@@ -162,6 +153,10 @@ def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, 
         tri = predict_image(model, img, clean)
         save_trimap(out / f"{path.stem}.png", tri)
         if overlays:
-            write_png_atomic(out / "overlays" / f"{path.stem}.png", overlay(img, tri))
+            from seglib.viz import overlay
+
+            picture = overlay(img, tri == OBJECT, (0.0, 1.0, 0.0), 0.45, edge=tri == BORDER,
+                              edge_color=(1.0, 0.0, 0.0))
+            write_png_atomic(out / "overlays" / f"{path.stem}.png", picture)
         written += 1
     return written, skipped

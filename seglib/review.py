@@ -17,7 +17,7 @@ import numpy as np
 
 from seglib.candidates import Candidates
 from seglib.errors import SeglibError
-from seglib.io import is_image_name, read_image
+from seglib.io import is_image_name, read_image, resize_image
 from seglib.labeling import LabelSummary, repick_folder
 from seglib.metrics import mask_iou
 from seglib.policy import foreground_score, mask_for_choice, pick
@@ -63,16 +63,6 @@ def short_captions(cands: Candidates) -> list[str]:
     """One short caption per candidate: foreground score and predicted IoU."""
     return [f"fg {r['foreground']:.2f} · iou {r['predicted_iou']:.2f}"
             for r in candidate_scores(cands)]
-
-
-def choice_indices(choice: str) -> list[int]:
-    """Candidate numbers named in a choice string (``"~0"`` -> [0], ``"2+5"`` -> [2, 5])."""
-    out = []
-    for part in str(choice).split("+"):
-        p = part.strip().lstrip("~")
-        if p.isdigit():
-            out.append(int(p))
-    return out
 
 
 @dataclass
@@ -128,11 +118,7 @@ class Reviewer:
         stem = stem or self.stems[self.index]
         cands = load_candidates(self.labels_dir, stem)
         photo = read_image(self.photo_path(stem))
-        if photo.shape[:2] != cands.shape:
-            import cv2
-
-            photo = cv2.resize(photo, (cands.shape[1], cands.shape[0]),
-                               interpolation=cv2.INTER_AREA)
+        photo = resize_image(photo, cands.shape)
         return PhotoState(stem, photo, cands, self.rows[stem],
                           LabelStore(self.labels_dir).overrides().get(stem, ""))
 
@@ -241,18 +227,12 @@ class Reviewer:
 def _truth_mask(truth_dir: Path | None, stem: str, shape: tuple[int, int]) -> np.ndarray | None:
     if truth_dir is None:
         return None
-    from seglib.trimap import load_trimap, trimap_to_mask
+    from seglib.trimap import load_trimap, resize_mask, trimap_to_mask
 
     path = truth_dir / f"{stem}.png"
     if not path.is_file():
         return None
-    m = trimap_to_mask(load_trimap(path))
-    if m.shape != shape:
-        import cv2
-
-        m = cv2.resize(m.astype(np.uint8), (shape[1], shape[0]),
-                       interpolation=cv2.INTER_NEAREST) > 0
-    return m
+    return resize_mask(trimap_to_mask(load_trimap(path)), shape)
 
 
 def policy_report(labels_dir: str | Path, truth_dir: str | Path | None = None,

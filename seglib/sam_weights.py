@@ -57,7 +57,6 @@ CHECKPOINTS: dict[str, Checkpoint] = {
         "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912", 768,
     ),
 }
-MODEL_TYPES = tuple(CHECKPOINTS)
 _BY_EMBED_DIM = {c.embed_dim: c.model_type for c in CHECKPOINTS.values()}
 GET_ONE = "python -m seglib weights vit_b"
 
@@ -69,15 +68,6 @@ def default_dirs() -> list[Path]:
 
 def default_download_dir() -> Path:
     return Path.home() / ".cache" / "seglib"
-
-
-def model_type_from_name(path: str | Path) -> str | None:
-    """The model type an official file name stands for (``sam_vit_b_01ec64.pth`` -> vit_b)."""
-    name = Path(path).name.lower()
-    for ckpt in CHECKPOINTS.values():
-        if name == ckpt.filename:
-            return ckpt.model_type
-    return None
 
 
 def model_type_from_state_dict(state: Mapping[str, torch.Tensor]) -> str | None:
@@ -130,20 +120,6 @@ def _why_unreadable(path: Path, exc: BaseException) -> str:
     if head[:1] == b"\x80":  # an older pickle-based torch file
         return "old-format or damaged PyTorch file"
     return "not a PyTorch checkpoint"
-
-
-def infer_model_type(path: str | Path) -> str:
-    """The model type of a checkpoint: from its official file name, else from its weights."""
-    mt = model_type_from_name(path)
-    if mt is not None:
-        return mt
-    mt = model_type_from_state_dict(read_state_dict(path))
-    if mt is None:
-        raise SeglibError(
-            f"{path}: cannot tell the SAM model type from this checkpoint; pass "
-            f"--model-type vit_b, vit_l or vit_h"
-        )
-    return mt
 
 
 def load_sam(

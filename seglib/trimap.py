@@ -102,26 +102,20 @@ def mask_to_trimap(mask: np.ndarray, width: int = 1, threshold: float | None = N
     return t
 
 
-def shrink_mask(mask: np.ndarray, max_side: int) -> np.ndarray:
-    """A bool mask shrunk (nearest neighbour) so that its longer side is at most ``max_side``;
-    a smaller mask comes back as it is."""
-    m = as_binary_mask(mask)
-    h, w = m.shape
-    if max(h, w) <= max_side:
-        return m
-    s = max_side / max(h, w)
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    return cv2.resize(m.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-
-
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A bool mask at ``size`` (height, width): bilinear, then thresholded at one half; a mask
-    already that size comes back as it is."""
+    """A bool mask at ``size`` (height, width); a mask already that size comes back as it is.
+
+    Shrinking keeps a pixel when most of the area it covers is object (area interpolation, as
+    the policy's features need); growing is bilinear, thresholded at one half (a smooth outline
+    instead of nearest-neighbour steps). For a size fitting a longer side use ``io.fit_size``.
+    """
     h, w = size
     if mask.shape == (h, w):
         return mask
-    m = cv2.resize(np.asarray(mask).astype(np.uint8) * 255, (w, h), interpolation=cv2.INTER_LINEAR)
-    return m > 127
+    m = as_binary_mask(mask)
+    if h <= m.shape[0] and w <= m.shape[1]:
+        return cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA) > 0
+    return cv2.resize(m * 255, (w, h), interpolation=cv2.INTER_LINEAR) > 127
 
 
 def trimap_to_mask(trimap: np.ndarray) -> np.ndarray:

@@ -16,8 +16,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from seglib.errors import SeglibError
 from seglib.io import write_bytes_atomic
-from seglib.trimap import BORDER, OBJECT, trimap_preview
+from seglib.policy import parse_choice
+from seglib.trimap import trimap_preview
 
 #: Colours (RGB 0..1) for the chosen candidate of each policy, used in frames and legends.
 POLICY_COLORS = {"foreground": (0.10, 0.75, 0.25), "seed": (0.95, 0.55, 0.05),
@@ -26,8 +28,11 @@ MASK_COLOR = (0.12, 0.56, 1.0)
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, color: Sequence[float] = MASK_COLOR,
-            alpha: float = 0.5) -> np.ndarray:
-    """The photo with ``mask`` tinted in ``color`` (RGB 0..1) and its outline drawn."""
+            alpha: float = 0.5, edge: np.ndarray | None = None,
+            edge_color: Sequence[float] | None = None) -> np.ndarray:
+    """The photo with ``mask`` tinted in ``color`` (RGB 0..1) and an outline drawn in
+    ``edge_color`` (default ``color``): the mask's own outline, or the pixels of ``edge`` when
+    given (a trimap's border: ``overlay(photo, t == OBJECT, edge=t == BORDER)``)."""
     img = np.asarray(image, dtype=np.float32) / 255.0
     m = np.asarray(mask, dtype=bool)
     if m.shape != img.shape[:2]:
@@ -35,8 +40,8 @@ def overlay(image: np.ndarray, mask: np.ndarray, color: Sequence[float] = MASK_C
     out = img.copy()
     c = np.asarray(color, dtype=np.float32)
     out[m] = (1 - alpha) * out[m] + alpha * c
-    edge = m & ~_erode(m)
-    out[edge] = c
+    line = m & ~_erode(m) if edge is None else np.asarray(edge, dtype=bool)
+    out[line] = c if edge_color is None else np.asarray(edge_color, dtype=np.float32)
     return (out * 255).round().astype(np.uint8)
 
 
@@ -65,14 +70,6 @@ def trimap_rgb(trimap: np.ndarray) -> np.ndarray:
     """A trimap as a grey RGB picture: object black, background grey, border white."""
     g = trimap_preview(trimap)
     return np.repeat(g[..., None], 3, axis=2)
-
-
-def trimap_overlay(image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
-    """The photo with the object (label 1) tinted and the border (label 3) drawn in yellow."""
-    t = np.asarray(trimap)
-    out = overlay(image, t == OBJECT, alpha=0.45)
-    out[t == BORDER] = (255, 220, 0)
-    return out
 
 
 def _grid(rows: int, cols: int, cell: float = 2.2, title: str | None = None):
@@ -158,11 +155,12 @@ def candidate_grid(image: np.ndarray, masks: np.ndarray, labels: Sequence[str] =
     axes.flat[0].set_title("photo", fontsize=9)
     marks: dict[int, list[str]] = {}
     for policy, choice in (chosen or {}).items():
-        for part in str(choice).split("+"):
-            num = part.strip().lstrip("~")
-            if num.isdigit():
-                marks.setdefault(int(num), []).append(
-                    policy + (" (~ outside)" if part.strip().startswith("~") else ""))
+        try:
+            parts = parse_choice(choice) if str(choice).strip() else []
+        except SeglibError:  # an unreadable choice marks nothing; the grid still shows
+            parts = []
+        for i, inverted in parts:
+            marks.setdefault(i, []).append(policy + (" (~ outside)" if inverted else ""))
     for i in range(k):
         ax = axes.flat[i + 1]
         ax.imshow(spotlight(image, masks[i]))

@@ -95,3 +95,22 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path: Path) -> None:
     os.umask(umask)
     path = write_bytes_atomic(tmp_path / "a.bin", b"1")
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize(("shape", "side"), [((480, 640, 3), 160), ((1201, 899, 3), 480),
+                                             ((97, 301, 3), 128), ((120, 90, 3), 160),
+                                             ((5, 4000, 3), 160)])
+def test_resize_max_side_is_the_area_shrink_it_always_was(shape: tuple, side: int) -> None:
+    from seglib.io import fit_size, resize_image, resize_max_side
+
+    img = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    h, w = shape[:2]
+    s = side / max(h, w)
+    if s >= 1:  # fits already: the same array back
+        assert resize_max_side(img, side) is img and fit_size(img.shape, side) == (h, w)
+        return
+    old = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))),
+                     interpolation=cv2.INTER_AREA)
+    assert max(fit_size(img.shape, side)) == side
+    assert np.array_equal(resize_max_side(img, side), old)
+    assert np.array_equal(resize_image(img, old.shape[:2]), old)

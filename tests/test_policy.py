@@ -7,7 +7,7 @@ import pytest
 
 from seglib.candidates import Candidates
 from seglib.errors import SeglibError
-from seglib.policy import clean_complement, foreground_score, mask_for_choice, pick
+from seglib.policy import clean_complement, foreground_score, mask_for_choice, parse_choice, pick
 
 H = W = 120
 
@@ -121,6 +121,27 @@ def test_override_and_choice_strings() -> None:
         mask_for_choice(c, "7")
     with pytest.raises(SeglibError):
         pick(c, "biggest")
+
+
+@pytest.mark.parametrize(("text", "parts"), [
+    ("3", [(3, False)]), (4, [(4, False)]), (" ~0 ", [(0, True)]),
+    ("2+5", [(2, False), (5, False)]), ("~1 + 12", [(1, True), (12, False)]),
+])
+def test_parse_choice_reads_the_three_forms(text: str | int, parts: list) -> None:
+    assert parse_choice(text) == parts
+
+
+@pytest.mark.parametrize("text", ["", "a", "2+", "+2", "~", "~~1", "-1", "1.5", "²", "~ 1"])
+def test_parse_choice_refuses_anything_else_in_one_line(text: str) -> None:
+    with pytest.raises(SeglibError, match="expected a number like 3, ~0 or 2[+]5") as err:
+        parse_choice(text)
+    assert "\n" not in str(err.value)
+
+
+def test_mask_for_choice_names_an_out_of_range_candidate() -> None:
+    c = cands((SHOE, 0.9, 0.9), (~SHOE, 0.9, 0.9))
+    with pytest.raises(SeglibError, match=r"candidate '~2': expected a number 0..1"):
+        mask_for_choice(c, "0+~2")
 
 
 def test_clean_complement_drops_specks_and_fills_holes() -> None:

@@ -27,9 +27,9 @@ from seglib.sam_weights import (
     Checkpoint,
     download_weights,
     find_checkpoint,
-    infer_model_type,
     load_sam,
-    model_type_from_name,
+    model_type_from_state_dict,
+    read_state_dict,
     tiny_sam,
 )
 
@@ -39,32 +39,17 @@ def fake_state(embed_dim: int) -> dict[str, torch.Tensor]:
     return {PATCH_EMBED_KEY: torch.zeros(embed_dim, 3, 16, 16)}
 
 
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        ("sam_vit_h_4b8939.pth", "vit_h"),
-        ("sam_vit_l_0b3195.pth", "vit_l"),
-        ("sam_vit_b_01ec64.pth", "vit_b"),
-        ("SAM_VIT_B_01EC64.PTH", "vit_b"),
-        ("my_model.pth", None),
-    ],
-)
-def test_model_type_from_official_names(name: str, expected: str | None) -> None:
-    assert model_type_from_name(Path("some/dir") / name) == expected
-
-
 @pytest.mark.parametrize(("dim", "expected"), [(768, "vit_b"), (1024, "vit_l"), (1280, "vit_h")])
 def test_model_type_from_saved_state_dict(tmp_path: Path, dim: int, expected: str) -> None:
     path = tmp_path / "renamed.pth"
     torch.save(fake_state(dim), path)
-    assert infer_model_type(path) == expected
+    assert model_type_from_state_dict(read_state_dict(path)) == expected
 
 
-def test_model_type_of_unknown_width_asks_for_it(tmp_path: Path) -> None:
+def test_model_type_of_unknown_width_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "tiny.pth"
     torch.save(tiny_sam().state_dict(), path)
-    with pytest.raises(SeglibError, match="pass --model-type"):
-        infer_model_type(path)
+    assert model_type_from_state_dict(read_state_dict(path)) is None
     with pytest.raises(SeglibError, match="not an official SAM model"):
         load_sam(path)
 

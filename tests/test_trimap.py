@@ -158,16 +158,87 @@ def test_input_mask_is_not_modified() -> None:
     assert np.array_equal(mask, before)
 
 
-def test_shrink_mask_caps_the_longer_side_and_keeps_small_masks() -> None:
-    from seglib.trimap import shrink_mask
+def _blobs(shape: tuple[int, int], seed: int) -> np.ndarray:
+    """A few filled ellipses and a thin line: outlines at every angle and a 1-px structure."""
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    yy, xx = np.mgrid[:h, :w]
+    m = np.zeros(shape, bool)
+    for _ in range(3):
+        cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
+        ry, rx = rng.uniform(0.05, 0.3) * h, rng.uniform(0.05, 0.3) * w
+        m |= ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+    m[rng.integers(h), :] = True
+    return m
 
-    big = np.zeros((4000, 6000), bool)
-    big[1000:3000, 2000:4000] = True
-    small = shrink_mask(big, 480)
-    assert small.shape == (320, 480) and small.dtype == bool
-    assert abs(small.mean() - big.mean()) < 0.01
-    tiny = np.eye(5, dtype=bool)
-    assert shrink_mask(tiny, 480) is not None and np.array_equal(shrink_mask(tiny, 480), tiny)
+
+def _mixed_footprint(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Output pixels whose source area (widened by one source pixel) holds both values."""
+    h, w = m.shape
+    oh, ow = size
+    ii = np.pad(np.cumsum(np.cumsum(m, 0), 1), ((1, 0), (1, 0)))
+    i, j = np.arange(oh), np.arange(ow)
+    y0 = np.maximum(0, (i * h // oh) - 1)[:, None]
+    y1 = np.minimum(h, -(-(i + 1) * h // oh) + 1)[:, None]
+    x0 = np.maximum(0, (j * w // ow) - 1)[None, :]
+    x1 = np.minimum(w, -(-(j + 1) * w // ow) + 1)[None, :]
+    n = ii[y1, x1] - ii[y0, x1] - ii[y1, x0] + ii[y0, x0]
+    return (n > 0) & (n < (y1 - y0) * (x1 - x0))
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize(("shape", "side"), [((480, 640), 128), ((1200, 900), 160),
+                                              ((301, 97), 128), ((130, 129), 128)])
+def test_resize_mask_shrinks_as_the_policy_and_the_candidates_always_did(
+        shape: tuple[int, int], side: int, seed: int) -> None:
+    import cv2
+
+    from seglib.io import fit_size
+    from seglib.trimap import resize_mask
+
+    m = _blobs(shape, seed)
+    h, w = shape
+    s = side / max(h, w)  # the policy's and opencv_candidates' own shrinking, as it was
+    old = cv2.resize(m.astype(np.uint8), (max(1, round(w * s)), max(1, round(h * s))),
+                     interpolation=cv2.INTER_AREA) > 0
+    assert np.array_equal(resize_mask(m, fit_size(m.shape, side)), old)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize(("shape", "size"), [((160, 120), (640, 480)), ((90, 160), (240, 427)),
+                                             ((7, 5), (8, 5)), ((100, 100), (80, 130))])
+def test_resize_mask_grows_as_it_always_did(shape: tuple[int, int], size: tuple[int, int],
+                                            seed: int) -> None:
+    import cv2
+
+    from seglib.trimap import resize_mask
+
+    m = _blobs(shape, seed)
+    old = cv2.resize(m.astype(np.uint8) * 255, size[::-1], interpolation=cv2.INTER_LINEAR) > 127
+    assert np.array_equal(resize_mask(m, size), old)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize(("shape", "size"), [((640, 480), (160, 120)), ((600, 800), (128, 171)),
+                                             ((1000, 750), (480, 360))])
+def test_resize_mask_shrinking_differs_from_the_old_twins_only_at_the_outline(
+        shape: tuple[int, int], size: tuple[int, int], seed: int) -> None:
+    """Shrinking used to be bilinear (refining a large photo's label), nearest neighbour
+    (``shrink_mask``, the reviewer's true masks) or area; now it is area everywhere. The others
+    differ from it only at output pixels whose source area holds both object and background."""
+    import cv2
+
+    from seglib.metrics import mask_iou
+    from seglib.trimap import resize_mask
+
+    m = _blobs(shape, seed)
+    new = resize_mask(m, size)
+    mixed = _mixed_footprint(m, size)
+    for flags in (cv2.INTER_LINEAR, cv2.INTER_NEAREST):
+        old = cv2.resize(m.astype(np.uint8) * 255, size[::-1], interpolation=flags) > 127
+        assert not (old != new)[~mixed].any()
+        assert mask_iou(old, new) > 0.9
+    assert mixed.mean() < 0.25  # the outline is a thin band, not the whole picture
 
 
 def test_resize_mask_reaches_the_size_and_keeps_a_same_size_mask() -> None:
@@ -179,3 +250,5 @@ def test_resize_mask_reaches_the_size_and_keeps_a_same_size_mask() -> None:
     assert big.shape == (80, 120) and big.dtype == bool
     assert abs(big.mean() - m.mean()) < 0.01
     assert resize_mask(m, (40, 60)) is m
+    small = resize_mask(np.kron(m, np.ones((100, 100), bool)), (320, 480))  # 4000 x 6000
+    assert small.shape == (320, 480) and abs(small.mean() - m.mean()) < 0.01

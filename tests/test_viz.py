@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from seglib import viz  # noqa: E402
-from seglib.trimap import mask_to_trimap  # noqa: E402
+from seglib.trimap import BACKGROUND, BORDER, OBJECT, mask_to_trimap  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -43,6 +43,23 @@ def test_overlay_tints_only_the_mask_and_keeps_shape() -> None:
         viz.overlay(img, m[:5])
 
 
+def test_overlay_of_a_trimap_matches_the_old_prediction_overlay_within_one_level() -> None:
+    """``predict --overlays`` drew its own overlay (object green, border red, truncated to
+    uint8); it now calls ``viz.overlay`` with the border as the edge, which rounds."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    t = mask_to_trimap(_mask())
+    old = img.astype(np.float32).copy()
+    old[t == OBJECT] = old[t == OBJECT] * (1 - 0.45) + np.array([0, 255, 0]) * 0.45
+    old[t == BORDER] = (255, 0, 0)
+    old = old.clip(0, 255).astype(np.uint8)
+    new = viz.overlay(img, t == OBJECT, (0.0, 1.0, 0.0), 0.45, edge=t == BORDER,
+                      edge_color=(1.0, 0.0, 0.0))
+    assert np.abs(new.astype(int) - old).max() <= 1
+    assert np.array_equal(new[t == BORDER], old[t == BORDER])
+    assert np.array_equal(new[t == BACKGROUND], img[t == BACKGROUND])
+
+
 def test_trimap_rgb_uses_three_grey_levels() -> None:
     t = mask_to_trimap(_mask())
     rgb = viz.trimap_rgb(t)
@@ -59,6 +76,17 @@ def test_candidate_grid_frames_the_chosen_candidate(tmp_path: Path) -> None:
     assert any("foreground" in t for t in titles) and any("seed" in t for t in titles)
     path = viz.save_figure(fig, tmp_path / "r" / "grid.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_candidate_grid_marks_complements_and_unions_and_skips_blank_choices() -> None:
+    masks = np.stack([_mask(), ~_mask(), np.zeros((24, 32), bool)])
+    fig = viz.candidate_grid(_photo(), masks, chosen={"foreground": "~1", "seed": "0+2",
+                                                      "override": "", "x": "bad"})
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "foreground (~ outside)" in titles[2]
+    assert "seed" in titles[1] and "seed" in titles[3]
+    joined = " ".join(titles)
+    assert "override" not in joined and "← x" not in joined and ", x" not in joined
 
 
 def test_prediction_grid_has_one_column_per_model() -> None:
