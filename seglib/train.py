@@ -283,16 +283,11 @@ def _train_locked(images: str | Path, trimaps: str | Path, out: Path, p: Preset,
     total_epochs = p.epochs_for(n_train)
     every = p.validate_every(total_epochs)
     dev = pick_device(device)
-    config = {
-        "arch": p.arch, "size": p.size, "num_classes": 3, "preset": p.name,
-        "epochs": total_epochs, "batch": p.batch, "lr": p.lr, "optimizer": p.optimizer,
-        "flips": p.flips, "schedule": p.schedule, "width": p.width, "jitter": p.jitter,
-        "border_weight": p.border_weight, "dice": p.dice, "select": p.select, "tta": p.tta,
-        "confidence_weight": p.confidence_weight,
-        "shuffle": bool(shuffle), "seed": int(seed),
-        "n_requested": n, "n_train": n_train, "n_val": n_val,
-        "images": str(images), "trimaps": str(trimaps), "val_stems": list(dataset.val.stems),
-    }
+    recipe = p.as_dict()  # every preset field, under its own name ("preset" for the name)
+    config = {"preset": recipe.pop("name"), **recipe, "epochs": total_epochs, "num_classes": 3,
+              "shuffle": bool(shuffle), "seed": int(seed), "n_requested": n, "n_train": n_train,
+              "n_val": n_val, "images": str(images), "trimaps": str(trimaps),
+              "val_stems": list(dataset.val.stems)}
 
     torch.manual_seed(seed)
     model = build_model(p.arch, width=p.width).to(dev)

@@ -234,3 +234,43 @@ def test_unet_width_is_kept_in_the_run(toy, tmp_path):
     ckpt = load_checkpoint(tmp_path / "run")
     assert ckpt["config"]["width"] == 4
     assert ckpt["state_dict"]["head.weight"].shape == (3, 4, 1, 1)
+
+
+# The run config as it was written by hand before it came from Preset.as_dict().
+OLD_CONFIG_KEYS = ("arch", "size", "num_classes", "preset", "epochs", "batch", "lr", "optimizer",
+                   "flips", "schedule", "width", "jitter", "border_weight", "dice", "select",
+                   "tta", "confidence_weight", "shuffle", "seed", "n_requested", "n_train",
+                   "n_val", "images", "trimaps", "val_stems")
+
+
+def test_run_config_holds_every_preset_field(toy, tmp_path):
+    p = get_preset("smoke").with_overrides(width=4, size=16, epochs=2, jitter=0.1)
+    r = train_run(*toy, tmp_path / "run", preset=p, progress=False)
+    cfg = load_checkpoint(tmp_path / "run")["config"]
+    assert cfg == r.config and set(OLD_CONFIG_KEYS) <= set(cfg)
+    expected = {**p.as_dict(), "epochs": r.config["epochs"]}
+    assert cfg["preset"] == expected.pop("name") == "smoke" and "name" not in cfg
+    assert {k: cfg[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize("keys", [OLD_CONFIG_KEYS, ("arch", "size", "preset", "epochs", "n_train",
+                                                    "n_val", "shuffle", "seed", "val_stems")])
+def test_checkpoints_with_an_older_config_still_load_and_resume(toy, tmp_path, keys):
+    from seglib.predict import load_model, predict_logits
+
+    out = tmp_path / "run"
+    p = get_preset("smoke").with_overrides(size=16, epochs=2)
+    train_run(*toy, out, preset=p, progress=False)
+    img = torch.Generator().manual_seed(0)
+    photo = torch.randint(0, 255, (20, 30, 3), generator=img, dtype=torch.uint8).numpy()
+    before = predict_logits(load_model(out), photo)
+    for name in ("best.pt", "last.pt"):
+        ckpt = load_checkpoint(out / name)
+        ckpt["config"] = {k: ckpt["config"][k] for k in keys}
+        train_mod.save_checkpoint(out / name, ckpt)
+    model = load_model(out)
+    assert set(model.config) == set(keys)
+    assert (predict_logits(model, photo) == before).all()
+    r = train_run(*toy, out, preset=p.with_overrides(epochs=3), resume=True, progress=False)
+    assert [h["epoch"] for h in r.history] == [1, 2, 3]
+    assert set(OLD_CONFIG_KEYS) <= set(load_checkpoint(out)["config"])
