@@ -6,7 +6,7 @@ import errno
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,3 +252,29 @@ def pair_by_stem(images: Iterable[Path], labels: Iterable[Path]) -> Pairing:
         images_without_label=[img[s] for s in sorted(img.keys() - lab.keys())],
         labels_without_image=[lab[s] for s in sorted(lab.keys() - img.keys())],
     )
+
+
+def pick_photos(paths: Sequence[Path], show: int | str | Sequence[str] | None) -> list[Path]:
+    """The photos a notebook shows: ``show`` is a count (spread evenly over the folder) or a
+    list of file names / stems. Unknown names raise one line listing a few known ones."""
+    paths = list(paths)
+    if not paths:
+        raise SeglibError("no photos to show")
+    if show is None:
+        return paths
+    if isinstance(show, str):
+        show = [s.strip() for s in show.split(",") if s.strip()]
+    if isinstance(show, int | float):
+        n = max(1, min(int(show), len(paths)))
+        step = len(paths) / n
+        return [paths[int(i * step)] for i in range(n)]
+    by_stem = {p.stem: p for p in paths}
+    by_name = {p.name: p for p in paths}
+    chosen = []
+    for s in show:
+        p = by_name.get(str(s)) or by_stem.get(Path(str(s)).stem)
+        if p is None:
+            known = ", ".join(list(by_stem)[:5])
+            raise SeglibError(f"photo {s!r} not in the folder; known names start: {known}")
+        chosen.append(p)
+    return chosen

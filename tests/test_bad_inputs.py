@@ -404,20 +404,20 @@ def test_course_empty_photo_folder_fails_before_any_notebook(
 
 def test_course_accepts_the_messy_folder(bad_folder, tmp_path: Path) -> None:
     from seglib import course
-    from seglib.io import list_images
+    from seglib.io import list_images, pick_photos
 
     bf = bad_folder(huge=False)
     p = course.build_parameters("quick", images=bf.images, out=tmp_path / "o")
     assert p["images_dir"] == str(bf.images.resolve())
     photos = list_images(bf.images)
     assert {x.name for x in photos} == set(bf.expect)
-    assert course.pick_photos(photos, "my shoe.jpeg, schuh_grün é") == [
+    assert pick_photos(photos, "my shoe.jpeg, schuh_grün é") == [
         bf.images / "my shoe.jpeg", bf.images / "schuh_grün é.jpg"]
 
 
-def test_course_scoring_skips_other_sizes_and_names_unreadable_photos(
+def test_compare_scoring_skips_other_sizes_and_names_unreadable_photos(
         bad_folder, tmp_path: Path, trained_run: Path) -> None:
-    from seglib import course
+    from seglib import compare
     from seglib.errors import ImageReadError
     from seglib.io import list_images
     from seglib.predict import load_model
@@ -427,24 +427,24 @@ def test_course_scoring_skips_other_sizes_and_names_unreadable_photos(
     cv2.imwrite(str(truth / "alpha.png"), np.full((100, 240), 2, np.uint8))  # other size
     runs = {"m": load_model(trained_run / "best.pt", "cpu")}
     readable = [p for p in list_images(bf.images) if bf.expect[p.name] == "ok"]
-    rows = course.score_runs(runs, readable, truth, progress=False)
+    rows = compare.score_runs(runs, readable, truth, progress=False)
     assert rows[0]["scored on"] == len(readable) - 1  # alpha.png has another size: left out
     with pytest.raises(ImageReadError, match="notes.jpg: not a readable") as info:
-        course.score_runs(runs, readable + [bf.images / "notes.jpg"], truth, progress=False)
+        compare.score_runs(runs, readable + [bf.images / "notes.jpg"], truth, progress=False)
     assert "\n" not in str(info.value)
 
 
-def test_course_load_runs_names_the_bad_checkpoint(tmp_path: Path) -> None:
-    from seglib import course
+def test_compare_load_runs_names_the_bad_checkpoint(tmp_path: Path) -> None:
+    from seglib import compare
 
     run = tmp_path / "models" / "model_10"
     run.mkdir(parents=True)
     (run / "best.pt").write_bytes(b"")
     with pytest.raises(SeglibError, match="model_10.best.pt") as info:
-        course.load_runs(tmp_path / "models", ["10"], "cpu")
+        compare.load_runs(tmp_path / "models", ["10"], "cpu")
     assert "\n" not in str(info.value)
     with pytest.raises(SeglibError, match="no trained model 161"):
-        course.load_runs(tmp_path / "models", ["10", "161"], "cpu")
+        compare.load_runs(tmp_path / "models", ["10", "161"], "cpu")
 
 
 # -- the real command line ------------------------------------------------------------------

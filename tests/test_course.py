@@ -32,16 +32,6 @@ def test_parse_value_types() -> None:
         course.parse_value("[1, 2")
 
 
-def test_pick_photos_by_count_and_name(tmp_path: Path) -> None:
-    paths = [tmp_path / f"p{i:02d}.jpg" for i in range(10)]
-    assert course.pick_photos(paths, 3) == [paths[0], paths[3], paths[6]]
-    assert course.pick_photos(paths, 50) == paths
-    assert course.pick_photos(paths, ["p04", "p01.jpg"]) == [paths[4], paths[1]]
-    assert course.pick_photos(paths, "p02, p03") == [paths[2], paths[3]]
-    with pytest.raises(SeglibError, match="'nope' not in the folder"):
-        course.pick_photos(paths, ["nope"])
-
-
 def test_build_parameters_checks_folders(tmp_path: Path) -> None:
     (tmp_path / "images").mkdir()
     (tmp_path / "trimaps").mkdir()

@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 from seglib.errors import ImageReadError, SeglibError
-from seglib.io import list_images, pair_by_stem, read_image, write_bytes_atomic, write_png_atomic
+from seglib.io import (
+    list_images,
+    pair_by_stem,
+    pick_photos,
+    read_image,
+    write_bytes_atomic,
+    write_png_atomic,
+)
 
 
 def _write(path: Path, img: np.ndarray) -> Path:
@@ -114,3 +121,13 @@ def test_resize_max_side_is_the_area_shrink_it_always_was(shape: tuple, side: in
     assert max(fit_size(img.shape, side)) == side
     assert np.array_equal(resize_max_side(img, side), old)
     assert np.array_equal(resize_image(img, old.shape[:2]), old)
+
+
+def test_pick_photos_by_count_and_name(tmp_path: Path) -> None:
+    paths = [tmp_path / f"p{i:02d}.jpg" for i in range(10)]
+    assert pick_photos(paths, 3) == [paths[0], paths[3], paths[6]]
+    assert pick_photos(paths, 50) == paths
+    assert pick_photos(paths, ["p04", "p01.jpg"]) == [paths[4], paths[1]]
+    assert pick_photos(paths, "p02, p03") == [paths[2], paths[3]]
+    with pytest.raises(SeglibError, match="'nope' not in the folder"):
+        pick_photos(paths, ["nope"])

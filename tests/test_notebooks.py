@@ -139,19 +139,19 @@ def test_headless_run_builds_no_widget_and_says_so(smoke_run) -> None:
 
 
 def test_photo_picker_redraws_the_grid_for_the_picked_photos(smoke_run, monkeypatch) -> None:
-    from seglib import io
+    from seglib import compare, io
 
-    runs = course.load_runs(smoke_run.out / "models", ["10", "711"], device="cpu")
+    runs = compare.load_runs(smoke_run.out / "models", ["10", "711"], device="cpu")
     photos = io.list_images(ROOT / "data" / "sample" / "images")[:10]
     drawn: list[list[str]] = []
-    real = course.predictions
+    real = compare.predictions
 
     def recording(runs_, sel, labels_dir):
         drawn.append([p.stem for p in sel])
         return real(runs_, sel, labels_dir)
 
-    monkeypatch.setattr(course, "predictions", recording)
-    ui = course.photo_picker(runs, photos, photos[:2], smoke_run.out / "labels")
+    monkeypatch.setattr(compare, "predictions", recording)
+    ui = compare.photo_picker(runs, photos, photos[:2], smoke_run.out / "labels")
     picker, _grid = ui.children
     assert drawn == [[p.stem for p in photos[:2]]]  # drawn once when built
     picker.value = tuple(p.stem for p in photos)

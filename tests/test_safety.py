@@ -168,7 +168,7 @@ def test_the_payload_really_runs_code_without_weights_only(tmp_path: Path) -> No
 @pytest.mark.parametrize("wrap", ["", "run", "sam"])
 def test_malicious_files_are_refused_everywhere(tmp_path: Path, wrap: str,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    from seglib import course
+    from seglib import compare
     from seglib.predict import load_model
     from seglib.sam_weights import load_sam
     from seglib.train import load_checkpoint
@@ -187,7 +187,7 @@ def test_malicious_files_are_refused_everywhere(tmp_path: Path, wrap: str,
         assert "best.pt" in str(info.value) and "\n" not in str(info.value)
         assert "not loaded for safety" in str(info.value)
     with pytest.raises(SeglibError, match="best.pt"):
-        course.load_runs(tmp_path / "models", ["10"], "cpu")
+        compare.load_runs(tmp_path / "models", ["10"], "cpu")
     run = tmp_path / "run"
     run.mkdir()
     write_malicious(run / "last.pt", marker, wrap)
