@@ -113,6 +113,14 @@ def read_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """``image`` as an array, checked to be an RGB uint8 H×W×3 photo (else ``ValueError``)."""
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 H×W×3 photo, got {img.dtype} {img.shape}")
+    return img
+
+
 def fit_size(shape: tuple[int, ...], max_side: int) -> tuple[int, int]:
     """``(height, width)`` of ``shape`` shrunk so that its longer side is ``max_side``, aspect
     kept; a shape that already fits comes back unchanged."""

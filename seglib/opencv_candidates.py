@@ -49,9 +49,9 @@ import cv2
 import numpy as np
 
 from seglib.candidates import Candidates
-from seglib.io import fit_size, resize_max_side
+from seglib.io import as_rgb, fit_size, resize_max_side
 from seglib.metrics import mask_iou
-from seglib.policy import fill_holes, geometry, pick
+from seglib.policy import fill_holes, geometry, large_components, pick
 from seglib.trimap import resize_mask
 
 WORK_SIDE = 160
@@ -104,12 +104,7 @@ def _clean(mask: np.ndarray, min_share: float = 0.15) -> np.ndarray:
     k = np.ones((3, 3), np.uint8)
     m = cv2.morphologyEx(m, cv2.MORPH_OPEN, k)
     m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, k, iterations=2)
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
-    if n <= 1:
-        return m.astype(bool)
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = np.flatnonzero(areas >= max(min_share * areas.max(), 0.002 * m.size)) + 1
-    return fill_holes(np.isin(lab, keep))
+    return large_components(m, min_share, connectivity=8)
 
 
 def background_distance(lab: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -361,9 +356,7 @@ def predict_iou(features: np.ndarray, floor: np.ndarray | None = None) -> np.nda
 
 def propose(image: np.ndarray, work_side: int = WORK_SIDE) -> Candidates:
     """Classical candidates for one RGB uint8 photo, at the photo's own size."""
-    rgb = np.asarray(image)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"expected an RGB uint8 H×W×3 photo, got {rgb.shape} {rgb.dtype}")
+    rgb = as_rgb(image)
     H, W = rgb.shape[:2]
     if min(H, W) < 8:
         return Candidates(np.zeros((0, H, W), bool), [], [], backend="opencv")

@@ -120,16 +120,22 @@ def is_background_like(mask: np.ndarray) -> bool:
     return g["touch"] > 0.5 or g["area"] > 0.6
 
 
+def large_components(mask: np.ndarray, min_share: float = 0.2, connectivity: int = 4
+                     ) -> np.ndarray:
+    """The connected components of a bool mask with at least ``min_share`` of the largest
+    one's area (and 0.2 % of the frame), holes filled."""
+    m = np.asarray(mask, dtype=bool).astype(np.uint8)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=connectivity)
+    if n <= 1:
+        return m.astype(bool)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.flatnonzero(areas >= max(min_share * areas.max(), 0.002 * m.size)) + 1
+    return fill_holes(np.isin(lab, keep))
+
+
 def clean_complement(mask: np.ndarray) -> np.ndarray:
     """``~mask`` keeping its large connected components (>= 20 % of the largest), holes filled."""
-    inv = (~np.asarray(mask, dtype=bool)).astype(np.uint8)
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(inv, connectivity=4)
-    if n <= 1:
-        return inv.astype(bool)
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = np.flatnonzero(areas >= max(0.2 * areas.max(), 0.002 * inv.size)) + 1
-    out = np.isin(lab, keep)
-    return fill_holes(out)
+    return large_components(~np.asarray(mask, dtype=bool), 0.2, connectivity=4)
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from seglib.device import autocast, pick_device
 from seglib.errors import SeglibError
-from seglib.io import read_image, scan_images, write_png_atomic
+from seglib.io import as_rgb, read_image, scan_images, write_png_atomic
 from seglib.models import build_model
 from seglib.train import load_checkpoint, use_channels_last
 from seglib.trimap import BORDER, OBJECT, mask_to_trimap, save_trimap
@@ -67,9 +67,7 @@ def predict_logits(model: TrainedModel, image: np.ndarray, tta: bool | None = No
     ``tta`` averages the logits of the photo and its mirror image (default: the run's
     ``tta`` setting).
     """
-    img = np.asarray(image)
-    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-        raise ValueError(f"image must be RGB uint8 H×W×3, got {img.dtype} {img.shape}")
+    img = as_rgb(image)
     h, w = img.shape[:2]
     small = cv2.resize(img, (model.size, model.size), interpolation=cv2.INTER_LINEAR)
     x = torch.from_numpy(small).permute(2, 0, 1)[None].float().to(model.device)

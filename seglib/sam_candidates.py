@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from seglib.candidates import Candidates
 from seglib.device import autocast as autocast_ctx
 from seglib.device import pick_device
+from seglib.io import as_rgb
 
 MODES = ("prompt", "everything")
 STABILITY_OFFSET = 1.0  # SAM's default stability_score_offset
@@ -135,10 +136,7 @@ class SamProposer:
         return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
 
     def __call__(self, image: np.ndarray) -> Candidates:
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an RGB uint8 H x W x 3 image, got {image.dtype} "
-                             f"{image.shape}")
+        image = as_rgb(image)
         with torch.inference_mode(), autocast_ctx(self.device, enabled=self.autocast):
             if self.mode == "everything":
                 return self._everything(image)

@@ -1,4 +1,5 @@
-"""Shared fixtures: a folder of messy photos (the bad-input matrix) and photo/trimap pairs.
+"""Shared fixtures: a folder of messy photos (the bad-input matrix), photo/trimap pairs, the
+command line run in this process (``cli``) and a tiny trained run (``trained_run``).
 
 ``bad_folder(name)`` writes, next to good photos copied from ``data/sample``: a zero-byte
 file, a truncated JPEG, a text file named .jpg, a grayscale JPEG, an RGBA PNG, a 16-bit PNG,
@@ -21,6 +22,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 HUGE_HW = (4000, 6000)  # a 6000×4000 photo (width × height)
+
+Cli = Callable[..., tuple[int, str, str]]
 
 
 def sample_stems(n: int) -> list[str]:
@@ -184,3 +187,29 @@ def smoke_run(tmp_path_factory):
     # with no front end can leave the notebook client waiting forever, so the widgets are
     # tested in-process (test_notebooks.py, test_course.py) and in a browser (test_browser.py)
     return course.run_course("smoke", out=out, log=lambda s: None)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
+    """Run ``python -m seglib ARGS`` in this process: (exit code, stdout, stderr)."""
+    from seglib.cli import main
+
+    def run(*argv: object) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, _one_torch_thread: None) -> Path:
+    """A tiny trained run (smoke preset, 32 px, 1 epoch) on 12 sample pairs."""
+    from seglib.train import train_run
+
+    root = tmp_path_factory.mktemp("trained")
+    copy_pairs(root / "images", root / "trimaps", 12)
+    train_run(root / "images", root / "trimaps", root / "run", preset="smoke", epochs=1,
+              size=32, amp=False, device="cpu", progress=False, log=lambda m: None)
+    return root / "run"

@@ -11,35 +11,18 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import HUGE_HW, ROOT, BadFolder
+from conftest import HUGE_HW, ROOT, BadFolder, Cli
 
 from seglib.candidates import Candidates
-from seglib.cli import main
 from seglib.errors import SeglibError
 from seglib.sam_weights import PATCH_EMBED_KEY
 from seglib.trimap import load_trimap
-
-Cli = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
-    """Run ``python -m seglib ARGS`` in this process: (exit code, stdout, stderr)."""
-
-    def run(*argv: object) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def assert_one_line_error(code: int, err: str, *names: str) -> str:
@@ -218,25 +201,6 @@ def test_trimap_command_empty_folder(tmp_path: Path, cli: Cli) -> None:
 # -- train -------------------------------------------------------------------------------------
 TRAIN_FAST = ("--preset", "smoke", "--epochs", "1", "--size", "32", "--no-amp",
               "--device", "cpu")
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny trained run (smoke preset, 32 px, 1 epoch) on 12 sample pairs."""
-    from conftest import copy_pairs
-
-    from seglib.train import train_run
-
-    root = tmp_path_factory.mktemp("trained")
-    copy_pairs(root / "images", root / "trimaps", 12)
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # module fixtures run before the autouse one-thread fixture
-    try:
-        train_run(root / "images", root / "trimaps", root / "run", preset="smoke", epochs=1,
-                  size=32, amp=False, device="cpu", progress=False, log=lambda m: None)
-    finally:
-        torch.set_num_threads(old)
-    return root / "run"
 
 
 def test_train_messy_folder_skips_bad_pairs_and_goes_on(bad_folder, cli: Cli,

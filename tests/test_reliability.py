@@ -9,53 +9,17 @@ from __future__ import annotations
 import csv
 import io
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import Cli
 from PIL import Image
 
-from seglib.cli import main
 from seglib.errors import SeglibError
 from seglib.io import list_images, read_image, scan_images, write_bytes_atomic
 from seglib.trimap import load_trimap
-
-Cli = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
-    """Run ``python -m seglib ARGS`` in this process: (exit code, stdout, stderr)."""
-
-    def run(*argv: object) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny trained run (smoke preset, 16 px, 1 epoch) on 6 sample pairs."""
-    import torch
-    from conftest import copy_pairs
-
-    from seglib.train import train_run
-
-    root = tmp_path_factory.mktemp("trained")
-    copy_pairs(root / "images", root / "trimaps", 6)
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # module fixtures run before the autouse one-thread fixture
-    try:
-        train_run(root / "images", root / "trimaps", root / "run", preset="smoke", epochs=1,
-                  size=16, amp=False, device="cpu", progress=False, log=lambda m: None)
-    finally:
-        torch.set_num_threads(old)
-    return root / "run"
 
 
 def one_error_line(code: int, err: str, *names: str) -> str:
