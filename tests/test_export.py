@@ -129,6 +129,7 @@ def test_mask_polygons_keep_every_part() -> None:
     m[2, 40:50] = True  # a one-pixel line
     polys = mask_polygons(m)
     assert len(polys) == 3
+    assert polys[0].min(0).tolist() == [30, 25]  # the largest part first
     drawn = np.zeros(m.shape, np.uint8)
     cv2.fillPoly(drawn, [p.astype(np.int32) for p in polys], 1)
     assert np.array_equal(drawn > 0, m)
