@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from seglib.candidates import Candidates
 from seglib.errors import SeglibError
 from seglib.io import file_sha256, list_images, read_image, resize_max_side
-from seglib.policy import pick
+from seglib.policy import parse_choice, pick
 from seglib.store import (
     CANDIDATES_DIR,
     KEPT_SOURCES,
@@ -121,8 +121,11 @@ class PhotoResult:
 
 # -- one photo ----------------------------------------------------------------------------------
 def _chosen_scores(cands: Candidates, chosen: str) -> tuple[float, float]:
-    idx = [int(p.lstrip("~")) for p in chosen.split("+") if p.lstrip("~").isdigit()]
-    idx = [i for i in idx if i < len(cands)]
+    """Mean predicted IoU and stability of the candidates a choice string names."""
+    try:
+        idx = [i for i, _ in parse_choice(chosen) if i < len(cands)]
+    except SeglibError:
+        idx = []
     if not idx:
         return 0.0, 0.0
     return float(np.mean(cands.predicted_iou[idx])), float(np.mean(cands.stability[idx]))

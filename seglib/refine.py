@@ -55,7 +55,7 @@ from tqdm.auto import tqdm
 
 from seglib.candidates import Candidates
 from seglib.errors import SeglibError
-from seglib.io import list_images, read_image
+from seglib.io import list_images, read_image, resize_image
 from seglib.metrics import mask_iou
 from seglib.opencv_candidates import grabcut, polish
 from seglib.policy import fill_holes
@@ -233,8 +233,7 @@ def refine_photo(stem: str, photo_path: Path, candidates_path: Path, trimap_path
     except SeglibError as exc:
         return RefinedPhoto(stem, kept=KEPT_UNREADABLE, message=f"kept {stem}: {exc}")
     h, w = cands.shape
-    work = photo if photo.shape[:2] == (h, w) else cv2.resize(
-        photo, (w, h), interpolation=cv2.INTER_AREA)
+    work = resize_image(photo, (h, w))
     pick = resize_mask(trimap == OBJECT, (h, w))
     prob = object_probability(predict_logits(model, work))
     mask = refined_mask(work, prob, pick, voting_candidates(cands))

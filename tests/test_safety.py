@@ -60,7 +60,7 @@ def test_every_torch_load_is_weights_only_and_nothing_unpickles() -> None:
 # Writes that are not temp-file-and-rename, each with why it is fine.
 DIRECT_WRITES = {
     ("io.py", "write_bytes_atomic"),  # the temp file itself
-    ("labeling.py", "folder_lock"),  # the lock file, created with O_EXCL
+    ("store.py", "folder_lock"),  # the lock file, created with O_EXCL
     ("sam_weights.py", "_fetch_resumable"),  # <file>.part, renamed once its sha256 is right
     ("course.py", "kernel_of_this_python"),  # kernel.json in a temporary folder
 }
