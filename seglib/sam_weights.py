@@ -90,8 +90,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure here means "not a checkpoint"
         raise SeglibError(
-            f"{path}: {_why_unreadable(path, exc)}; download an official checkpoint with "
-            f"`{GET_ONE}`"
+            f"{path}: {unreadable_reason(path, exc)}; download an official checkpoint with "
+            f"`{GET_ONE}` (or pass --backend opencv)"
         ) from None
     if isinstance(obj, Mapping):
         for key in ("model", "state_dict"):
@@ -107,8 +107,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return dict(obj)
 
 
-def _why_unreadable(path: Path, exc: BaseException) -> str:
-    """A short reason why ``torch.load`` failed on ``path``."""
+def unreadable_reason(path: Path, exc: BaseException) -> str:
+    """A short reason why ``torch.load`` failed on ``path`` (any PyTorch file)."""
     with open(path, "rb") as f:
         head = f.read(4)
     if not head:

@@ -91,8 +91,12 @@ def load_checkpoint(path: str | Path) -> dict:
             warnings.simplefilter("ignore")
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
-        why = ("it holds Python objects, which are not loaded for safety"
-               if "Weights only load failed" in str(exc) else type(exc).__name__)
+        from seglib.sam_weights import unreadable_reason
+
+        why = unreadable_reason(path, exc)
+        if path.name == "last.pt":
+            raise SeglibError(f"{path}: the resume state is damaged ({why}); delete it and run "
+                              "the same command again to train this run from the start") from None
         raise SeglibError(f"{path}: not a seglib checkpoint ({why}); pass the "
                           "best.pt written by 'python -m seglib train'") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "state_dict" not in ckpt:
@@ -315,7 +319,16 @@ def _train_locked(images: str | Path, trimaps: str | Path, out: Path, p: Preset,
         best_score = float(last.get("best_score", last.get("best_val_loss", best_score)))
         elapsed = float(last.get("seconds", 0.0))
         if best_path.exists():  # may be one epoch ahead of last.pt after a kill
-            best_metrics = load_checkpoint(best_path).get("metrics", {})
+            try:
+                best_metrics = load_checkpoint(best_path).get("metrics", {})
+            except SeglibError:  # last.pt is fine: go on, the next validation rewrites best.pt
+                if start_epoch >= total_epochs:
+                    raise SeglibError(f"{best_path}: damaged, and the run is finished, so no "
+                                      "epoch will write it again; delete best.pt and last.pt "
+                                      "and train again") from None
+                say(f"notice: {best_path} is damaged; resuming from last.pt, the next "
+                    "validation writes a new best.pt")
+                best_metrics, best_score = {}, float("inf")
             if best_metrics:
                 best_score = min(best_score, selection_score(p.select, best_metrics))
         say(f"{out}: resuming after epoch {start_epoch} of {total_epochs}")

@@ -274,7 +274,7 @@ def test_train_resume_with_a_bad_last_pt(sample_pairs, cli: Cli, tmp_path: Path)
     run.mkdir()
     (run / "last.pt").write_bytes(b"PK\x03\x04 not really a zip")
     code, _, err = cli("train", images, trimaps, "--out", run, "--resume", *TRAIN_FAST)
-    error_after_progress(code, err, "last.pt", "not a seglib checkpoint")
+    error_after_progress(code, err, "last.pt", "resume state is damaged", "delete it")
     code, _, err = cli("train", images, trimaps, "--out", run, *TRAIN_FAST)
     assert_one_line_error(code, err, str(run), "--resume")
 

@@ -355,3 +355,60 @@ def test_trimap_skips_photos_and_grey_images_among_masks(tmp_path: Path, cli: Cl
     assert "skipped photo.jpg" in err and "colour image, not a binary mask" in err
     assert "skipped ramp.png" in err and "grey levels, not a binary mask" in err
     assert "wrote 3 trimaps" in stdout and "2 skipped" in stdout
+
+
+# -- 9. damaged checkpoints: say which, and what still works ---------------------------------
+def test_a_damaged_checkpoint_found_by_auto_falls_back_to_opencv(
+        tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch, sample_pairs) -> None:
+    from seglib.sam_weights import CHECKPOINTS
+
+    images, _, _ = sample_pairs(3)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SEGLIB_CHECKPOINT", raising=False)
+    bad = tmp_path / "checkpoints" / CHECKPOINTS["vit_b"].filename
+    bad.parent.mkdir()
+    bad.write_bytes(b"PK\x03\x04 an interrupted copy")
+    code, _, err = cli("label", images, "--out", tmp_path / "labels", "--backend", "auto")
+    assert code == 0, err
+    notice = next(ln for ln in err.splitlines() if ln.startswith("notice:"))
+    assert str(bad) in notice and "damaged" in notice and "opencv backend" in notice
+    assert len(list((tmp_path / "labels").glob("*.png"))) == 3
+    code, _, err = cli("label", images, "--out", tmp_path / "sam", "--backend", "sam")
+    one_error_line(code, err, str(bad), "damaged", "python -m seglib weights vit_b",
+                   "--backend opencv")
+
+
+@pytest.fixture
+def two_epoch_run(tmp_path: Path, sample_pairs) -> tuple[list[str], Path]:
+    """A run stopped after 2 of 3 epochs (argv to resume it, its folder)."""
+    images, trimaps, _ = sample_pairs(6)
+    out = tmp_path / "run"
+    argv = ["train", str(images), str(trimaps), "--out", str(out), "--preset", "smoke",
+            "--size", "16", "--no-amp", "--device", "cpu"]
+    assert main([*argv, "--epochs", "2"]) == 0
+    return [*argv, "--epochs", "3", "--resume"], out
+
+
+def test_a_damaged_last_pt_says_to_delete_it_not_to_pass_best_pt(two_epoch_run, cli: Cli
+                                                                  ) -> None:
+    argv, out = two_epoch_run
+    (out / "last.pt").write_bytes(b"PK\x03\x04 cut short")
+    code, _, err = cli(*argv)
+    line = one_error_line(code, err, str(out / "last.pt"), "damaged", "delete it")
+    assert "pass the best.pt" not in line
+
+
+def test_a_damaged_best_pt_does_not_block_resume(two_epoch_run, cli: Cli) -> None:
+    from seglib.train import load_checkpoint
+
+    argv, out = two_epoch_run
+    (out / "best.pt").write_bytes(b"\x00" * 64)
+    code, _, err = cli(*argv)
+    assert code == 0, err
+    assert f"notice: {out / 'best.pt'} is damaged; resuming from last.pt" in err
+    assert load_checkpoint(out / "best.pt")["epoch"] >= 1  # written again
+    assert load_checkpoint(out / "last.pt")["epoch"] == 3
+    (out / "best.pt").write_bytes(b"\x00" * 64)  # a finished run: nothing would rewrite it
+    code, _, err = cli(*argv)
+    one_error_line(code, err, str(out / "best.pt"), "delete best.pt and last.pt")

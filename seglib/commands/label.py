@@ -69,11 +69,20 @@ def run(args: argparse.Namespace) -> int:
         for line in scan_images(args.images).skipped_lines():
             print(line, file=sys.stderr)
     backend, checkpoint = _choose_backend(args)
+    model = None
     if backend == "sam":
-        from seglib.sam_candidates import SamProposer
         from seglib.sam_weights import load_sam
 
-        model = load_sam(checkpoint, args.model_type, args.device)
+        try:
+            model = load_sam(checkpoint, args.model_type, args.device)
+        except SeglibError as exc:
+            if args.backend != "auto" or args.checkpoint is not None:
+                raise  # asked for this checkpoint or for SAM: say why and stop
+            print(f"notice: {exc}; using the opencv backend this time", file=sys.stderr)
+            backend = "opencv"
+    if model is not None:
+        from seglib.sam_candidates import SamProposer
+
         proposer = SamProposer(model, mode=args.mode, points_per_side=args.points_per_side,
                                device=args.device)
         mode = args.mode
