@@ -17,6 +17,7 @@ import pytest
 from conftest import Cli
 from PIL import Image
 
+from seglib.cli import main
 from seglib.errors import SeglibError
 from seglib.io import list_images, read_image, scan_images, write_bytes_atomic
 from seglib.trimap import load_trimap
