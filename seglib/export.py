@@ -90,8 +90,11 @@ class ExportSummary:
         return sum(self.split.values())
 
     def describe(self) -> str:
+        val = "test" if self.fmt == "oxford-pet" else "val"
         out = (f"exported {self.exported} photos as {self.fmt} to {self.target} "
-               f"({self.split['train']} train, {self.split['val']} val)")
+               f"({self.split['train']} train, {self.split['val']} {val})")
+        if self.fmt in READ_WITH:
+            out += f"; read it with {READ_WITH[self.fmt].format(root=str(self.out))}"
         if self.left_out:
             out += "; left out: " + ", ".join(f"{n} {why}" for why, n in
                                               sorted(self.left_out.items()))
@@ -397,6 +400,8 @@ def write_voc(items: list[ExportItem], out: Path, summary: ExportSummary, *,
 WRITERS: dict[str, Callable[..., Path]] = {
     "coco": write_coco, "yolo": write_yolo, "oxford-pet": write_oxford_pet, "voc": write_voc,
 }
+READ_WITH = {"oxford-pet": 'torchvision OxfordIIITPet("{root}", target_types="segmentation")',
+             "voc": 'torchvision VOCSegmentation("{root}", year="2012", image_set="train")'}
 TARGETS = {"coco": COCO_JSON, "yolo": Path("data.yaml"), "oxford-pet": PET_ROOT,
            "voc": VOC_ROOT}
 
