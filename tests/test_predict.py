@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import pickle
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,6 +16,7 @@ from seglib.cli import main
 from seglib.errors import SeglibError
 from seglib.io import write_png_atomic
 from seglib.predict import (
+    TrainedModel,
     load_model,
     logits_to_trimap,
     predict_folder,
@@ -55,6 +57,37 @@ def test_clean_recomputes_a_one_pixel_border():
     assert (logits_to_trimap(logits)[0] == 3).all()
     clean = logits_to_trimap(logits, clean=True)
     assert clean[0, 0] == 2 and clean[0, 1] == 3 and clean[2, 2] == 1
+
+
+class _FixedLogits(torch.nn.Module):
+    """A 'network' whose class logits are given, so only the resizing is under test."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(len(x), -1, -1, -1)
+
+
+def test_resized_logits_do_not_depend_on_the_thread_count():
+    # on one thread PyTorch resizes a 3-channel map with another kernel (which also writes a
+    # second photo-sized copy); resized class by class, every thread count gives the same bits
+    logits = torch.randn(1, 3, 24, 24, generator=torch.Generator().manual_seed(0)) * 5
+    model = TrainedModel(_FixedLogits(logits), {"size": 24}, torch.device("cpu"), Path("x"))
+    img = np.zeros((333, 517, 3), np.uint8)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = predict_logits(model, img)
+        tri = predict_image(model, img, clean=False)
+        torch.set_num_threads(2)
+        two = predict_logits(model, img)
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(one, two)
+    assert np.array_equal(tri, logits_to_trimap(one))
+    assert set(np.unique(tri)) == {1, 2, 3}
 
 
 def test_not_a_checkpoint_is_one_clear_error(tmp_path):
