@@ -77,18 +77,50 @@ class Candidates:
     def load(cls, path: str | Path) -> Candidates:
         path = Path(path)
         try:
+            with open(path, "rb") as f:
+                if f.read(2) != b"PK":  # np.load would try it as a pickle and say so
+                    raise _NotCandidates("not an .npz file (empty, cut short or another kind "
+                                         "of file)")
             with np.load(path, allow_pickle=False) as z:
-                k, h, w = (int(v) for v in z["shape"])
-                bits = np.unpackbits(z["bits"], axis=1, count=h * w)
+                shape = np.asarray(z["shape"])
+                bits = np.asarray(z["bits"])
+                if shape.shape != (3,) or shape.dtype.kind not in "iu" or (shape < 0).any():
+                    raise _NotCandidates("no K, H, W shape array inside")
+                k, h, w = (int(v) for v in shape)
+                if bits.dtype != np.uint8 or bits.shape != (k, -(-h * w // 8)):
+                    raise _NotCandidates("its masks do not match its shape array")
+                masks = np.unpackbits(bits, axis=1, count=h * w).reshape(k, h, w).astype(bool)
                 return cls(
-                    masks=bits.reshape(k, h, w).astype(bool),
+                    masks=masks,
                     predicted_iou=z["predicted_iou"],
                     stability=z["stability"],
                     sources=[str(s) for s in z["sources"]],
                     backend=str(z["backend"]),
                     photo_hash=str(z["photo_hash"]) if "photo_hash" in z.files else "",
                 )
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        except (OSError, KeyError, ValueError, TypeError, IndexError, EOFError, MemoryError,
+                zipfile.BadZipFile, zlib.error, _NotCandidates) as exc:
             raise SeglibError(
-                f"{path}: not a seglib candidates file ({exc}); delete it and label again"
+                f"{path}: not a seglib candidates file ({_reason(exc)}); delete it and label "
+                "again"
             ) from None
+
+
+class _NotCandidates(Exception):
+    """A readable file that is not what :meth:`Candidates.save` writes."""
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason for a candidates file that cannot be loaded."""
+    text = str(exc)
+    if isinstance(exc, _NotCandidates):
+        return text
+    if "allow_pickle" in text or "Object arrays" in text:
+        return "it holds Python objects, which are not loaded for safety"
+    if isinstance(exc, KeyError):
+        return f"no {text} array inside"
+    if isinstance(exc, zipfile.BadZipFile | zlib.error | EOFError):
+        return "damaged or cut short"
+    if isinstance(exc, OSError):
+        return exc.strerror or "cannot be read"
+    return f"unexpected arrays: {type(exc).__name__}"

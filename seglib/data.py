@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -235,15 +235,20 @@ class Dataset:
 
 
 def load_dataset(images: str | Path, trimaps: str | Path, size: int, seed: int = SPLIT_SEED,
-                 n_val: int | None = None, log=None) -> Dataset:
+                 n_val: int | None = None, log=None,
+                 stems: Collection[str] | None = None) -> Dataset:
     """Pair, check and preload a folder pair, then split it the fixed way.
 
     Bad pairs (unreadable, size mismatch, labels outside 1..3) are skipped with a reason;
-    the split is made over the good pairs.
+    the split is made over the good pairs. ``stems`` keeps only those photos (e.g. the
+    confident labels of a label folder).
     """
     scan = find_pairs(images, trimaps)
     say = log or (lambda m: print(m, file=sys.stderr))
-    if scan.images_without_trimap or scan.trimaps_without_image:
+    if stems is not None:
+        keep = set(stems)
+        scan.pairs = [p for p in scan.pairs if p.stem in keep]
+    elif scan.images_without_trimap or scan.trimaps_without_image:
         say(f"pairing: {scan.unpaired}")
     for path in scan.same_stem:
         say(f"skipped {path.name}: another photo is also named {path.stem!r}; rename one of them")

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -268,6 +267,7 @@ def refine_labels(
     redrawn in a round are not redrawn in it again. Needs at least ``min_photos`` confident
     labels.
     """
+    from seglib.data import load_dataset
     from seglib.predict import load_model
     from seglib.train import train_run
 
@@ -307,12 +307,11 @@ def refine_labels(
             if model_dir.exists() and (retrain or _trained_on(model_dir) != len(train_stems)):
                 shutil.rmtree(model_dir)  # asked for, or the folder's labels changed since
             t0 = time.perf_counter()
-            with tempfile.TemporaryDirectory(prefix="seglib-refine-") as tmp:
-                for s in train_stems:  # the confident trimaps only, for seglib.data's pairing
-                    shutil.copyfile(labels_dir / f"{s}.png", Path(tmp) / f"{s}.png")
-                train_run(images_dir, tmp, model_dir, preset=preset, size=size, epochs=epochs,
-                          device=device, resume=(model_dir / "best.pt").exists(), log=say,
-                          progress=progress)
+            # the confident labels only; messages name the user's label folder
+            data = load_dataset(images_dir, labels_dir, size, log=say, stems=train_stems)
+            train_run(images_dir, labels_dir, model_dir, preset=preset, size=size,
+                      epochs=epochs, device=device, resume=(model_dir / "best.pt").exists(),
+                      log=say, progress=progress, dataset=data)
             summary.train_seconds += time.perf_counter() - t0
             summary.model = model_dir / "best.pt"
             model = load_model(summary.model, device)

@@ -413,3 +413,65 @@ def test_a_damaged_best_pt_does_not_block_resume(two_epoch_run, cli: Cli) -> Non
     (out / "best.pt").write_bytes(b"\x00" * 64)  # a finished run: nothing would rewrite it
     code, _, err = cli(*argv)
     one_error_line(code, err, str(out / "best.pt"), "delete best.pt and last.pt")
+
+
+# -- 11. messages name the user's files, not temporary ones ----------------------------------
+def test_refine_trains_on_the_label_folder_itself_and_names_it(
+        tmp_path: Path, cli: Cli, sample_pairs, monkeypatch: pytest.MonkeyPatch) -> None:
+    import seglib.train
+    from seglib.refine import _confident, refine_labels
+    from seglib.store import LabelStore
+
+    images, _, _ = sample_pairs(8)
+    labels = tmp_path / "labels"
+    assert cli("label", images, "--out", labels, "--backend", "opencv")[0] == 0
+    confident = _confident(list(LabelStore(labels).records().values()), labels)
+    assert len(confident) >= 3
+    cv2.imwrite(str(labels / f"{confident[0]}.png"), np.full((10, 10), 2, np.uint8))
+    seen: list = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_train_run(images_dir, trimaps, out, **kw):  # noqa: ANN001, ANN202
+        seen.append((Path(trimaps), kw["dataset"].train.stems + kw["dataset"].val.stems))
+        raise Stop
+
+    monkeypatch.setattr(seglib.train, "train_run", fake_train_run)
+    logged: list[str] = []
+    with pytest.raises(Stop):
+        refine_labels(images, labels, rounds=1, size=16, min_photos=2, device="cpu",
+                      progress=False, log=logged.append)
+    (trimaps, stems), = seen
+    assert trimaps == labels and sorted(stems) == sorted(confident[1:])
+    bad = [m for m in logged if confident[0] in m]
+    assert bad and str(labels / f"{confident[0]}.png") in bad[0]
+    assert not any("seglib-refine" in m or "/tmp/" in m.replace(str(tmp_path), "") for m in logged)
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "not an .npz file"),
+    (b"this is text", "not an .npz file"),
+    (b"PK\x03\x04 cut short", "damaged or cut short"),
+])
+def test_a_junk_candidates_file_is_named_without_pickle_advice(tmp_path: Path, content: bytes,
+                                                                reason: str) -> None:
+    from seglib.candidates import Candidates
+
+    path = tmp_path / "c.npz"
+    path.write_bytes(content)
+    with pytest.raises(SeglibError) as exc:
+        Candidates.load(path)
+    msg = str(exc.value)
+    assert msg.startswith(f"{path}: not a seglib candidates file ({reason}")
+    assert "allow_pickle" not in msg and "delete it and label again" in msg
+
+
+def test_a_candidates_file_with_python_objects_says_so(tmp_path: Path) -> None:
+    from seglib.candidates import Candidates
+
+    path = tmp_path / "c.npz"
+    np.savez(path, shape=np.array([1, 2, 2]), bits=np.array([object()], dtype=object))
+    with pytest.raises(SeglibError, match="holds Python objects") as exc:
+        Candidates.load(path)
+    assert "allow_pickle" not in str(exc.value)
