@@ -213,3 +213,30 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, _one_torch_thread: Non
     train_run(root / "images", root / "trimaps", root / "run", preset="smoke", epochs=1,
               size=32, amp=False, device="cpu", progress=False, log=lambda m: None)
     return root / "run"
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[object]:
+    """A real local Ray instance for the session: 2 CPUs, no dashboard, 127.0.0.1; shut down
+    at the end. Skipped (with the reason) when Ray is not installed."""
+    import os
+
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'seglib[ray]')")
+    from seglib.errors import SeglibError
+    from seglib.parallel import ray_connect
+
+    # Ray's workers import seglib (and tests/parallel_toys.py) as this process does
+    paths = [str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    try:
+        assert ray_connect(None, num_cpus=2)
+    except SeglibError as exc:  # Ray's agents missed its own start-up deadline (a busy CPU)
+        pytest.skip(f"Ray could not start a local instance here: {exc}")
+    finally:
+        if old is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = old
+    yield ray
+    ray.shutdown()
