@@ -50,6 +50,7 @@ from seglib.io import (
     write_bytes_atomic,
     write_jpeg_atomic,
 )
+from seglib.parallel import map_photos
 from seglib.params import check
 from seglib.store import LABELS_CSV, LabelStore
 from seglib.trimap import BORDER, OBJECT, load_trimap
@@ -160,26 +161,40 @@ def choose_items(labels: Path, photos: Path, records: list, *, only_confident: b
 
 
 # -- the shared loop -----------------------------------------------------------------------------
-def iter_items(items: list[ExportItem], summary: ExportSummary, desc: str
+def read_item(it: ExportItem) -> tuple[np.ndarray, np.ndarray] | str:
+    """One item's trimap and photo (RGB, as seglib reads it), or why it is left out."""
+    try:
+        return load_trimap(it.trimap), read_image(it.photo)
+    except (SeglibError, ImageReadError) as exc:
+        return str(exc)
+
+
+def iter_items(items: list[ExportItem], summary: ExportSummary, desc: str, *,
+               workers: int | None = None, engine: str = "local", address: str | None = None,
                ) -> Iterator[tuple[ExportItem, np.ndarray, np.ndarray]]:
-    """Each usable item with its trimap and its photo (RGB, as seglib reads it); unreadable
-    files and trimaps of another size are left out with the reason."""
-    for it in tqdm(items, desc=desc, unit="photo"):
-        try:
-            trimap = load_trimap(it.trimap)
-            image = read_image(it.photo)
-        except (SeglibError, ImageReadError) as exc:
-            summary.left_out["unreadable"] += 1
-            summary.problems.append(str(exc))
-            continue
-        if trimap.shape != image.shape[:2]:
-            summary.left_out["size differs"] += 1
-            summary.problems.append(
-                f"{it.trimap}: trimap is {trimap.shape[1]}×{trimap.shape[0]} but its photo is "
-                f"{image.shape[1]}×{image.shape[0]}; relabel the photo")
-            continue
-        summary.split[it.split] += 1
-        yield it, trimap, image
+    """Each usable item with its trimap and its photo (RGB, as seglib reads it), in order;
+    unreadable files and trimaps of another size are left out with the reason.
+    ``workers``/``engine``/``address`` read and decode them in parallel
+    (:mod:`seglib.parallel`)."""
+    with tqdm(total=len(items), desc=desc, unit="photo") as bar:
+        for done in map_photos(read_item, items, workers=workers, engine=engine,
+                               address=address, ordered=True):
+            bar.update()
+            it = done.item
+            got = done.value if done.ok else f"{it.photo}: {done.error}"
+            if isinstance(got, str):
+                summary.left_out["unreadable"] += 1
+                summary.problems.append(got)
+                continue
+            trimap, image = got
+            if trimap.shape != image.shape[:2]:
+                summary.left_out["size differs"] += 1
+                summary.problems.append(
+                    f"{it.trimap}: trimap is {trimap.shape[1]}×{trimap.shape[0]} but its photo "
+                    f"is {image.shape[1]}×{image.shape[0]}; relabel the photo")
+                continue
+            summary.split[it.split] += 1
+            yield it, trimap, image
 
 
 def _exif_rotated(path: Path) -> bool:
@@ -283,10 +298,11 @@ def mask_bbox(mask: np.ndarray) -> list[float]:
 
 # -- the formats ---------------------------------------------------------------------------------
 def write_coco(items: list[ExportItem], out: Path, summary: ExportSummary, *,
-               category: str = "object", polygons: bool = False) -> Path:
+               category: str = "object", polygons: bool = False,
+               spread: dict | None = None) -> Path:
     """``OUT/annotations/instances_default.json`` and ``OUT/images/`` (see the module doc)."""
     images, annotations = [], []
-    for it, trimap, image in iter_items(items, summary, "coco"):
+    for it, trimap, image in iter_items(items, summary, "coco", **(spread or {})):
         mask = trimap == OBJECT
         h, w = mask.shape
         photo = copy_photo(it, image, out / "images" / it.photo.name)
@@ -311,9 +327,10 @@ def write_coco(items: list[ExportItem], out: Path, summary: ExportSummary, *,
 
 
 def write_yolo(items: list[ExportItem], out: Path, summary: ExportSummary, *,
-               category: str = "object") -> Path:
+               category: str = "object",
+               spread: dict | None = None) -> Path:
     """Ultralytics segmentation layout: ``images/``, ``labels/``, ``data.yaml``."""
-    for it, trimap, image in iter_items(items, summary, "yolo"):
+    for it, trimap, image in iter_items(items, summary, "yolo", **(spread or {})):
         mask = trimap == OBJECT
         h, w = mask.shape
         copy_photo(it, image, out / "images" / it.split / it.photo.name)
@@ -332,13 +349,14 @@ def write_yolo(items: list[ExportItem], out: Path, summary: ExportSummary, *,
 
 
 def write_oxford_pet(items: list[ExportItem], out: Path, summary: ExportSummary, *,
-                     category: str = "object") -> Path:
+                     category: str = "object",
+                     spread: dict | None = None) -> Path:
     """``OUT/oxford-iiit-pet``: JPEG photos, the trimaps as they are, trainval/test lists."""
     root = out / PET_ROOT
     lists: dict[str, list[str]] = {"train": [], "val": []}
     named = dict((it.stem, name) for it, name in _unique_names(items, summary))
     for it, trimap, image in iter_items([i for i in items if i.stem in named], summary,
-                                        "oxford-pet"):
+                                        "oxford-pet", **(spread or {})):
         name = named[it.stem]
         copy_photo(it, image, root / "images" / name, jpeg=True)
         write_bytes_atomic(root / "annotations" / "trimaps" / f"{name}.png", encode_png(trimap))
@@ -375,12 +393,14 @@ def _palette_png(label: np.ndarray) -> bytes:
 
 
 def write_voc(items: list[ExportItem], out: Path, summary: ExportSummary, *,
-              category: str = "object") -> Path:
+              category: str = "object",
+              spread: dict | None = None) -> Path:
     """``OUT/VOCdevkit/VOC2012``: JPEG photos, palette PNG class maps, split lists."""
     root = out / VOC_ROOT
     lists: dict[str, list[str]] = {"train": [], "val": []}
     named = dict((it.stem, name) for it, name in _unique_names(items, summary))
-    for it, trimap, image in iter_items([i for i in items if i.stem in named], summary, "voc"):
+    for it, trimap, image in iter_items([i for i in items if i.stem in named], summary, "voc",
+                                          **(spread or {})):
         name = named[it.stem]
         copy_photo(it, image, root / "JPEGImages" / name, jpeg=True)
         write_bytes_atomic(root / "SegmentationClass" / f"{name}.png",
@@ -460,15 +480,17 @@ def finish_out(out: Path, fmt: str) -> Path:
 def export_labels(labels: str | Path, out: str | Path, fmt: str, *,
                   photos: str | Path | None = None, category: str = "object",
                   val: float = 0.1, only_confident: bool = False, polygons: bool = False,
-                  seed: int = SPLIT_SEED) -> ExportSummary:
+                  seed: int = SPLIT_SEED, workers: int | None = None, engine: str = "local",
+                  address: str | None = None) -> ExportSummary:
     """Export the label folder ``labels`` as ``fmt`` (one of :data:`FORMATS`) into ``out``.
 
     ``photos`` is the photo folder (default: where the folder was labeled from, as the label
     store remembers it);
     ``category`` names the object class; ``val`` is the fraction of photos in the val split;
     ``only_confident`` leaves out flagged labels; ``polygons`` writes COCO polygons instead
-    of RLE (for Label Studio). Problems with single photos are printed as ``skipped NAME:
-    reason`` lines and counted in the summary.
+    of RLE (for Label Studio). ``workers``/``engine``/``address`` read the photos and
+    trimaps in parallel (:mod:`seglib.parallel`; the same files). Problems with single
+    photos are printed as ``skipped NAME: reason`` lines and counted in the summary.
     """
     if fmt not in WRITERS:
         raise SeglibError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -495,7 +517,9 @@ def export_labels(labels: str | Path, out: str | Path, fmt: str, *,
     assign_splits(items, val, seed)
     prepare_out(out, fmt)
     kwargs = {"polygons": polygons} if fmt == "coco" else {}
-    summary.target = WRITERS[fmt](items, out, summary, category=category.strip(), **kwargs)
+    spread = {"workers": workers, "engine": engine, "address": address}
+    summary.target = WRITERS[fmt](items, out, summary, category=category.strip(), spread=spread,
+                                  **kwargs)
     finish_out(out, fmt)
     for line in summary.problems:
         print(f"skipped {line}", file=sys.stderr)

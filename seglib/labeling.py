@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from seglib.candidates import Candidates
 from seglib.errors import SeglibError
 from seglib.io import file_sha256, list_images, read_image, resize_max_side
+from seglib.parallel import map_photos, preloaded
 from seglib.policy import parse_choice, pick
 from seglib.store import (
     CANDIDATES_DIR,
@@ -117,6 +118,19 @@ class PhotoResult:
     record: LabelRecord
     candidates: Candidates | None = None  # new candidates to cache (None: unchanged)
     trimap: np.ndarray | None = None  # the trimap to write (None: none)
+
+
+@dataclass
+class _Job:
+    """A photo the loop sends to :func:`label_photo` (in this process or a worker)."""
+
+    path: Path
+    kwargs: dict  # label_photo's keywords but the proposer
+    keep: LabelRecord | None = None  # the label stays as it is; only its candidates are new
+
+
+def _run_job(proposer: Proposer, job: _Job) -> PhotoResult:
+    return label_photo(job.path, proposer=proposer, **job.kwargs)
 
 
 # -- one photo ----------------------------------------------------------------------------------
@@ -247,7 +261,7 @@ def _mark_edited(store: LabelStore, rec: LabelRecord) -> None:
 def label_folder(
     images_dir: str | Path,
     out_dir: str | Path,
-    proposer: Proposer,
+    proposer: Proposer | None = None,
     *,
     backend: str,
     mode: str,
@@ -256,6 +270,10 @@ def label_folder(
     overwrite: bool = False,
     replace_kept: bool = False,
     max_side: int | None = None,
+    setup: Callable[[], Proposer] | None = None,
+    workers: int | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> LabelSummary:
     """Label every photo of ``images_dir`` into ``out_dir`` (resumable; see the module doc).
 
@@ -263,7 +281,15 @@ def label_folder(
     larger than ``max_side`` (default 1024) are shrunk for it; trimaps keep the photo's size.
     ``overwrite`` proposes candidates again for every photo; labels whose source is not
     ``pick`` are still kept unless ``replace_kept``.
+
+    ``workers``/``engine``/``address`` label photos in parallel (:mod:`seglib.parallel`):
+    the workers run :func:`label_photo`, this process writes every file, so the folder's
+    files are those of a one-process run. ``setup`` makes the proposer once per worker (e.g.
+    loads SAM) instead of sending ``proposer`` to each. A photo whose worker died gets a
+    ``skipped`` row with the reason and is labeled by the next run.
     """
+    if (proposer is None) == (setup is None):
+        raise SeglibError("label_folder needs a proposer or a setup that makes one")
     images_dir, out_dir = Path(images_dir), Path(out_dir)
     if out_dir.resolve() == images_dir.resolve():
         raise SeglibError(f"{out_dir}: is the photo folder; the trimaps would replace .png "
@@ -283,23 +309,11 @@ def label_folder(
         overrides = store.overrides()
         stale_overrides: list[str] = []
         seen: set[str] = set()
-        bar = tqdm(photos, desc=f"label ({backend})", unit="photo", file=sys.stderr)
-        for path in bar:
-            stem = path.stem
-            if stem in seen:
-                summary.skipped += 1
-                summary.problems.append(f"{path.name}: another photo is also named {stem!r}")
-                tqdm.write(f"skipped {path.name}: another photo is also named {stem!r}",
-                           file=sys.stderr)
-                continue
-            seen.add(stem)
-            result = _label_one(store, path, summary, proposer=proposer, backend=backend,
-                                mode=mode, policy=policy, override=overrides.get(stem),
-                                side=side, overwrite=overwrite, replace_kept=replace_kept,
-                                stale_overrides=stale_overrides)
-            if result is None:
-                continue
+        bar = tqdm(total=len(photos), desc=f"label ({backend})", unit="photo", file=sys.stderr)
+
+        def finish(result: PhotoResult) -> None:
             rec = _commit(store, result)
+            bar.update()
             if rec.status == "skipped":
                 summary.skipped += 1
             elif rec.status == "failed":
@@ -309,7 +323,45 @@ def label_folder(
             if not rec.ok:
                 summary.problems.append(f"{rec.file}: {rec.reason}")
                 tqdm.write(f"{rec.status} {rec.file}: {rec.reason}", file=sys.stderr)
-        bar.close()
+
+        def jobs() -> Iterator[_Job]:
+            """The photos that need a worker; the others are done here as they come."""
+            for path in photos:
+                stem = path.stem
+                if stem in seen:
+                    bar.update()
+                    summary.skipped += 1
+                    summary.problems.append(f"{path.name}: another photo is also named "
+                                            f"{stem!r}")
+                    tqdm.write(f"skipped {path.name}: another photo is also named {stem!r}",
+                               file=sys.stderr)
+                    continue
+                seen.add(stem)
+                planned = _label_one(store, path, summary, backend=backend, mode=mode,
+                                     policy=policy, override=overrides.get(stem), side=side,
+                                     overwrite=overwrite, replace_kept=replace_kept,
+                                     stale_overrides=stale_overrides)
+                if planned is None:
+                    bar.update()
+                elif isinstance(planned, PhotoResult):
+                    finish(planned)
+                else:
+                    yield planned
+
+        make = setup if setup is not None else preloaded(proposer)
+        with bar:
+            for done in map_photos(_run_job, jobs(), setup=make, workers=workers,
+                                   engine=engine, address=address, gpu=backend == "sam"):
+                job: _Job = done.item
+                if not done.ok:  # its worker died: the photo is redone by the next run
+                    result = PhotoResult(job.keep) if job.keep is not None else PhotoResult(
+                        LabelRecord(stem=job.path.stem, file=job.path.name, backend=backend,
+                                    mode=mode, status="skipped", reason=done.error or ""))
+                elif job.keep is not None:
+                    result = PhotoResult(job.keep, candidates=done.value.candidates)
+                else:
+                    result = done.value
+                finish(result)
         if stale_overrides:
             summary.notes.append(f"{len(stale_overrides)} overrides dropped: they chose among "
                                  f"candidates of a photo that has changed "
@@ -322,11 +374,11 @@ def label_folder(
     return summary
 
 
-def _label_one(store: LabelStore, path: Path, summary: LabelSummary, *, proposer: Proposer,
-               backend: str, mode: str, policy: str, override: str | None, side: int,
-               overwrite: bool, replace_kept: bool, stale_overrides: list[str]
-               ) -> PhotoResult | None:
-    """Decide what one photo needs; ``None`` when its label stays as it is."""
+def _label_one(store: LabelStore, path: Path, summary: LabelSummary, *, backend: str,
+               mode: str, policy: str, override: str | None, side: int, overwrite: bool,
+               replace_kept: bool, stale_overrides: list[str]) -> PhotoResult | _Job | None:
+    """Decide what one photo needs: ``None`` when its label stays as it is, a result to
+    write, or a job for :func:`label_photo`."""
     stem = path.stem
     try:
         digest = file_sha256(path)
@@ -341,8 +393,8 @@ def _label_one(store: LabelStore, path: Path, summary: LabelSummary, *, proposer
             current.pop(stem, None)
             store.set_overrides(current)
             stale_overrides.append(stem)
-        return label_photo(path, proposer=proposer, backend=backend, mode=mode, policy=policy,
-                           max_side=side, photo_hash=digest)
+        return _Job(path, dict(backend=backend, mode=mode, policy=policy, max_side=side,
+                               photo_hash=digest))
     if old is not None and old.ok and not old.photo_hash:
         old.photo_hash = digest  # a label of an older seglib: made from these bytes, we trust
         store.put(old)
@@ -363,15 +415,14 @@ def _label_one(store: LabelStore, path: Path, summary: LabelSummary, *, proposer
                 if cached is not None:
                     return None
                 # the label stays; only its cut-short or missing candidates are proposed again
-                fresh = label_photo(path, proposer=proposer, backend=backend, mode=mode,
-                                    policy=policy, max_side=side, photo_hash=digest)
-                return PhotoResult(old, candidates=fresh.candidates)
+                return _Job(path, dict(backend=backend, mode=mode, policy=policy,
+                                       max_side=side, photo_hash=digest), keep=old)
             if overwrite and old.source in KEPT_SOURCES:
                 summary.replaced[old.source] += 1
     if overwrite:
         cached = None
-    return label_photo(path, proposer=proposer, backend=backend, mode=mode, policy=policy,
-                       override=override, max_side=side, photo_hash=digest, cached=cached)
+    return _Job(path, dict(backend=backend, mode=mode, policy=policy, override=override,
+                           max_side=side, photo_hash=digest, cached=cached))
 
 
 def repick_folder(out_dir: str | Path, policy: str = "foreground", *,

@@ -67,6 +67,10 @@ def _lazy_choices(name: str) -> tuple[str, ...]:
         from seglib.presets import PRESETS
 
         return tuple(PRESETS)
+    if name == "engine":
+        from seglib.parallel import ENGINES
+
+        return ENGINES
     from seglib.models import ARCHS
 
     return tuple(ARCHS)
@@ -91,6 +95,8 @@ SETTINGS: dict[str, Setting] = {
     "policy": Setting("choice"),  # choices from seglib.policy.POLICIES
     "preset": Setting("choice"),  # choices from seglib.presets.PRESETS
     "arch": Setting("choice"),  # choices from seglib.models.ARCHS
+    "engine": Setting("choice"),  # choices from seglib.parallel.ENGINES
+    "workers": Setting("int", 1, 4096, unit="worker processes"),
     "count": Setting("int", 1, unit="photos"),
     "side": Setting("int", 16, 8192, unit="pixels"),
     "switch": Setting("bool"),
@@ -107,6 +113,7 @@ COURSE_PARAMETERS: dict[str, tuple[str, bool]] = {  # name -> (setting, None all
     "sam_mode": ("mode", False),
     "policy": ("policy", False),
     "preset": ("preset", False),
+    "engine": ("engine", False),
     "label_limit": ("limit", True),
     "timing_photos": ("count", False),
     "review_photos": ("count", False),

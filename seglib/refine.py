@@ -41,6 +41,7 @@ train on). The trained models stay in ``LABELS/refine_model`` and ``refine_model
 
 from __future__ import annotations
 
+import functools
 import shutil
 import sys
 import time
@@ -57,6 +58,7 @@ from seglib.errors import SeglibError
 from seglib.io import list_images, read_image, resize_image
 from seglib.metrics import mask_iou
 from seglib.opencv_candidates import grabcut, polish
+from seglib.parallel import map_photos
 from seglib.policy import fill_holes
 from seglib.presets import Preset
 from seglib.store import LABELS_CSV, LabelRecord, LabelStore
@@ -76,7 +78,8 @@ KEPT_OVERRIDE = "chosen or drawn by a person (override, imported, edited)"
 KEPT_DONE = "redrawn by an earlier run"
 KEPT_UNSURE = "where the CNN was sure of nothing"
 KEPT_UNREADABLE = "without readable photo, trimap or candidates"
-KEPT_REASONS = (KEPT_OVERRIDE, KEPT_DONE, KEPT_UNSURE, KEPT_UNREADABLE)
+KEPT_WORKER = "whose worker died (refine again to redo them)"
+KEPT_REASONS = (KEPT_OVERRIDE, KEPT_DONE, KEPT_UNSURE, KEPT_UNREADABLE, KEPT_WORKER)
 
 
 @dataclass
@@ -220,6 +223,10 @@ class RefinedPhoto:
     message: str = ""
 
 
+def _refine_job(model, job: tuple[str, Path, Path, Path]) -> RefinedPhoto:
+    return refine_photo(*job, model)
+
+
 def refine_photo(stem: str, photo_path: Path, candidates_path: Path, trimap_path: Path,
                  model) -> RefinedPhoto:
     """The five-view vote for one photo with a trained ``model``; writes nothing."""
@@ -255,6 +262,9 @@ def refine_labels(
     retrain: bool = False,
     log: Callable[[str], None] | None = None,
     progress: bool = True,
+    workers: int | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> RefineSummary:
     """Refine the labels of ``labels_dir`` (output of ``label`` on ``images_dir``) in place.
 
@@ -266,6 +276,11 @@ def refine_labels(
     round learns from the first round's better labels. Rerunning resumes: photos already
     redrawn in a round are not redrawn in it again. Needs at least ``min_photos`` confident
     labels.
+
+    ``workers``/``engine``/``address`` run the per-photo votes in parallel
+    (:mod:`seglib.parallel`; each worker loads the round's network once, reads the photo,
+    its candidates and trimap, and this process writes the results); the training stays one
+    run. The labels are those of a one-process run.
     """
     from seglib.data import load_dataset
     from seglib.predict import load_model
@@ -314,37 +329,46 @@ def refine_labels(
                       log=say, progress=progress, dataset=data)
             summary.train_seconds += time.perf_counter() - t0
             summary.model = model_dir / "best.pt"
-            model = load_model(summary.model, device)
-            for stem in tqdm(sorted(ok), desc=f"refine round {rnd}/{rounds}", unit="photo",
-                             file=sys.stderr, disable=not progress):
+            todo = []
+            for stem in sorted(ok):
                 rec = store.get(stem)
                 assert rec is not None
                 if rec.sure or stem in overrides:
                     why[stem] = KEPT_OVERRIDE
-                    continue
-                if rec.source == "refined" and rec.round >= rnd:
+                elif rec.source == "refined" and rec.round >= rnd:
                     why[stem] = KEPT_DONE
-                    continue
-                if store.trimap_state(stem) == "changed":  # edited by hand since: keep it
+                elif store.trimap_state(stem) == "changed":  # edited by hand since: keep it
                     why[stem] = KEPT_OVERRIDE
-                    continue
-                out = refine_photo(stem, photos[stem], store.candidates_path(stem),
-                                   store.trimap_path(stem), model)
-                if out.kept:
-                    if out.message:
-                        say(out.message)
-                    why[stem] = out.kept
-                    continue
-                assert out.candidates is not None and out.trimap is not None
-                out.candidates.save(store.candidates_path(stem))
-                was = rec.chosen if rec.source == "pick" else ""
-                rec.trimap_hash = store.write_trimap(stem, out.trimap)
-                rec.source, rec.round, rec.chosen = "refined", rnd, str(out.chosen)
-                rec.reason = (f"refined in round {rnd} ({SOURCE}"
-                              + (f"; the pick was {was})" if was else ")"))
-                store.put(rec)
-                store.save(throttle=True)
-                changed.add(stem)
+                else:
+                    todo.append((stem, photos[stem], store.candidates_path(stem),
+                                 store.trimap_path(stem)))
+            setup = functools.partial(load_model, summary.model, device)
+            with tqdm(total=len(ok), initial=len(ok) - len(todo), unit="photo",
+                      desc=f"refine round {rnd}/{rounds}", file=sys.stderr,
+                      disable=not progress) as bar:
+                for done in map_photos(_refine_job, todo, setup=setup, workers=workers,
+                                       engine=engine, address=address, gpu=True):
+                    bar.update()
+                    stem = done.item[0]
+                    out = done.value if done.ok else RefinedPhoto(
+                        stem, kept=KEPT_WORKER, message=f"kept {stem}: {done.error}")
+                    if out.kept:
+                        if out.message:
+                            say(out.message)
+                        why[stem] = out.kept
+                        continue
+                    assert out.candidates is not None and out.trimap is not None
+                    rec = store.get(stem)
+                    assert rec is not None
+                    out.candidates.save(store.candidates_path(stem))
+                    was = rec.chosen if rec.source == "pick" else ""
+                    rec.trimap_hash = store.write_trimap(stem, out.trimap)
+                    rec.source, rec.round, rec.chosen = "refined", rnd, str(out.chosen)
+                    rec.reason = (f"refined in round {rnd} ({SOURCE}"
+                                  + (f"; the pick was {was})" if was else ")"))
+                    store.put(rec)
+                    store.save(throttle=True)
+                    changed.add(stem)
         store.save()
     summary.changed = sorted(changed)
     summary.refined = len(changed)

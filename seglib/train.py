@@ -15,10 +15,12 @@ the previous complete files in place.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -44,6 +46,7 @@ from seglib.errors import SeglibError
 from seglib.io import write_bytes_atomic
 from seglib.metrics import Scores
 from seglib.models import build_model, count_params
+from seglib.parallel import import_ray, map_photos, preloaded
 from seglib.presets import Preset, get_preset
 from seglib.store import folder_lock
 
@@ -427,17 +430,30 @@ def train_standard(
     preset: str | Preset = "quick",
     subsets: Sequence[str] = STANDARD_SUBSETS,
     log: Callable[[str], None] | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
     **kwargs: object,
 ) -> dict[str, RunResult]:
     """Train the standard models (10, 161, 207, 711 and 711B) into ``out/model_<name>``.
 
     The photos are loaded once; all models share the same validation photos. Reruns skip
     finished models and resume interrupted ones. Writes ``out/summary.csv``.
+
+    ``engine="ray"`` trains the models at once as Ray tasks (:func:`train_standard_ray`);
+    ``address`` and ``workers`` are those of :func:`seglib.parallel.map_photos`.
     """
     p = get_preset(preset) if isinstance(preset, str) else preset
     p = p.with_overrides(**{k: kwargs.pop(k, None) for k in ("arch", "size", "epochs",
                                                               "batch", "lr")})
+    if engine not in ("local", "ray"):
+        raise SeglibError(f"unknown engine {engine!r}; choose local or ray")
+    if engine == "ray":
+        import_ray()  # not installed: one line before the photos are loaded
     with folder_lock(Path(out)):
+        if engine == "ray":
+            return train_standard_ray(images, trimaps, Path(out), p, subsets, log,
+                                      address=address, workers=workers, **kwargs)
         return _train_standard_locked(images, trimaps, Path(out), p, subsets, log, **kwargs)
 
 
@@ -457,6 +473,74 @@ def _train_standard_locked(images: str | Path, trimaps: str | Path, out: Path, p
             shuffle=not name.endswith("B"), preset=p, resume=True, dataset=dataset, log=log,
             **kwargs)  # type: ignore[arg-type]
     write_summary(Path(out) / "summary.csv", results)
+    return results
+
+
+RUN_FILES = ("last.pt", "history.csv", "best.pt", "metrics.json")  # in the order written
+
+
+def _train_in_temp(dataset: Dataset, job: tuple) -> tuple[dict[str, bytes], RunResult]:
+    """A Ray task: train one model in a temporary folder, starting from ``files`` (an
+    interrupted run's), and return the run folder's files and result."""
+    images, trimaps, name, n, shuffle, p, files, kwargs = job
+    with tempfile.TemporaryDirectory(prefix="seglib-train-") as tmp:
+        run_dir = Path(tmp) / f"model_{name}"
+        run_dir.mkdir()
+        for fname, data in files.items():
+            (run_dir / fname).write_bytes(data)
+        r = train_run(images, trimaps, run_dir, n=n, shuffle=shuffle, preset=p, resume=True,
+                      dataset=dataset, progress=False, log=lambda m: None, **kwargs)
+        out = {f: (run_dir / f).read_bytes() for f in RUN_FILES if (run_dir / f).is_file()}
+    return out, r
+
+
+def train_standard_ray(images: str | Path, trimaps: str | Path, out: Path, p: Preset,
+                       subsets: Sequence[str], log: Callable[[str], None] | None = None, *,
+                       address: str | None = None, workers: int | None = None,
+                       **kwargs: object) -> dict[str, RunResult]:
+    """The standard models as Ray tasks, all at once (one GPU each when the cluster has
+    GPUs, else one CPU and one torch thread each); call it holding ``out``'s lock.
+
+    The photos are loaded here once and sent to the workers, so the nodes need no copy of
+    them. Each task trains in a temporary folder of its node and returns the run's files;
+    this process writes them to ``out/model_<name>``: no shared folder is needed, and a
+    model interrupted mid-way restarts from its last ``last.pt`` written here (a model's
+    progress inside a task is lost when the task is). Each model equals the one
+    :func:`train_run` trains with one torch thread on the same device.
+    """
+    say = log or _log_default
+    dataset = load_dataset(images, trimaps, p.size, log=log)
+    sizes = subset_sizes(len(dataset.train) + len(dataset.val), subsets)
+    jobs = []
+    for name in subsets:
+        run_dir = standard_run_dir(out, name)
+        files = {f: (run_dir / f).read_bytes() for f in RUN_FILES if (run_dir / f).is_file()}
+        jobs.append((images, trimaps, name, sizes[name], not name.endswith("B"), p, files,
+                     kwargs))
+    results: dict[str, RunResult] = {}
+    failed: list[str] = []
+    with tqdm(total=len(jobs), desc="train (ray)", unit="model", file=sys.stderr) as bar:
+        for done in map_photos(_train_in_temp, jobs, setup=preloaded(dataset),
+                               engine="ray", address=address, workers=workers, gpu=True):
+            bar.update()
+            name = done.item[2]
+            if not done.ok:
+                failed.append(f"model_{name}: {done.error}")
+                continue
+            files, r = done.value
+            sent = done.item[6]
+            run_dir = standard_run_dir(out, name)
+            with folder_lock(run_dir):
+                for fname in RUN_FILES:
+                    if fname in files and files[fname] != sent.get(fname):  # new or changed
+                        write_bytes_atomic(run_dir / fname, files[fname])
+            results[name] = dataclasses.replace(r, out=run_dir, best=run_dir / "best.pt")
+            say(f"model_{name}: {r.n_train} photos, {r.metrics.get('epochs')} epochs, "
+                f"{r.seconds:.0f} s")
+    results = {name: results[name] for name in subsets if name in results}
+    write_summary(out / "summary.csv", results)
+    if failed:
+        raise SeglibError("; ".join(failed))
     return results
 
 
@@ -487,5 +571,5 @@ def describe(model_or_arch: torch.nn.Module | str) -> str:
     return f"{name}: {count_params(m):,} parameters"
 
 
-__all__ = ["RunResult", "train_run", "train_standard", "load_checkpoint", "evaluate_tensors",
-           "save_checkpoint", "standard_run_dir", "use_channels_last"]
+__all__ = ["RunResult", "train_run", "train_standard", "train_standard_ray", "load_checkpoint",
+           "evaluate_tensors", "save_checkpoint", "standard_run_dir", "use_channels_last"]

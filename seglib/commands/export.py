@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from seglib import parallel
 from seglib.export import FORMATS
 
 HELP = ("Export a label folder for other tools: COCO (CVAT, Label Studio), YOLO (Ultralytics), "
@@ -30,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="leave out labels flagged for review")
     p.add_argument("--polygons", action="store_true",
                    help="coco: polygons instead of RLE masks (Label Studio imports polygons)")
+    parallel.add_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     summary = export_labels(args.labels, args.out, args.fmt, photos=args.photos,
                             category=args.category, val=args.val,
-                            only_confident=args.only_confident, polygons=args.polygons)
+                            only_confident=args.only_confident, polygons=args.polygons,
+                            **parallel.options(args))
     print(summary.describe())
     return 0 if summary.exported else 1

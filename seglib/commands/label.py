@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from seglib import parallel
 from seglib.errors import SeglibError
 from seglib.policy import POLICIES
+
+if TYPE_CHECKING:
+    from seglib.sam_candidates import SamProposer
 
 HELP = "Label a folder of photos: propose candidate masks, pick the object, write trimaps."
 GET_CHECKPOINT = "python -m seglib weights vit_b"
@@ -37,6 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refine", type=int, default=0, metavar="ROUNDS",
                    help="then refine the labels in ROUNDS rounds, as `python -m seglib refine` "
                         "does (default 0: no refinement; 2 is the refine command's default)")
+    parallel.add_arguments(p)
 
 
 def _choose_backend(args: argparse.Namespace) -> tuple[str, Path | None]:
@@ -60,6 +67,16 @@ def _choose_backend(args: argparse.Namespace) -> tuple[str, Path | None]:
     return "opencv", None
 
 
+def sam_proposer(checkpoint: Path, model_type: str | None, mode: str, points_per_side: int,
+                 device: str) -> SamProposer:
+    """Load SAM and wrap it as a proposer (a worker's ``setup``)."""
+    from seglib.sam_candidates import SamProposer
+    from seglib.sam_weights import load_sam
+
+    model = load_sam(checkpoint, model_type, device)
+    return SamProposer(model, mode=mode, points_per_side=points_per_side, device=device)
+
+
 def run(args: argparse.Namespace) -> int:
     from seglib.labeling import label_folder
 
@@ -68,9 +85,16 @@ def run(args: argparse.Namespace) -> int:
 
         for line in scan_images(args.images).skipped_lines():
             print(line, file=sys.stderr)
+    spread = parallel.options(args)
+    one_process = spread["engine"] == "local" and (spread["workers"] or 1) == 1
     backend, checkpoint = _choose_backend(args)
-    model = None
-    if backend == "sam":
+    setup = None
+    if backend == "sam" and not one_process:
+        # each worker loads SAM once; the checkpoint path must be readable where the workers
+        # run (docs/scaling.md)
+        setup = functools.partial(sam_proposer, checkpoint, args.model_type, args.mode,
+                                  args.points_per_side, args.device)
+    elif backend == "sam":
         from seglib.sam_weights import load_sam
 
         try:
@@ -80,23 +104,25 @@ def run(args: argparse.Namespace) -> int:
                 raise  # asked for this checkpoint or for SAM: say why and stop
             print(f"notice: {exc}; using the opencv backend this time", file=sys.stderr)
             backend = "opencv"
-    if model is not None:
-        from seglib.sam_candidates import SamProposer
+        else:
+            from seglib.sam_candidates import SamProposer
 
-        proposer = SamProposer(model, mode=args.mode, points_per_side=args.points_per_side,
-                               device=args.device)
-        mode = args.mode
-    else:
-        from seglib.opencv_candidates import propose as proposer
+            setup = parallel.preloaded(SamProposer(
+                model, mode=args.mode, points_per_side=args.points_per_side,
+                device=args.device))
+    if setup is None:
+        from seglib.opencv_candidates import propose
 
-        mode = "classical"
-    summary = label_folder(args.images, args.out, proposer, backend=backend, mode=mode,
+        setup = parallel.preloaded(propose)
+    mode = args.mode if backend == "sam" else "classical"
+    summary = label_folder(args.images, args.out, setup=setup, backend=backend, mode=mode,
                            policy=args.policy, limit=args.limit, overwrite=args.overwrite,
-                           replace_kept=args.replace_kept)
+                           replace_kept=args.replace_kept, **spread)
     print(summary.describe())
     if args.refine > 0 and summary.ok:
         from seglib.refine import refine_labels
 
-        refined = refine_labels(args.images, args.out, rounds=args.refine, device=args.device)
+        refined = refine_labels(args.images, args.out, rounds=args.refine, device=args.device,
+                                **spread)
         print(refined.describe())
     return summary.exit_code

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from seglib import parallel
+
 HELP = "Predict trimaps (labels 1/2/3, each photo's own size) for a folder of photos."
 
 
@@ -18,6 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep the raw most likely class per pixel instead of redrawing the "
                         "one-pixel border around the predicted object")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    parallel.add_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,6 +28,6 @@ def run(args: argparse.Namespace) -> int:
 
     written, skipped = predict_folder(args.checkpoint, args.images, args.out,
                                       overlays=args.overlays, clean=not args.raw,
-                                      device=args.device)
+                                      device=args.device, **parallel.options(args))
     print(f"wrote {written} trimaps to {args.out} ({len(skipped)} skipped)")
     return 0 if written else 1

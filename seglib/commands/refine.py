@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from seglib import parallel
+
 HELP = ("Refine a labeled folder: train a small CNN on its confident labels, then redraw every "
         "label by a vote of the pick, the CNN and GrabCuts seeded by them (keeps the "
         "candidates); twice by default.")
@@ -22,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument("--retrain", action="store_true",
                    help="train the CNN again even if OUT/refine_model holds one")
+    parallel.add_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     summary = refine_labels(args.images, args.out, rounds=args.rounds, size=args.size,
                             epochs=args.epochs,
-                            device=args.device, retrain=args.retrain)
+                            device=args.device, retrain=args.retrain,
+                            **parallel.options(args))
     print(summary.describe())
     return 0

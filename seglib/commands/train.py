@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from seglib import parallel
+from seglib.errors import SeglibError
 from seglib.presets import PRESETS
 
 HELP = ("Train a segmentation CNN on photos + trimaps; writes RUN/best.pt, last.pt, "
@@ -36,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-amp", action="store_true", help="plain fp32 (no bf16/fp16 autocast)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from RUN/last.pt")
+    parallel.add_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,8 +47,15 @@ def run(args: argparse.Namespace) -> int:
     common = dict(preset=args.preset, arch=args.arch, size=args.size, epochs=args.epochs,
                   batch=args.batch, lr=args.lr, seed=args.seed, device=args.device,
                   amp=not args.no_amp)
+    spread = parallel.options(args)
+    if not args.standard and (args.engine != "local" or args.workers is not None):
+        raise SeglibError("--engine and --workers spread the five standard models over "
+                          "workers; add --standard (one model trains in one process)")
     if args.standard:
-        results = train_standard(args.images, args.trimaps, args.out, **common)
+        if args.engine == "local" and args.workers is not None:
+            raise SeglibError("train --standard --workers N needs --engine ray (the local "
+                              "engine trains the models one after another)")
+        results = train_standard(args.images, args.trimaps, args.out, **common, **spread)
         for name, r in results.items():
             print(f"model_{name}: n_train {r.n_train}, iou_object "
                   f"{_fmt(r.metrics.get('iou_object'))}, mean_iou "
