@@ -423,8 +423,8 @@ def _ray_iter(ray: Any, fn: Callable[..., Any], items: Iterable[Any], workers: i
                     kind, value = ray.get(ref)
                 except RayActorError as exc:
                     why = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-                    yield Outcome(item, error=f"its Ray worker died {retries + 1} times on it "
-                                              f"({why}); run the command again to retry it",
+                    yield Outcome(item, error=f"its Ray worker died on it, also when Ray retried "
+                                              f"it ({why}); run the command again to retry it",
                                   index=index)
                     ray.kill(actor, no_restart=True)
                     actors.remove(actor)

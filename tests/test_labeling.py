@@ -326,7 +326,7 @@ def test_label_refine_option_runs_the_refinement_after_labeling(
                  "--refine", "1"]) == 0
     assert "refinement skipped (only " in capsys.readouterr().out
     assert len(csv_rows(out)) == 4
-    # the rounds and device reach refine_labels, which sees the finished labels.csv
+    # the rounds, device and workers reach refine_labels, which sees the finished labels.csv
     import seglib.refine
 
     calls = []
@@ -337,8 +337,9 @@ def test_label_refine_option_runs_the_refinement_after_labeling(
 
     monkeypatch.setattr(seglib.refine, "refine_labels", fake_refine)
     assert main(["label", str(img), "--out", str(out), "--backend", "opencv",
-                 "--refine", "3", "--device", "cpu"]) == 0
-    assert calls == [(img, out, {"rounds": 3, "device": "cpu"}, 4)]
+                 "--refine", "3", "--device", "cpu", "--workers", "2"]) == 0
+    assert calls == [(img, out, {"rounds": 3, "device": "cpu", "workers": 2, "engine": "local",
+                                 "address": None}, 4)]
     assert main(["label", str(img), "--out", str(out), "--backend", "opencv"]) == 0
     assert len(calls) == 1  # no --refine, no refinement
     assert main(["label", str(img), "--out", str(out), "--refine", "-1"]) == 2
