@@ -394,11 +394,22 @@ def _ray_iter(ray: Any, fn: Callable[..., Any], items: Iterable[Any], workers: i
         remote = ray.remote(_RayWorker).options(
             num_cpus=1, num_gpus=num_gpus, max_restarts=retries, max_task_retries=retries)
 
+        def ready(group: list[Any]) -> None:
+            """Wait until the actors are set up; raise a setup error as it was raised."""
+            try:
+                errors = ray.get([a.ready.remote() for a in group])
+            except RayActorError as exc:  # the worker process could not even start
+                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+                raise SeglibError(f"a Ray worker could not start ({first}); install the same "
+                                  f"seglib on every node ({INSTALL_RAY})") from None
+            for err in errors:
+                if err is not None:
+                    raise err
+
         def new_actor() -> Any:
             actor = remote.remote(fn, setup, 1)
-            err = ray.get(actor.ready.remote())
-            if err is not None:
-                raise err
+            actors.append(actor)
+            ready([actor])
             return actor
 
         todo = iter(enumerate(items))
@@ -409,11 +420,9 @@ def _ray_iter(ray: Any, fn: Callable[..., Any], items: Iterable[Any], workers: i
             if nxt is not None:
                 running[actor.run.remote(nxt[1])] = (actor, nxt)
 
-        actors = [remote.remote(fn, setup, 1) for _ in range(n)]
-        for err in ray.get([a.ready.remote() for a in actors]):
-            if err is not None:
-                raise err
-        for a in actors:
+        actors.extend(remote.remote(fn, setup, 1) for _ in range(n))
+        ready(actors)
+        for a in list(actors):
             feed(a)
         while running:
             done, _ = ray.wait(list(running), num_returns=1)
@@ -428,9 +437,7 @@ def _ray_iter(ray: Any, fn: Callable[..., Any], items: Iterable[Any], workers: i
                                   index=index)
                     ray.kill(actor, no_restart=True)
                     actors.remove(actor)
-                    actor = new_actor()
-                    actors.append(actor)
-                    feed(actor)
+                    feed(new_actor())
                     continue
                 if kind == "raise":
                     raise value
