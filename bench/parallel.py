@@ -27,12 +27,15 @@ DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "shoes" / "ima
 TIMINGS = ("seconds",)  # labels.csv columns that hold timings
 
 
-def label(images: Path, out: Path, n: int, *extra: str) -> float:
-    """Wall seconds of one ``label`` run in a new process."""
+def label(images: Path, out: Path, n: int, *extra: str) -> float | None:
+    """Wall seconds of one ``label`` run in a new process (None, and its error, if it failed)."""
     cmd = [sys.executable, "-m", "seglib", "label", str(images), "--out", str(out),
            "--backend", "opencv", "--limit", str(n), *extra]
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        print(f"  {' '.join(extra) or '1 worker'} failed: {done.stderr.strip().splitlines()[-1]}")
+        return None
     return time.perf_counter() - t
 
 
@@ -106,14 +109,24 @@ def main() -> int:
         if not args.no_ray:
             ways["ray"] = ("--engine", "ray", "--workers", str(args.workers))
         for name, extra in ways.items():
-            times[name] = label(args.images, root / name, args.n, *extra)
-            print(f"{name:>10}: {times[name]:7.1f} s  ({times[name] / args.n:.3f} s per photo)")
+            took = label(args.images, root / name, args.n, *extra)
+            if took is None:
+                continue
+            times[name] = took
+            print(f"{name:>10}: {took:7.1f} s  ({took / args.n:.3f} s per photo)")
         base = contents(root / "1 worker")
-        for name in list(ways)[1:]:
+        for name in [w for w in list(ways)[1:] if w in times]:
             same = contents(root / name) == base
             print(f"{name:>10}: outputs {'identical to' if same else 'DIFFER from'} 1 worker's")
         driver = driver_seconds(args.images, root / "1 worker")
-        startup = None if args.no_ray else ray_startup(args.workers)
+        startup = None
+        if "ray" in times:
+            from seglib.errors import SeglibError
+
+            try:
+                startup = ray_startup(args.workers)
+            except SeglibError as exc:
+                print(f"Ray start-up not measured: {exc}")
     one = times["1 worker"]
     print(f"ratio 1 worker / {args.workers} workers: {one / times[f'{args.workers} workers']:.2f}x"
           " (target >= 1.7x)")
