@@ -120,8 +120,10 @@ def run_metrics(models_dir: str | Path, names: Sequence[str]) -> list[dict[str, 
     for n in names:
         path = Path(models_dir) / f"model_{n}" / "metrics.json"
         try:
-            m = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            m = json.loads(path.read_bytes())
+            if not isinstance(m, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError too
             raise SeglibError(f"{path}: not readable ({exc}); run notebook 03 again") from None
         rows.append({"model": n, "photos": m.get("n_train"), "epochs": m.get("epochs"),
                      "object IoU": m.get("iou_object"), "mean IoU": m.get("mean_iou"),

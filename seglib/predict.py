@@ -51,10 +51,12 @@ def load_model(path: str | Path, device: str = "auto") -> TrainedModel:
     cfg = ckpt["config"]
     dev = pick_device(device)
     try:
+        if int(cfg["size"]) < 1:
+            raise ValueError(f"size {cfg['size']!r}")
         model = build_model(cfg["arch"], int(cfg.get("num_classes", 3)),
                             width=int(cfg.get("width", 8)))
         model.load_state_dict(ckpt["state_dict"])
-    except (KeyError, ValueError, RuntimeError) as exc:
+    except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as exc:
         raise SeglibError(f"{path}: checkpoint does not match its model "
                           f"({str(exc).splitlines()[0][:120]}); retrain the run") from None
     model = model.to(dev).eval()
