@@ -29,7 +29,7 @@ from seglib.candidates import Candidates
 from seglib.errors import SeglibError
 from seglib.io import file_sha256, list_images, read_image, resize_max_side
 from seglib.parallel import map_photos, preloaded
-from seglib.policy import parse_choice, pick
+from seglib.policy import POLICIES, parse_choice, pick
 from seglib.store import (
     CANDIDATES_DIR,
     KEPT_SOURCES,
@@ -242,13 +242,55 @@ def _check_trimap(store: LabelStore, rec: LabelRecord, cands: Candidates | None,
     state = store.trimap_state(rec.stem)
     if state != "changed":
         return state
-    if cands is not None:
-        trimap = load_trimap(store.trimap_path(rec.stem))
-        choices = [rec.chosen, pick(cands, policy).chosen, override or "",
-                   *(str(i) for i, s in enumerate(cands.sources) if s == "grabcut:cnn")]
-        if made_by_seglib(trimap, cands, choices):
-            return "same"
+    if cands is not None and _drawn_by_seglib(load_trimap(store.trimap_path(rec.stem)), cands,
+                                              rec.chosen, policy, override):
+        return "same"
     return "edited"
+
+
+def _drawn_by_seglib(trimap: np.ndarray, cands: Candidates, chosen: str, policy: str,
+                     override: str | None) -> bool:
+    """Whether ``trimap`` is what seglib draws from ``cands``: the recorded choice, a pick of
+    any policy, the override or a refinement (a grabcut:cnn candidate)."""
+    choices = [chosen, *(pick(cands, p).chosen for p in dict.fromkeys((policy, *POLICIES))),
+               override or "",
+               *(str(i) for i, s in enumerate(cands.sources) if s == "grabcut:cnn")]
+    return made_by_seglib(trimap, cands, choices)
+
+
+def _not_a_trimap(store: LabelStore, stem: str, summary: LabelSummary) -> None:
+    """A file in a trimap's place that is not one (e.g. a 0/255 mask): left as it is."""
+    problem = (f"{store.trimap_path(stem).name}: not a trimap (1 object, 2 background, 3 "
+               "border); left as it is: fix it, or delete it to label the photo again")
+    summary.problems.append(problem)
+    tqdm.write(f"kept {problem}", file=sys.stderr)
+
+
+def _keep_unrecorded(store: LabelStore, result: PhotoResult, job: _Job, policy: str,
+                     summary: LabelSummary) -> PhotoResult | None:
+    """A trimap that ``labels.csv`` has no record of (deleted, or lost) is kept as edited
+    unless seglib draws it from the photo's candidates."""
+    path = store.trimap_path(result.record.stem)
+    if store.get(result.record.stem) is not None or result.trimap is None or not path.is_file():
+        return result
+    cands = job.kwargs.get("cached")
+    cands = cands if cands is not None else result.candidates
+    override = job.kwargs.get("override")
+    try:
+        trimap = load_trimap(path)
+    except SeglibError:
+        _not_a_trimap(store, result.record.stem, summary)
+        summary.skipped += 1
+        return None
+    if cands is None or _drawn_by_seglib(trimap, cands, result.record.chosen, policy, override):
+        return result
+    rec = result.record
+    rec.trimap_hash = file_sha256(path)
+    rec.source, rec.round, rec.flagged = "edited", 0, False
+    rec.reason = "a trimap labels.csv had no record of; kept"
+    summary.edited += 1
+    summary.kept["edited"] += 1
+    return PhotoResult(rec, candidates=result.candidates)
 
 
 def _mark_edited(store: LabelStore, rec: LabelRecord) -> None:
@@ -360,8 +402,11 @@ def label_folder(
                 elif job.keep is not None:
                     result = PhotoResult(job.keep, candidates=done.value.candidates)
                 else:
-                    result = done.value
-                finish(result)
+                    result = _keep_unrecorded(store, done.value, job, policy, summary)
+                if result is None:
+                    bar.update()
+                else:
+                    finish(result)
         if stale_overrides:
             summary.notes.append(f"{len(stale_overrides)} overrides dropped: they chose among "
                                  f"candidates of a photo that has changed "
@@ -401,6 +446,10 @@ def _label_one(store: LabelStore, path: Path, summary: LabelSummary, *, backend:
     cached = _cached(store, stem, digest)
     if old is not None and old.ok:
         state = _check_trimap(store, old, cached, policy, override)
+        if state == "unreadable" and not replace_kept:
+            _not_a_trimap(store, stem, summary)
+            summary.skipped += 1
+            return None
         if state == "edited":
             _mark_edited(store, old)
             summary.edited += 1
@@ -458,8 +507,9 @@ def repick_folder(out_dir: str | Path, policy: str = "foreground", *,
             try:
                 cands = Candidates.load(npz)
             except SeglibError as exc:
-                old.status, old.reason = "failed", str(exc)
-                store.put(old)
+                if store.get(stem) is None or not old.ok:  # a label stays as it is
+                    old.status, old.reason = "failed", str(exc)
+                    store.put(old)
                 summary.failed += 1
                 summary.problems.append(f"{stem}: not re-picked ({exc})")
                 continue
@@ -470,6 +520,10 @@ def repick_folder(out_dir: str | Path, policy: str = "foreground", *,
                 continue
             override = overrides.get(stem)
             state = _check_trimap(store, old, cands, policy, override) if old.ok else "missing"
+            if state == "unreadable" and not replace_kept:
+                _not_a_trimap(store, stem, summary)
+                summary.failed += 1
+                continue
             if state == "edited" or (old.ok and old.source == "edited"):
                 if state == "edited":
                     _mark_edited(store, old)

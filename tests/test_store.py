@@ -294,3 +294,70 @@ def test_counts_never_exceed_the_photos(tmp_path: Path) -> None:
     cv2.imwrite(str(fewer / "shoe_000.png"), photo(0))  # dup.jpg + dup.png
     s = label(fewer, out)
     assert s.skipped == 1 and "1 skipped" in s.describe() and s.ok == 2
+
+
+def test_broken_candidates_never_undo_an_imported_label(tmp_path: Path) -> None:
+    """pick cannot read a photo's candidates: the imported label stays ok, so the next label
+    run does not draw a pick over it."""
+    images, out = tmp_path / "img", tmp_path / "out"
+    stems = make_folder(images, 2)
+    label(images, out)
+    store = LabelStore(out)
+    imported = np.zeros((72, 96), bool)
+    imported[10:40, 20:70] = True
+    store.write_label(stems[0], imported, source="imported", confidence=1.0)
+    store.save()
+    (out / "candidates" / f"{stems[0]}.npz").write_bytes(b"junk")
+    s = repick_folder(out)
+    assert s.failed == 1 and f"{stems[0]}: not re-picked" in s.problems[0]
+    assert LabelStore(out).get(stems[0]).ok
+    s = label(images, out)
+    assert np.array_equal(load_trimap(out / f"{stems[0]}.png"), mask_to_trimap(imported))
+    assert LabelStore(out).get(stems[0]).source == "imported"
+
+
+def test_a_mask_saved_over_a_trimap_is_not_replaced(tmp_path: Path) -> None:
+    """A 0/255 mask saved in place of a trimap (an image editor's export) is the user's work:
+    label and pick leave the file and say what is wrong with it."""
+    images, out = tmp_path / "img", tmp_path / "out"
+    stems = make_folder(images, 2)
+    label(images, out)
+    path = out / f"{stems[0]}.png"
+    mask = np.where(load_trimap(path) == 1, 255, 0).astype(np.uint8)
+    mask[:5] = 255
+    cv2.imwrite(str(path), mask)
+    data = path.read_bytes()
+    s = label(images, out)
+    assert path.read_bytes() == data and s.labeled == 0
+    assert any(p.startswith(f"{stems[0]}.png: not a trimap") for p in s.problems)
+    s = repick_folder(out)
+    assert path.read_bytes() == data
+    assert any(p.startswith(f"{stems[0]}.png: not a trimap") for p in s.problems)
+    s = label(images, out, overwrite=True)
+    assert path.read_bytes() == data
+    path.unlink()  # what the message says to do
+    s = label(images, out)
+    assert s.labeled == 1 and load_trimap(path).shape == (72, 96)
+
+
+def test_a_trimap_without_a_record_is_kept_when_seglib_did_not_draw_it(tmp_path: Path) -> None:
+    """labels.csv deleted: a refined (or hand-drawn) trimap is kept as edited, a trimap that is
+    a pick of any policy is recognised as seglib's."""
+    images, out = tmp_path / "img", tmp_path / "out"
+    stems = make_folder(images, 3)
+    label(images, out, policy="seed")
+    refined = _refined(out, stems[0])
+    (out / "labels.csv").unlink()
+    s = label(images, out)
+    assert np.array_equal(load_trimap(out / f"{stems[0]}.png"), refined)
+    recs = LabelStore(out).records()
+    assert recs[stems[0]].source == "edited" and s.edited == 1
+    assert [recs[st_].source for st_ in stems[1:]] == ["pick", "pick"]
+    # the candidates deleted as well: the same, once they are proposed again
+    (out / "labels.csv").unlink()
+    import shutil
+    shutil.rmtree(out / "candidates")
+    s = label(images, out)
+    assert np.array_equal(load_trimap(out / f"{stems[0]}.png"), refined)
+    assert LabelStore(out).get(stems[0]).source == "edited" and s.edited == 1
+
