@@ -26,7 +26,7 @@ from seglib.device import autocast, pick_device
 from seglib.errors import SeglibError
 from seglib.io import as_rgb, read_image, scan_images, write_png_atomic
 from seglib.models import build_model
-from seglib.parallel import map_photos
+from seglib.parallel import map_photos, preloaded
 from seglib.train import load_checkpoint, use_channels_last
 from seglib.trimap import BORDER, OBJECT, mask_to_trimap, save_trimap
 
@@ -183,7 +183,7 @@ def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, 
     each worker loads the model once); the files are the same as with one process.
     """
     say = log or (lambda m: tqdm.write(m, file=sys.stderr))
-    load_checkpoint(checkpoint)  # a bad checkpoint fails here, before any worker starts
+    model = load_model(checkpoint, device)  # a bad checkpoint fails here, before any bar
     scan = scan_images(images)
     paths = scan.photos
     if not paths:
@@ -206,7 +206,8 @@ def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, 
         seen.add(path.stem)
         todo.append(path)
     work = functools.partial(predict_photo, clean=clean, overlays=overlays)
-    setup = functools.partial(load_model, checkpoint, device)
+    one_process = engine == "local" and (workers or 1) == 1
+    setup = preloaded(model) if one_process else functools.partial(load_model, checkpoint, device)
     with tqdm(total=len(todo), desc="predict", unit="photo") as bar:
         for done in map_photos(work, todo, setup=setup, workers=workers, engine=engine,
                                address=address, gpu=True):
