@@ -55,13 +55,13 @@ from tqdm.auto import tqdm
 
 from seglib.candidates import Candidates
 from seglib.errors import SeglibError
-from seglib.io import list_images, read_image, resize_image
+from seglib.io import file_sha256, list_images, read_image, resize_image
 from seglib.metrics import mask_iou
 from seglib.opencv_candidates import grabcut, polish
 from seglib.parallel import map_photos
 from seglib.policy import fill_holes
 from seglib.presets import Preset
-from seglib.store import LABELS_CSV, LabelRecord, LabelStore
+from seglib.store import LABELS_CSV, LabelRecord, LabelStore, made_by_seglib
 from seglib.trimap import OBJECT, load_trimap, mask_to_trimap, resize_mask
 
 SOURCE = "grabcut:cnn"
@@ -189,6 +189,24 @@ def _with_refined(cands: Candidates, mask: np.ndarray) -> tuple[Candidates, int]
     stab = np.append(cands.stability[keep], 1.0)
     sources = [cands.sources[i] for i in keep] + [SOURCE]
     return Candidates(masks, piou, stab, sources, cands.backend, cands.photo_hash), len(keep)
+
+
+def _record_lost_redraw(store: LabelStore, rec: LabelRecord, rnd: int) -> bool:
+    """Whether the photo's trimap is the one seglib draws from its refined candidate (a run
+    killed after redrawing it, before ``labels.csv`` said so); then the record says so too."""
+    try:
+        cands = store.load_candidates(rec.stem)
+        trimap = load_trimap(store.trimap_path(rec.stem))
+    except SeglibError:
+        return False
+    idx = [str(i) for i, s in enumerate(cands.sources) if s == SOURCE]
+    if not idx or not made_by_seglib(trimap, cands, idx):
+        return False
+    rec.trimap_hash = file_sha256(store.trimap_path(rec.stem))
+    rec.source, rec.round, rec.chosen = "refined", rnd, idx[0]
+    rec.reason = f"refined in round {rnd} ({SOURCE})"
+    store.put(rec)
+    return True
 
 
 def _confident(records: list[LabelRecord], labels_dir: Path) -> list[str]:
@@ -337,8 +355,11 @@ def refine_labels(
                     why[stem] = KEPT_OVERRIDE
                 elif rec.source == "refined" and rec.round >= rnd:
                     why[stem] = KEPT_DONE
-                elif store.trimap_state(stem) == "changed":  # edited by hand since: keep it
-                    why[stem] = KEPT_OVERRIDE
+                elif store.trimap_state(stem) == "changed":
+                    if _record_lost_redraw(store, rec, rnd):  # a killed run redrew it
+                        changed.add(stem)
+                    else:  # edited by hand since: keep it
+                        why[stem] = KEPT_OVERRIDE
                 else:
                     todo.append((stem, photos[stem], store.candidates_path(stem),
                                  store.trimap_path(stem)))

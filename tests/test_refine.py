@@ -10,14 +10,18 @@ import pytest
 
 from seglib.candidates import Candidates
 from seglib.cli import main
+from seglib.io import file_sha256
 from seglib.labeling import repick_folder
 from seglib.presets import get_preset
 from seglib.refine import (
     KEPT_DONE,
+    KEPT_OVERRIDE,
     KEPT_UNSURE,
     MODEL_DIR,
     SOURCE,
+    RefinedPhoto,
     RefineSummary,
+    _with_refined,
     grabcut_agree,
     object_probability,
     refine_labels,
@@ -206,3 +210,35 @@ def test_refine_without_labels_is_a_one_line_error(tmp_path: Path,
     code = main(["refine", str(tmp_path / "s" / "images"), "--out", str(tmp_path / "none")])
     err = capsys.readouterr().err
     assert code == 2 and "no labels.csv" in err and "seglib label" in err
+
+
+def test_a_refine_killed_before_labels_csv_finishes_on_the_next_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """refine killed after it redrew a trimap (candidates and trimap written) but before
+    labels.csv: the next run records that label as refined; it is not taken for a hand edit
+    and left a pick in labels.csv, which `pick` would then draw over."""
+    images, out, truth = _labeled_folder(tmp_path, n=12)
+    store = LabelStore(out)
+    for stem in truth:  # records with their trimaps' hashes, as label writes them
+        store.get(stem).trimap_hash = file_sha256(out / f"{stem}.png")
+    store.save()
+    stem = sorted(truth)[1]
+    cands = Candidates.load(out / "candidates" / f"{stem}.npz")  # what the killed run wrote
+    mask = cv2.erode(cands.masks[0].astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    new, idx = _with_refined(cands, mask)
+    new.save(out / "candidates" / f"{stem}.npz")
+    save_trimap(out / f"{stem}.png", mask_to_trimap(mask))
+    drawn = load_trimap(out / f"{stem}.png")
+    # the next run; its training and votes are not what this test is about
+    monkeypatch.setattr("seglib.train.train_run", lambda *a, **k: None)
+    monkeypatch.setattr("seglib.data.load_dataset", lambda *a, **k: None)
+    monkeypatch.setattr("seglib.predict.load_model", lambda *a, **k: None)
+    voted: list[str] = []
+    monkeypatch.setattr("seglib.refine._refine_job", lambda model, job: voted.append(
+        job[0]) or RefinedPhoto(job[0], kept=KEPT_UNSURE))
+    s = refine_labels(images, out, rounds=1, min_photos=2, progress=False, log=lambda m: None)
+    rec = LabelStore(out).get(stem)
+    assert (rec.source, rec.round, rec.chosen) == ("refined", 1, str(idx))
+    assert stem not in voted and s.kept_why[KEPT_OVERRIDE] == 0 and s.refined == 1
+    repick_folder(out)
+    assert np.array_equal(load_trimap(out / f"{stem}.png"), drawn)
