@@ -232,6 +232,7 @@ def import_coco(labels: str | Path, coco_file: str | Path, *,
                             without_annotations=len(coco.without_annotations))
     store = LabelStore(labels)
     with store.lock():
+        store.reload()  # what a run that held the lock wrote before
         records = store.records()
         done: dict[str, str] = {}  # photo stem -> file name of the image imported for it
         for stem, cm in sorted(coco.masks.items()):

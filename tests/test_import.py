@@ -367,3 +367,29 @@ def test_label_studio_upload_names_match_their_photo(labels_copy: Path, tmp_path
     assert f"skipped images/3f2a1b2c-{stems[0]}.jpg: images/0badf00d-{stems[0]}.jpg is the " \
            f"photo '{stems[0]}' too" in io.err
     assert _record(labels, stems[0]).source == "imported"
+
+
+def test_import_keeps_what_another_run_wrote_while_it_waited_for_the_lock(
+        labels_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from contextlib import contextmanager
+
+    from seglib.coco import import_coco
+    from seglib.store import LabelStore, folder_lock
+
+    labels = labels_copy
+    stems = sorted(p.stem for p in labels.glob("*.png"))
+    path = write_coco_file(tmp_path / "fixed.json", fixed_masks(stems[:1], (240, 240)),
+                           rle_compressed)
+
+    @contextmanager
+    def lock_after_another_run(self: LabelStore):
+        other = LabelStore(self.folder)  # e.g. a re-pick that held the lock until now
+        other.get(stems[1]).reason = "written by another run"
+        other.save()
+        with folder_lock(self.folder) as lock:
+            yield lock
+
+    monkeypatch.setattr(LabelStore, "lock", lock_after_another_run)
+    assert import_coco(labels, path).imported == [stems[0]]
+    assert _record(labels, stems[1]).reason == "written by another run"
+    assert _record(labels, stems[0]).source == "imported"
