@@ -212,10 +212,13 @@ def label_photo(path: Path, *, proposer: Proposer, backend: str, mode: str,
 def _commit(store: LabelStore, result: PhotoResult) -> LabelRecord:
     """Write a photo's result: candidates first, then the trimap, then the record."""
     rec = result.record
-    if result.candidates is not None:
-        result.candidates.save(store.candidates_path(rec.stem))
-    if result.trimap is not None:
-        rec.trimap_hash = store.write_trimap(rec.stem, result.trimap)
+    try:
+        if result.candidates is not None:
+            result.candidates.save(store.candidates_path(rec.stem))
+        if result.trimap is not None:
+            rec.trimap_hash = store.write_trimap(rec.stem, result.trimap)
+    except SeglibError as exc:  # e.g. a name the disk cannot hold: this photo only
+        rec.status, rec.reason, rec.trimap_hash = "failed", str(exc), ""
     store.put(rec)
     store.save(throttle=True)
     return rec

@@ -361,3 +361,24 @@ def test_a_trimap_without_a_record_is_kept_when_seglib_did_not_draw_it(tmp_path:
     assert np.array_equal(load_trimap(out / f"{stems[0]}.png"), refined)
     assert LabelStore(out).get(stems[0]).source == "edited" and s.edited == 1
 
+
+
+def test_a_photo_whose_label_cannot_be_written_is_a_failed_row(tmp_path: Path,
+                                                               monkeypatch) -> None:
+    import seglib.store
+
+    images, out = tmp_path / "img", tmp_path / "out"
+    stems = make_folder(images, 3)
+    real = seglib.store.save_trimap
+
+    def refuse(path, trimap):  # noqa: ANN001, ANN202
+        if Path(path).stem == stems[1]:
+            raise SeglibError(f"{path}: File name too long; rename the photo")
+        return real(path, trimap)
+
+    monkeypatch.setattr(seglib.store, "save_trimap", refuse)
+    s = label(images, out)
+    assert s.ok == 2 and s.failed == 1
+    assert "File name too long" in LabelStore(out).get(stems[1]).reason
+    monkeypatch.undo()
+    assert label(images, out).ok == 3  # the next run redoes it
