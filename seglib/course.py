@@ -6,6 +6,11 @@ the output folder: the executed notebooks, an HTML export of each, and (from the
 ``labels/``, ``models/`` and ``reports/*.png``. A failing notebook stops the run with one line
 naming the notebook and the cell. Rerunning resumes: labels and trained models already in the
 output folder are reused by the notebooks.
+
+``OUT/course.json`` records what the folder was made from (the photo folder, ``{stem:
+sha256}`` of its photos, the preset). A rerun with other photos or another preset stops
+before notebook 01 with one line naming a few differing photos; ``fresh=True`` (``--fresh``)
+deletes the folder's labels, models, reports and executed notebooks first and says so.
 """
 
 from __future__ import annotations
@@ -24,6 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from seglib.errors import SeglibError
+from seglib.folders import (
+    COURSE_FILE,
+    describe_changes,
+    folder_kind,
+    hash_files,
+    read_json,
+    refuse_output,
+    write_json,
+)
 from seglib.io import write_bytes_atomic
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,6 +46,8 @@ SAMPLE_DIR = REPO / "data" / "sample"
 SHARED_SHOES = REPO.parent / "shared" / "shoes" / "images"
 NOTEBOOKS = ("01_sam_masks", "02_trimaps", "03_train_10_161_207_711", "04_compare")
 KERNEL_NAME = "python3"
+COURSE_SCHEMA = 1
+OUTPUT_DIRS = ("labels", "models", "reports")  # what --fresh deletes, with the notebooks
 
 
 @dataclass(frozen=True)
@@ -274,6 +290,70 @@ def export_html(executed: Path) -> Path:
     return write_bytes_atomic(executed.with_suffix(".html"), body.encode("utf-8"))
 
 
+def course_photos(images: str | Path) -> dict[str, str]:
+    """``{stem: sha256}`` of the photos in ``images`` (the first file of a repeated stem)."""
+    from seglib.io import list_images
+
+    files: dict[str, Path] = {}
+    for path in list_images(images):
+        files.setdefault(path.stem, path)
+    return hash_files(files)
+
+
+def _outputs(out: Path) -> list[Path]:
+    """The course outputs present in ``out``: labels/, models/, reports/, executed notebooks
+    (and their HTML pages) and course.json."""
+    found = [out / d for d in OUTPUT_DIRS if (out / d).exists()]
+    found += [out / f"{n}{ext}" for n in NOTEBOOKS for ext in (".ipynb", ".html")
+              if (out / f"{n}{ext}").exists()]
+    return found + ([out / COURSE_FILE] if (out / COURSE_FILE).exists() else [])
+
+
+def _looks_like_a_course(out: Path) -> bool:
+    return ((out / COURSE_FILE).is_file() or folder_kind(out / "labels") == "labels"
+            or folder_kind(out / "models") == "runs"
+            or any((out / f"{n}.ipynb").is_file() for n in NOTEBOOKS))
+
+
+def start_fresh(out: Path, log: Callable[[str], None] = print) -> list[Path]:
+    """Delete a course folder's labels, models, reports, executed notebooks and course.json;
+    says what it deleted. A folder that is not a course output is left alone."""
+    import shutil
+
+    if not _looks_like_a_course(out):
+        return []
+    gone = _outputs(out)
+    for path in gone:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    if gone:
+        log(f"{out}: --fresh: deleted {', '.join(p.name for p in gone)}")
+    return gone
+
+
+def check_course_folder(out: Path, images: Path, preset: str, photos: Mapping[str, str]
+                        ) -> None:
+    """Raise one line unless ``out`` is empty of course outputs or was made from the same
+    photos (``{stem: sha256}``) with the same preset."""
+    fix = ("choose a new --out, or pass --fresh to delete its labels, models, reports and "
+           "notebooks and start over")
+    manifest = read_json(out / COURSE_FILE)
+    if manifest is None:
+        if _looks_like_a_course(out):
+            raise SeglibError(f"{out}: holds course outputs but no {COURSE_FILE} (made by an "
+                              f"older seglib), so its photos cannot be checked; {fix}")
+        return
+    changes = describe_changes(manifest.get("photos") or {}, photos, "photo")
+    if changes:
+        raise SeglibError(f"{out}: was made from other photos ({manifest.get('images')}): "
+                          f"{'; '.join(changes)} in {images}; {fix}")
+    if manifest.get("preset") != preset:
+        raise SeglibError(f"{out}: was made with preset {manifest.get('preset')!r}, not "
+                          f"{preset!r}; {fix}")
+
+
 @dataclass
 class CourseResult:
     out: Path
@@ -287,11 +367,14 @@ def run_course(preset: str = "demo", images: str | Path | None = None,
                checkpoint: str | Path | None = None, out: str | Path | None = None,
                overrides: Mapping[str, Any] | None = None,
                notebooks: Sequence[str | Path] | None = None, html: bool = True,
-               log: Callable[[str], None] = print) -> CourseResult:
+               fresh: bool = False, log: Callable[[str], None] = print) -> CourseResult:
     """Execute the course notebooks in order with papermill; stop at the first failure.
 
     ``notebooks`` defaults to the four course notebooks. Raises :class:`SeglibError` with a
-    one-line message naming the failing notebook and cell.
+    one-line message naming the failing notebook and cell. Before the first notebook the
+    output folder is checked (:func:`seglib.folders.refuse_output`,
+    :func:`check_course_folder`); ``fresh`` first deletes its earlier outputs
+    (:func:`start_fresh`).
     """
     import papermill as pm
 
@@ -304,7 +387,15 @@ def run_course(preset: str = "demo", images: str | Path | None = None,
     if unknown:
         raise SeglibError(f"unknown notebook parameter(s) {', '.join(unknown)}; the notebooks "
                           f"declare: {', '.join(sorted(known))}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    images = Path(params["images_dir"])
+    refuse_output(out_dir, inputs=[images], allow="course")
+    photos = course_photos(images)
+    if fresh:
+        start_fresh(out_dir, log)
+    check_course_folder(out_dir, images, preset, photos)
+    write_json(out_dir / COURSE_FILE, {"schema": COURSE_SCHEMA, "kind": "course",
+                                       "images": str(images), "preset": preset,
+                                       "photos": photos})
     result = CourseResult(out_dir, [], [], [], {})
     log(f"course preset {preset!r}: photos {params['images_dir']} -> {out_dir}")
     pm_logger = logging.getLogger("papermill")

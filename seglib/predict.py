@@ -24,11 +24,14 @@ from tqdm.auto import tqdm
 
 from seglib.device import autocast, pick_device
 from seglib.errors import SeglibError
+from seglib.folders import mark_folder, refuse_output
 from seglib.io import as_rgb, read_image, scan_images, write_png_atomic
 from seglib.models import build_model
 from seglib.parallel import map_photos, preloaded
 from seglib.train import load_checkpoint, use_channels_last
 from seglib.trimap import BORDER, OBJECT, mask_to_trimap, save_trimap
+
+KIND = "predictions"
 
 
 @dataclass
@@ -178,9 +181,12 @@ def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, 
                    ) -> tuple[int, list[tuple[Path, str]]]:
     """Write ``out/<stem>.png`` trimaps (and ``out/overlays/<stem>.png``) for every photo.
 
-    Unreadable photos are skipped with their reason. Returns (written, skipped).
-    ``workers``/``engine``/``address`` run the photos in parallel (:mod:`seglib.parallel`;
-    each worker loads the model once); the files are the same as with one process.
+    ``out`` is marked as a predictions folder; a label folder, a run, the photo folder or a
+    folder whose files the trimaps would replace is refused (see
+    :func:`seglib.folders.refuse_output`). Unreadable photos are skipped with their reason.
+    Returns (written, skipped). ``workers``/``engine``/``address`` run the photos in parallel
+    (:mod:`seglib.parallel`; each worker loads the model once); the files are the same as with
+    one process.
     """
     say = log or (lambda m: tqdm.write(m, file=sys.stderr))
     model = load_model(checkpoint, device)  # a bad checkpoint fails here, before any bar
@@ -189,9 +195,10 @@ def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, 
     if not paths:
         raise SeglibError(f"{images}: no .jpg/.jpeg/.png photos found; check the folder")
     out = Path(out)
-    if out.resolve() == Path(images).resolve():
-        raise SeglibError(f"{out}: is the photo folder; the trimaps would replace .png photos, "
-                          "choose another --out")
+    run_dir = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
+    refuse_output(out, inputs=[images, run_dir], allow=KIND,
+                  writes=[f"{p.stem}.png" for p in paths])
+    mark_folder(out, KIND)
     written, skipped = 0, list(scan.skipped)
     for line in scan.skipped_lines():
         say(line)

@@ -42,6 +42,7 @@ train on). The trained models stay in ``LABELS/refine_model`` and ``refine_model
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 import sys
 import time
@@ -267,6 +268,33 @@ def refine_photo(stem: str, photo_path: Path, candidates_path: Path, trimap_path
     return RefinedPhoto(stem, new, idx, mask_to_trimap(resize_mask(mask, trimap.shape[:2])))
 
 
+def _train_or_reuse(images_dir: Path, trimaps: Path, model_dir: Path,
+                    say: Callable[[str], None], **options: object) -> None:
+    """Train the refining CNN into ``model_dir``, resuming an interrupted one.
+
+    A finished model is reused even when the labels changed since (the round's own redrawing
+    changes them); an interrupted one whose photos or labels changed is trained again.
+    """
+    from seglib.train import RunMismatchError, train_run
+
+    try:
+        train_run(images_dir, trimaps, model_dir, resume=True, log=say,
+                  **options)  # type: ignore[arg-type]
+    except RunMismatchError as exc:
+        if _finished(model_dir):
+            return
+        say(f"{model_dir.name}: training again ({str(exc).split(': ', 1)[-1].split(';')[0]})")
+        shutil.rmtree(model_dir)
+        train_run(images_dir, trimaps, model_dir, log=say, **options)  # type: ignore[arg-type]
+
+
+def _finished(model_dir: Path) -> bool:
+    try:
+        return bool(json.loads((model_dir / "metrics.json").read_text())["finished"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def refine_labels(
     images_dir: str | Path,
     labels_dir: str | Path,
@@ -302,7 +330,6 @@ def refine_labels(
     """
     from seglib.data import load_dataset
     from seglib.predict import load_model
-    from seglib.train import train_run
 
     if rounds < 1:
         raise SeglibError(f"rounds must be at least 1, got {rounds}")
@@ -342,9 +369,8 @@ def refine_labels(
             t0 = time.perf_counter()
             # the confident labels only; messages name the user's label folder
             data = load_dataset(images_dir, labels_dir, size, log=say, stems=train_stems)
-            train_run(images_dir, labels_dir, model_dir, preset=preset, size=size,
-                      epochs=epochs, device=device, resume=(model_dir / "best.pt").exists(),
-                      log=say, progress=progress, dataset=data)
+            _train_or_reuse(images_dir, labels_dir, model_dir, say, preset=preset, size=size,
+                            epochs=epochs, device=device, progress=progress, dataset=data)
             summary.train_seconds += time.perf_counter() - t0
             summary.model = model_dir / "best.pt"
             todo = []

@@ -7,6 +7,11 @@
 - ``last.pt``: the same plus optimizer and shuffle-generator state, written after every epoch;
   ``resume=True`` continues from it.
 - ``history.csv``: one row per epoch; ``metrics.json``: the best epoch's validation metrics.
+- ``manifest.json``: what the run was made from, written before the first epoch:
+  ``{"schema", "kind": "run", "photos": {stem: sha256}, "labels": {stem: sha256},
+  "options"}`` for every photo/trimap pair loaded (training and validation). ``resume=True``
+  continues only a run whose manifest matches the photos, labels and options and whose
+  ``last.pt`` is readable; anything else stops with one line naming the difference.
 
 Every file is written atomically (temp file + rename): Ctrl-C or a SIGKILL mid-epoch leaves
 the previous complete files in place.
@@ -43,6 +48,7 @@ from seglib.data import (
 )
 from seglib.device import autocast, autocast_dtype, pick_device
 from seglib.errors import SeglibError
+from seglib.folders import describe_changes, hash_files, read_json, refuse_output, write_json
 from seglib.io import write_bytes_atomic
 from seglib.metrics import Scores
 from seglib.models import build_model, count_params
@@ -51,6 +57,9 @@ from seglib.presets import Preset, get_preset
 from seglib.store import folder_lock
 
 FORMAT = "seglib-run-v1"
+MANIFEST = "manifest.json"
+MANIFEST_SCHEMA = 1
+RESUME_KEYS = ("arch", "size", "width", "n_train", "shuffle", "seed", "val_stems")
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "pixel_accuracy", "mean_iou",
                   "iou_object", "seconds")
 
@@ -106,6 +115,60 @@ def load_checkpoint(path: str | Path) -> dict:
         raise SeglibError(f"{path}: not a seglib checkpoint (no seglib config inside); pass "
                           "the best.pt written by 'python -m seglib train'")
     return ckpt
+
+
+class RunMismatchError(SeglibError):
+    """A run folder that ``resume`` cannot continue (other photos, labels or options, no
+    manifest, or no readable ``last.pt``)."""
+
+
+@dataclass
+class RunInputs:
+    """What a run is made from: ``{stem: sha256}`` of the photos and of their trimaps."""
+
+    photos: dict[str, str]
+    labels: dict[str, str]
+
+
+def run_inputs(dataset: Dataset) -> RunInputs:
+    """Hash the photos and trimaps of every pair ``dataset`` loaded (training and validation)."""
+    used = set(dataset.train.stems) | set(dataset.val.stems)
+    pairs = [p for p in dataset.scan.pairs if p.stem in used]
+    return RunInputs(hash_files({p.stem: p.image for p in pairs}),
+                     hash_files({p.stem: p.trimap for p in pairs}))
+
+
+def _start_over(out: Path) -> str:
+    return f"train into a new --out, or delete {out} to start over"
+
+
+def check_resume(out: Path, inputs: RunInputs, config: dict) -> dict:
+    """The run's ``last.pt`` when ``out`` can be resumed with these inputs and options;
+    otherwise a :class:`RunMismatchError` naming the difference and the fix."""
+    manifest = read_json(out / MANIFEST)
+    if manifest is None:
+        raise RunMismatchError(f"{out}: has no {MANIFEST} (made by an older seglib), so its "
+                               f"photos and labels cannot be checked; {_start_over(out)}")
+    changes = (describe_changes(manifest.get("photos") or {}, inputs.photos, "photo")
+               + describe_changes(manifest.get("labels") or {}, inputs.labels, "label",
+                                  added=False))
+    if changes:
+        raise RunMismatchError(f"{out}: {'; '.join(changes)} since the run was made: resume "
+                               f"needs the same photos and labels; {_start_over(out)}")
+    old = manifest.get("options") or {}
+    for key in RESUME_KEYS:
+        if old.get(key) != config[key]:
+            raise RunMismatchError(f"{out}: was trained with {key}={old.get(key)!r}, not "
+                                   f"{config[key]!r}; use the same options, or "
+                                   f"{_start_over(out)}")
+    last_path = out / "last.pt"
+    if not last_path.is_file():
+        raise RunMismatchError(f"{last_path}: missing, so the run cannot continue (its best.pt "
+                               f"is kept); {_start_over(out)}")
+    try:
+        return load_checkpoint(last_path)
+    except SeglibError as exc:
+        raise RunMismatchError(f"{exc}; or {_start_over(out)}") from None
 
 
 def _log_default(msg: str) -> None:
@@ -250,6 +313,7 @@ def train_run(
     amp: bool = True,
     resume: bool = False,
     dataset: Dataset | None = None,
+    inputs: RunInputs | None = None,
     log: Callable[[str], None] | None = None,
     progress: bool = True,
 ) -> RunResult:
@@ -257,8 +321,11 @@ def train_run(
 
     ``preset`` gives the defaults; ``arch``/``size``/``epochs``/``batch``/``lr`` override it.
     ``shuffle=False`` keeps one fixed batch order (the "711B" model). ``dataset`` reuses pairs
-    already loaded by :func:`seglib.data.load_dataset` at the same size. With ``resume`` an
-    interrupted run continues from ``last.pt`` and a finished one is returned as is.
+    already loaded by :func:`seglib.data.load_dataset` at the same size, and ``inputs`` its
+    :func:`run_inputs` (hashed once for several runs). With ``resume`` an interrupted run
+    continues from ``last.pt`` and a finished one is returned as is, when its
+    ``manifest.json`` matches the photos, labels and options (else :class:`RunMismatchError`);
+    a folder with no run in it starts a new run.
 
     The run folder is locked (``out/.seglib.lock``) while training: a second run started on
     the same folder stops with a one-line error naming the lock.
@@ -267,23 +334,26 @@ def train_run(
     p = p.with_overrides(arch=arch, size=size, epochs=epochs, batch=batch, lr=lr)
     selection_score(p.select, {"val_loss": 0.0})  # an unknown selection fails before loading
     out = Path(out)
+    refuse_output(out, inputs=[images, trimaps], allow="run")
     with folder_lock(out):
         return _train_locked(images, trimaps, out, p, n=n, shuffle=shuffle, seed=seed,
-                             device=device, amp=amp, resume=resume, dataset=dataset, log=log,
-                             progress=progress)
+                             device=device, amp=amp, resume=resume, dataset=dataset,
+                             inputs=inputs, log=log, progress=progress)
 
 
 def _train_locked(images: str | Path, trimaps: str | Path, out: Path, p: Preset, *,
                   n: int | None, shuffle: bool, seed: int, device: str, amp: bool,
-                  resume: bool, dataset: Dataset | None, log: Callable[[str], None] | None,
-                  progress: bool) -> RunResult:
+                  resume: bool, dataset: Dataset | None, inputs: RunInputs | None,
+                  log: Callable[[str], None] | None, progress: bool) -> RunResult:
     say = log or _log_default
     best_path, last_path = out / "best.pt", out / "last.pt"
-    if not resume and (best_path.exists() or last_path.exists()):
+    has_run = any((out / f).exists() for f in ("best.pt", "last.pt", "history.csv"))
+    if not resume and has_run:
         raise SeglibError(f"{out}: already holds a training run; pass --resume to continue it "
                           "or choose another --out folder")
     if dataset is None or dataset.size != p.size:
         dataset = load_dataset(images, trimaps, p.size, seed=SPLIT_SEED, log=log)
+        inputs = None
     train = take_subset(dataset.train.stems, n, log=say)
     train_data = dataset.train.select(range(len(train)))
     n_train, n_val = len(train_data), len(dataset.val)
@@ -295,6 +365,8 @@ def _train_locked(images: str | Path, trimaps: str | Path, out: Path, p: Preset,
               "shuffle": bool(shuffle), "seed": int(seed), "n_requested": n, "n_train": n_train,
               "n_val": n_val, "images": str(images), "trimaps": str(trimaps),
               "val_stems": list(dataset.val.stems)}
+    inputs = inputs or run_inputs(dataset)
+    last = check_resume(out, inputs, config) if has_run else None
 
     torch.manual_seed(seed)
     model = build_model(p.arch, width=p.width).to(dev)
@@ -307,13 +379,7 @@ def _train_locked(images: str | Path, trimaps: str | Path, out: Path, p: Preset,
     history: list[dict] = []
     start_epoch, best_score, best_metrics, elapsed = 0, float("inf"), {}, 0.0
 
-    if resume and last_path.exists():
-        last = load_checkpoint(last_path)
-        old = last["config"]
-        for key in ("arch", "size", "width", "n_train", "shuffle", "seed", "val_stems"):
-            if old.get(key, 8 if key == "width" else None) != config[key]:
-                raise SeglibError(f"{last_path}: was trained with {key}={old.get(key)!r}, not "
-                                  f"{config[key]!r}; use the same options or a new --out")
+    if last is not None:
         model.load_state_dict(last["state_dict"])
         opt.load_state_dict(last["optimizer"])
         gen.set_state(last["generator"])
@@ -340,7 +406,11 @@ def _train_locked(images: str | Path, trimaps: str | Path, out: Path, p: Preset,
         say(f"{out.name}: {p.arch} on {n_train} photos ({'shuffled' if shuffle else 'fixed order'})"
             f", {n_val} validation, {total_epochs} epochs at {p.size}px, device {dev.type}"
             + (f", autocast {autocast_dtype(dev)}" if amp and autocast_dtype(dev) else ""))
-    out.mkdir(parents=True, exist_ok=True)
+    if last is None:
+        write_json(out / MANIFEST, {
+            "schema": MANIFEST_SCHEMA, "kind": "run", "photos": inputs.photos,
+            "labels": inputs.labels,
+            "options": {k: v for k, v in config.items() if k not in ("images", "trimaps")}})
     bar = tqdm(range(start_epoch, total_epochs), desc=out.name, unit="epoch",
                initial=start_epoch, total=total_epochs, disable=not progress)
     with bar:
@@ -450,6 +520,7 @@ def train_standard(
         raise SeglibError(f"unknown engine {engine!r}; choose local or ray")
     if engine == "ray":
         import_ray()  # not installed: one line before the photos are loaded
+    refuse_output(out, inputs=[images, trimaps], allow="runs")
     with folder_lock(Path(out)):
         if engine == "ray":
             return train_standard_ray(images, trimaps, Path(out), p, subsets, log,
@@ -462,6 +533,7 @@ def _train_standard_locked(images: str | Path, trimaps: str | Path, out: Path, p
                            **kwargs: object) -> dict[str, RunResult]:
     say = log or _log_default
     dataset = load_dataset(images, trimaps, p.size, log=log)
+    inputs = run_inputs(dataset)
     sizes = subset_sizes(len(dataset.train) + len(dataset.val), subsets)
     if len(dataset.train) < 711:
         shown = ", ".join(f"{k}={v}" for k, v in sizes.items())
@@ -470,13 +542,13 @@ def _train_standard_locked(images: str | Path, trimaps: str | Path, out: Path, p
     for name in subsets:
         results[name] = train_run(
             images, trimaps, standard_run_dir(out, name), n=sizes[name],
-            shuffle=not name.endswith("B"), preset=p, resume=True, dataset=dataset, log=log,
-            **kwargs)  # type: ignore[arg-type]
+            shuffle=not name.endswith("B"), preset=p, resume=True, dataset=dataset,
+            inputs=inputs, log=log, **kwargs)  # type: ignore[arg-type]
     write_summary(Path(out) / "summary.csv", results)
     return results
 
 
-RUN_FILES = ("last.pt", "history.csv", "best.pt", "metrics.json")  # in the order written
+RUN_FILES = (MANIFEST, "last.pt", "history.csv", "best.pt", "metrics.json")  # as written
 
 
 def _train_in_temp(dataset: Dataset, job: tuple) -> tuple[dict[str, bytes], RunResult]:
@@ -510,6 +582,7 @@ def train_standard_ray(images: str | Path, trimaps: str | Path, out: Path, p: Pr
     """
     say = log or _log_default
     dataset = load_dataset(images, trimaps, p.size, log=log)
+    kwargs = dict(kwargs, inputs=run_inputs(dataset))  # hashed here: nodes need no photos
     sizes = subset_sizes(len(dataset.train) + len(dataset.val), subsets)
     jobs = []
     for name in subsets:
@@ -571,5 +644,6 @@ def describe(model_or_arch: torch.nn.Module | str) -> str:
     return f"{name}: {count_params(m):,} parameters"
 
 
-__all__ = ["RunResult", "train_run", "train_standard", "train_standard_ray", "load_checkpoint",
+__all__ = ["RunResult", "RunInputs", "RunMismatchError", "run_inputs", "check_resume",
+           "train_run", "train_standard", "train_standard_ray", "load_checkpoint",
            "evaluate_tensors", "save_checkpoint", "standard_run_dir", "use_channels_last"]

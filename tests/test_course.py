@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -230,3 +231,70 @@ def test_missing_embedded_sample_is_written_into_the_output_folder(tmp_path: Pat
     assert images == (tmp_path / "out" / "sample" / "images").resolve()
     assert len(list(images.glob("*.jpg"))) == 48
     assert params["truth_dir"] == str(images.parent / "trimaps")
+
+
+# -- the output folder knows the photos it was made from -------------------------------------
+def _photos(folder: Path, first: int) -> Path:
+    from conftest import SAMPLE
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(("IMG_0001", "IMG_0002", "IMG_0003")):
+        src = SAMPLE / "images" / f"sample_{first + i:03d}.jpg"
+        (folder / f"{name}.jpg").write_bytes(src.read_bytes())
+    return folder
+
+
+def _labels_notebook(path: Path) -> Path:
+    """A stand-in for notebook 01: writes labels/ and counts its runs in OUT/runs.txt."""
+    return _notebook(path, "p = pathlib.Path(out_dir)\n(p / 'labels').mkdir(exist_ok=True)\n"
+                           "(p / 'labels' / 'labels.csv').write_text('stem\\n')\n"
+                           "with open(p / 'runs.txt', 'a') as f:\n    f.write('ran\\n')")
+
+
+def test_course_rerun_with_other_photos_stops_before_notebook_01(tmp_path: Path) -> None:
+    a, b = _photos(tmp_path / "A", 0), _photos(tmp_path / "B", 3)
+    nb = _labels_notebook(tmp_path / "01_labels.ipynb")
+    out = tmp_path / "X"
+    run = dict(out=out, notebooks=[nb], html=False, log=lambda s: None)
+    course.run_course("quick", images=a, **run)
+    manifest = json.loads((out / "course.json").read_text())
+    assert manifest["images"] == str(a.resolve()) and manifest["preset"] == "quick"
+    assert sorted(manifest["photos"]) == ["IMG_0001", "IMG_0002", "IMG_0003"]
+    with pytest.raises(SeglibError) as err:
+        course.run_course("quick", images=b, **run)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{out.resolve()}: was made from other photos")
+    assert "3 photos changed (IMG_0001, IMG_0002, IMG_0003)" in msg
+    assert "new --out" in msg and "--fresh" in msg
+    assert (out / "runs.txt").read_text() == "ran\n"  # notebook 01 did not run again
+    (b / "IMG_0004.jpg").write_bytes((b / "IMG_0001.jpg").read_bytes())
+    course.run_course("quick", images=a, **run)  # the same photos: resumes
+    assert (out / "runs.txt").read_text() == "ran\nran\n"
+    with pytest.raises(SeglibError, match="was made with preset 'quick', not 'full'"):
+        course.run_course("full", images=a, **run)
+    said: list[str] = []
+    course.run_course("quick", images=b, fresh=True, out=out, notebooks=[nb], html=False,
+                      log=said.append)
+    assert any("--fresh: deleted labels, course.json" in s for s in said)
+    assert (out / "runs.txt").read_text() == "ran\nran\nran\n"  # not a course output: kept
+    assert sorted(json.loads((out / "course.json").read_text())["photos"]) == [
+        "IMG_0001", "IMG_0002", "IMG_0003", "IMG_0004"]
+
+
+def test_course_refuses_an_out_it_cannot_check_or_that_is_an_input(tmp_path: Path,
+                                                                   capsys) -> None:
+    a = _photos(tmp_path / "A", 0)
+    nb = _labels_notebook(tmp_path / "01_labels.ipynb")
+    old = tmp_path / "old"  # written by an older version: labels/ but no course.json
+    (old / "labels").mkdir(parents=True)
+    (old / "labels" / "labels.csv").write_text("stem\n")
+    with pytest.raises(SeglibError, match="no course.json .* pass --fresh"):
+        course.run_course("quick", images=a, out=old, notebooks=[nb], html=False,
+                          log=lambda s: None)
+    assert not (old / "runs.txt").exists()
+    for out, why in ((old / "labels", "label folder"), (a, "input folder")):
+        assert main(["course", "--images", str(a), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and why in err and "Traceback" not in err
+    assert sorted(p.name for p in a.iterdir()) == ["IMG_0001.jpg", "IMG_0002.jpg",
+                                                   "IMG_0003.jpg"]

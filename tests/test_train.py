@@ -274,3 +274,73 @@ def test_checkpoints_with_an_older_config_still_load_and_resume(toy, tmp_path, k
     r = train_run(*toy, out, preset=p.with_overrides(epochs=3), resume=True, progress=False)
     assert [h["epoch"] for h in r.history] == [1, 2, 3]
     assert set(OLD_CONFIG_KEYS) <= set(load_checkpoint(out)["config"])
+
+
+# -- resume needs the same photos and labels and a readable last.pt --------------------------
+def _finished(toy, out, **kw):
+    return train_run(*toy, out, n=6, preset="smoke", size=16, epochs=3, progress=False, **kw)
+
+
+def test_resume_with_last_pt_missing_stops_and_keeps_the_run(toy, tmp_path, capsys):
+    out = tmp_path / "run"
+    _finished(toy, out)
+    (out / "last.pt").unlink()
+    best, history = (out / "best.pt").read_bytes(), (out / "history.csv").read_bytes()
+    args = ["train", str(toy[0]), str(toy[1]), "--out", str(out), "--n", "6", "--preset",
+            "smoke", "--size", "16", "--epochs", "3", "--resume"]
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "last.pt" in err and "new --out" in err and "delete" in err
+    assert (out / "best.pt").read_bytes() == best
+    assert (out / "history.csv").read_bytes() == history
+    (out / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SeglibError, match="last.pt: .*not a seglib checkpoint"):
+        _finished(toy, out, resume=True)
+    assert (out / "best.pt").read_bytes() == best
+
+
+def _copy_toy(toy, root):
+    import shutil
+
+    shutil.copytree(toy[0], root / "images")
+    shutil.copytree(toy[1], root / "trimaps")
+    return root / "images", root / "trimaps"
+
+
+def test_resume_with_a_changed_photo_or_label_names_them(toy, tmp_path):
+    images, trimaps = _copy_toy(toy, tmp_path)
+    out = tmp_path / "run"
+    _finished((images, trimaps), out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["schema"] == 1 and len(manifest["photos"]) == 20
+    assert set(manifest["labels"]) == set(manifest["photos"])
+    assert manifest["options"]["size"] == 16
+    best = (out / "best.pt").read_bytes()
+    original = (images / "p003.png").read_bytes()
+    (images / "p003.png").write_bytes((images / "p004.png").read_bytes())
+    with pytest.raises(SeglibError) as err:
+        _finished((images, trimaps), out, resume=True)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{out}: 1 photo changed (p003) since")
+    assert "p003" in msg and "new --out" in msg and "delete" in msg
+    (images / "p003.png").write_bytes(original)
+    (trimaps / "p007.png").write_bytes((trimaps / "p008.png").read_bytes())
+    with pytest.raises(SeglibError, match=r"1 label changed \(p007\)"):
+        _finished((images, trimaps), out, resume=True)
+    (trimaps / "p007.png").unlink()
+    (images / "p007.png").unlink()
+    with pytest.raises(SeglibError, match=r"1 photo is gone \(p007\)"):
+        _finished((images, trimaps), out, resume=True)
+    assert (out / "best.pt").read_bytes() == best
+
+
+def test_resume_of_a_run_without_manifest_stops(toy, tmp_path):
+    out = tmp_path / "run"
+    _finished(toy, out)
+    (out / "manifest.json").unlink()
+    with pytest.raises(SeglibError, match="no manifest.json"):
+        _finished(toy, out, resume=True)
+    r = _finished(toy, out / "x")  # an empty folder is not a run: training starts
+    assert r.best.is_file()

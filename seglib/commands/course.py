@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                    metavar=("NAME", "VALUE"),
                    help="set a notebook parameter, e.g. -p epochs 5 -p show_photos 4")
+    p.add_argument("--fresh", action="store_true",
+                   help="start over: delete --out's labels/, models/, reports/ and executed "
+                        "notebooks first (needed when --out was made from other photos)")
     p.add_argument("--no-html", action="store_true", help="skip the HTML export")
 
 
@@ -34,5 +37,5 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {name: parse_value(value) for name, value in args.parameter}
     run_course(args.preset, images=args.images, checkpoint=args.checkpoint, out=args.out,
-               overrides=overrides, html=not args.no_html)
+               overrides=overrides, html=not args.no_html, fresh=args.fresh)
     return 0

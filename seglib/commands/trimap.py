@@ -11,6 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from seglib.errors import SeglibError
+from seglib.folders import mark_folder, refuse_output
 from seglib.io import scan_images
 from seglib.trimap import mask_to_trimap, save_trimap
 
@@ -61,13 +62,13 @@ def read_mask(path: Path) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.out.resolve() == args.masks.resolve():
-        raise SeglibError(f"{args.out}: is the mask folder; the trimaps would replace the masks, "
-                          "choose another --out")
     scan = scan_images(args.masks)
     masks = scan.photos
     if not masks:
         raise SeglibError(f"{args.masks}: no .png/.jpg masks found")
+    refuse_output(args.out, inputs=[args.masks], allow="trimaps",
+                  writes=[f"{m.stem}.png" for m in masks] if args.overwrite else [])
+    mark_folder(args.out, "trimaps")
     for line in scan.skipped_lines():
         tqdm.write(line, file=sys.stderr)
     done = skipped = 0
