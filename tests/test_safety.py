@@ -189,13 +189,14 @@ def test_malicious_files_are_refused_everywhere(tmp_path: Path, wrap: str,
     with pytest.raises(SeglibError, match="best.pt"):
         compare.load_runs(tmp_path / "models", ["10"], "cpu")
     run = tmp_path / "run"
-    run.mkdir()
-    write_malicious(run / "last.pt", marker, wrap)
+    train = ["train", photos, tmp_path / "tri", "--out", run, "--preset", "smoke", "--epochs",
+             "1", "--size", "16", "--device", "cpu"]
+    assert main([str(a) for a in train]) == 0  # a real run (with its manifest), then
+    write_malicious(run / "last.pt", marker, wrap)  # its last.pt replaced
     for argv, name in (
         (["predict", evil, photos, "--out", tmp_path / "pred"], "best.pt"),
         (["label", photos, "--out", tmp_path / "labels", "--checkpoint", evil], "best.pt"),
-        (["train", photos, tmp_path / "tri", "--out", run, "--resume", "--preset", "smoke"],
-         "last.pt"),
+        ([*train, "--resume"], "last.pt"),
     ):
         capsys.readouterr()
         assert main([str(a) for a in argv]) == 2
