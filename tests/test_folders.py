@@ -5,13 +5,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from toys import toy_pairs
 
 from seglib.cli import main
 from seglib.errors import SeglibError
 from seglib.folders import describe_changes, folder_kind, mark_folder, refuse_output
+from seglib.io import write_png_atomic
 from seglib.train import train_run
+from seglib.trimap import load_trimap
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +69,8 @@ def test_predict_refuses_a_run_and_photos_but_reruns_into_its_own_folder(trained
 def test_trimap_into_its_input_folder_or_a_label_folder_is_refused(trained, tmp_path, capsys):
     _, _, trimaps = trained
     masks = tmp_path / "masks"
-    shutil.copytree(trimaps, masks)
+    for t in trimaps.glob("*.png"):  # binary masks: object 255
+        write_png_atomic(masks / t.name, (load_trimap(t) == 1).astype(np.uint8) * 255)
     before = {p.name: p.read_bytes() for p in masks.iterdir()}
     assert main(["trimap", str(masks), "--out", str(masks / "."), "--overwrite"]) == 2
     assert "input folder" in _one_error_line(capsys)
