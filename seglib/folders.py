@@ -6,8 +6,9 @@ Kinds of folder seglib writes, and how each is recognised:
 - ``run``: ``manifest.json``, ``best.pt``, ``last.pt`` or ``history.csv`` (``train``);
 - ``runs``: ``model_*/best.pt`` subfolders (``train --standard``, the course's ``models/``);
 - ``course``: ``course.json`` (the course runner's output folder);
-- any other kind (``predictions``, ``trimaps``, an export): the marker file
-  ``.seglib-folder`` (JSON ``{"kind": ...}``), written by :func:`mark_folder`.
+- ``export``: ``seglib-export.json`` (``export``);
+- any other kind (``predictions``, ``trimaps``): the marker file ``seglib.json`` (JSON
+  ``{"kind": ...}``, the file the label store also writes), written by :func:`mark_folder`.
 
 :func:`refuse_output` is the one check every command makes before writing into ``--out``.
 A run folder's ``manifest.json`` and a course folder's ``course.json`` record the photos (and
@@ -25,7 +26,8 @@ from typing import Any
 from seglib.errors import SeglibError
 from seglib.io import IMAGE_SUFFIXES, file_sha256, write_bytes_atomic
 
-MARKER = ".seglib-folder"
+MARKER = "seglib.json"
+EXPORT_FILE = "seglib-export.json"
 RUN_FILES = ("manifest.json", "best.pt", "last.pt", "history.csv")
 LABELS_FILE = "labels.csv"
 COURSE_FILE = "course.json"
@@ -33,7 +35,7 @@ _NAMES_SHOWN = 3
 
 
 def folder_kind(path: str | Path) -> str | None:
-    """``labels``, ``run``, ``runs``, ``course``, a marked kind, or None (not seglib's)."""
+    """``labels``, ``run``, ``runs``, ``course``, ``export``, a marked kind, or None."""
     path = Path(path)
     if not path.is_dir():
         return None
@@ -43,6 +45,8 @@ def folder_kind(path: str | Path) -> str | None:
         return "run"
     if (path / COURSE_FILE).is_file():
         return "course"
+    if (path / EXPORT_FILE).is_file():
+        return "export"
     try:
         kind = json.loads((path / MARKER).read_text(encoding="utf-8")).get("kind")
     except (OSError, ValueError, AttributeError):

@@ -107,8 +107,8 @@ def load_checkpoint(path: str | Path) -> dict:
 
         why = unreadable_reason(path, exc)
         if path.name == "last.pt":
-            raise SeglibError(f"{path}: the resume state is damaged ({why}); delete it and run "
-                              "the same command again to train this run from the start") from None
+            raise SeglibError(f"{path}: the resume state is damaged ({why}); "
+                              f"{_start_over(path.parent)}") from None
         raise SeglibError(f"{path}: not a seglib checkpoint ({why}); pass the "
                           "best.pt written by 'python -m seglib train'") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "state_dict" not in ckpt:
@@ -168,7 +168,7 @@ def check_resume(out: Path, inputs: RunInputs, config: dict) -> dict:
     try:
         return load_checkpoint(last_path)
     except SeglibError as exc:
-        raise RunMismatchError(f"{exc}; or {_start_over(out)}") from None
+        raise RunMismatchError(str(exc)) from None
 
 
 def _log_default(msg: str) -> None:

@@ -271,10 +271,12 @@ def test_train_folder_errors_are_one_line(tmp_path: Path, cli: Cli, sample_pairs
 def test_train_resume_with_a_bad_last_pt(sample_pairs, cli: Cli, tmp_path: Path) -> None:
     images, trimaps, _ = sample_pairs(4)
     run = tmp_path / "run"
-    run.mkdir()
+    code, _, err = cli("train", images, trimaps, "--out", run, *TRAIN_FAST)
+    assert code == 0, err
     (run / "last.pt").write_bytes(b"PK\x03\x04 not really a zip")
     code, _, err = cli("train", images, trimaps, "--out", run, "--resume", *TRAIN_FAST)
-    error_after_progress(code, err, "last.pt", "resume state is damaged", "delete it")
+    error_after_progress(code, err, "last.pt", "resume state is damaged", "new --out",
+                         f"delete {run}")
     code, _, err = cli("train", images, trimaps, "--out", run, *TRAIN_FAST)
     assert_one_line_error(code, err, str(run), "--resume")
 
