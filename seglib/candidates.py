@@ -25,7 +25,11 @@ class Candidates:
     ``masks`` is (K, H, W) bool at the photo's size; ``predicted_iou`` and ``stability`` are
     (K,) float32 in [0, 1] (backends without such scores estimate them); ``sources`` says how
     each mask was proposed (e.g. ``"everything"``, ``"point:centre"``, ``"box"``,
-    ``"grabcut:rect90"``).
+    ``"grabcut:rect90"``). ``predicted_iou`` rates how clean a *segment* each mask is (SAM's
+    meaning: a plain background is a very clean segment), not whether it is the object.
+    ``object_score`` is, when the backend has one (opencv), its own (K,) estimate of each mask's
+    IoU with the photo's object; the ``foreground`` policy then rates a mask's quality by it
+    instead of ``predicted_iou`` and ``stability`` (see :func:`seglib.policy.quality_inputs`).
     """
 
     masks: np.ndarray
@@ -34,6 +38,7 @@ class Candidates:
     sources: list[str] = field(default_factory=list)
     backend: str = ""
     photo_hash: str = ""  # SHA-256 of the photo bytes they were proposed for ("" unknown)
+    object_score: np.ndarray | None = None  # (K,) the backend's object-IoU estimate, or None
 
     def __post_init__(self) -> None:
         self.masks = np.asarray(self.masks, dtype=bool)
@@ -42,6 +47,8 @@ class Candidates:
         k = self.masks.shape[0]
         self.predicted_iou = np.asarray(self.predicted_iou, dtype=np.float32).reshape(k)
         self.stability = np.asarray(self.stability, dtype=np.float32).reshape(k)
+        if self.object_score is not None:
+            self.object_score = np.asarray(self.object_score, dtype=np.float32).reshape(k)
         if not self.sources:
             self.sources = [self.backend or "unknown"] * k
         if len(self.sources) != k:
@@ -57,8 +64,10 @@ class Candidates:
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
         k, h, w = self.masks.shape
+        extra = {} if self.object_score is None else {"object_score": self.object_score}
         np.savez_compressed(
             buf,
+            **extra,
             bits=np.packbits(self.masks.reshape(k, h * w), axis=1),
             shape=np.array([k, h, w], dtype=np.int64),
             predicted_iou=self.predicted_iou,
@@ -97,6 +106,7 @@ class Candidates:
                     sources=[str(s) for s in z["sources"]],
                     backend=str(z["backend"]),
                     photo_hash=str(z["photo_hash"]) if "photo_hash" in z.files else "",
+                    object_score=z["object_score"] if "object_score" in z.files else None,
                 )
         except (OSError, KeyError, ValueError, TypeError, IndexError, EOFError, MemoryError,
                 zipfile.BadZipFile, zlib.error, _NotCandidates) as exc:

@@ -33,14 +33,26 @@ The photo is shrunk to ``WORK_SIDE`` (160 px) and these candidates are proposed:
     sure object, outside it sure background), so the outline follows the photo's real edges
     instead of the work size's coarse ones.
 
-Each mask gets SAM-style scores so that :func:`seglib.policy.pick` chooses exactly as for SAM
-candidates. ``predicted_iou`` is an estimate of the mask's IoU with the object: a linear model
-(:data:`IOU_WEIGHTS`, refit with :func:`fit_iou_weights`) of :data:`FEATURES` — agreement with
-the other candidates and with the 90 % GrabCut, colour separation inside/outside, outline on
-strong image edges, size, position, how close it comes to the top/bottom/sides. There is no
-threshold to vary, so ``stability`` is the same estimate. The refined pick's estimate is at
-least that of the pick it refines plus :data:`REFINE_BONUS`, so the policy keeps the
-refinement. Masks come back at the photo's size.
+``region:background`` / ``region:edge-colour``
+    The regions of the photo that are not the object, as SAM's everything mode proposes them
+    too: the pixels of the frame edge's colours that reach the frame's edge (everything outside
+    ``colour:low``), and each edge colour's own part of it (a floor, a wall, a box) when it
+    covers at least 8 % of the frame and differs from the whole (IoU < 0.85).
+
+Like SAM's everything mode, the backend scores each mask by how clean a *segment* it is, not by
+whether it is the object: ``predicted_iou`` (and ``stability``, there being no threshold to
+vary) is :func:`segment_quality` — colour uniformity inside, outline on strong image edges,
+colour separation inside/outside. A plain background is a very clean segment, so the original
+``seed`` policy (highest ``predicted_iou``) takes it on many photos, as it does with SAM.
+
+Picking the object is the policy's job. The backend's own estimate of each mask's IoU with the
+object is ``object_score``, which the ``foreground`` policy rates quality by
+(:func:`seglib.policy.quality_inputs`): a linear model (:data:`IOU_WEIGHTS`, refit with
+:func:`fit_iou_weights`) of :data:`FEATURES` — agreement with the other candidates and with the
+90 % GrabCut, colour separation inside/outside, outline on strong image edges, size, position,
+how close it comes to the top/bottom/sides. The refined pick's estimate is at least that of the
+pick it refines plus :data:`REFINE_BONUS`, so the policy keeps the refinement; the background
+regions' is 0 (they are made of the frame edge's colours). Masks come back at the photo's size.
 """
 
 from __future__ import annotations
@@ -107,8 +119,8 @@ def _clean(mask: np.ndarray, min_share: float = 0.15) -> np.ndarray:
     return large_components(m, min_share, connectivity=8)
 
 
-def background_distance(lab: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel Lab distance to the nearest frame-edge colour, and the edge-strip mask."""
+def _edge_distances(lab: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel Lab distance to each common frame-edge colour (H×W×C), and the edge strip."""
     h, w = lab.shape[:2]
     strip = _edge_strip(h, w, EDGE)
     samples = lab[strip].astype(np.float32)
@@ -119,8 +131,20 @@ def background_distance(lab: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.nda
     share = np.bincount(labels.ravel(), minlength=k) / len(samples)
     centres = centres[share >= 0.08] if (share >= 0.08).any() else centres
     flat = lab.reshape(-1, 3).astype(np.float32)
-    d = np.min(np.linalg.norm(flat[:, None, :] - centres[None, :, :], axis=2), axis=1)
-    return d.reshape(h, w), strip
+    d = np.linalg.norm(flat[:, None, :] - centres[None, :, :], axis=2)
+    return d.reshape(h, w, len(centres)), strip
+
+
+def background_distance(lab: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel Lab distance to the nearest frame-edge colour, and the edge-strip mask."""
+    d, strip = _edge_distances(lab, k)
+    return np.min(d, axis=2), strip
+
+
+def _colour_threshold(dist: np.ndarray) -> float:
+    """Otsu's threshold on a (blurred) background distance, at least 6."""
+    scale = 255.0 / max(float(dist.max()), 1e-6)
+    return max(_otsu(dist * scale) / scale, 6.0)
 
 
 def _otsu(values: np.ndarray) -> float:
@@ -251,9 +275,7 @@ def propose_small(rgb: np.ndarray
     h, w = lab.shape[:2]
     dist, strip = background_distance(lab)
     dist = cv2.GaussianBlur(dist, (5, 5), 0)
-    scale = 255.0 / max(float(dist.max()), 1e-6)
-    t = _otsu(dist * scale) / scale
-    t = max(t, 6.0)
+    t = _colour_threshold(dist)
     masks: list[np.ndarray] = []
     sources: list[str] = []
     colour = _clean(dist > t)
@@ -363,13 +385,78 @@ def propose(image: np.ndarray, work_side: int = WORK_SIDE) -> Candidates:
     small = resize_max_side(rgb, work_side)
     masks, sources, soft, floor = propose_small(small)
     feats = candidate_features(small, masks, sources, soft)
-    piou = predict_iou(feats, floor)
-    stab = piou.copy()  # no threshold to vary here: the same estimate serves as stability
+    obj = predict_iou(feats, floor)
+    regions = background_regions(small)
+    masks += [m for _, m in regions]
+    sources += [name for name, _ in regions]
+    obj = np.append(obj, np.zeros(len(regions), np.float32))
+    piou = segment_quality(small, masks)
+    stab = piou.copy()  # no threshold to vary here: the same rating serves as stability
     full = [resize_mask(m, (H, W)) for m in masks]
     i = sources.index("grabcut:refine")
     mid = resize_max_side(rgb, POLISH_SIDE)
     full[i] = resize_mask(polish(mid, resize_mask(masks[i], mid.shape[:2])), (H, W))
-    return Candidates(np.stack(full), piou, stab, sources, backend="opencv")
+    return Candidates(np.stack(full), piou, stab, sources, backend="opencv", object_score=obj)
+
+
+def background_regions(small: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """The background regions of a work-size photo, named by source (see the module
+    docstring): the frame edge's colours reaching the edge, and each colour's part of them."""
+    lab = cv2.cvtColor(cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), (5, 5), 0),
+                       cv2.COLOR_BGR2LAB)
+    d, _ = _edge_distances(lab)
+    dist = cv2.GaussianBlur(np.min(d, axis=2), (5, 5), 0)
+    background = _reaching_edge(~_clean(dist > 0.5 * _colour_threshold(dist)))
+    out: list[tuple[str, np.ndarray]] = []
+    if background.mean() < 0.02:
+        return out
+    out.append(("region:background", background))
+    if d.shape[2] > 1:
+        nearest = np.argmin(d, axis=2)
+        for c in range(d.shape[2]):
+            part = _reaching_edge(background & (nearest == c))
+            if part.mean() >= 0.08 and mask_iou(part, background) < 0.85:
+                out.append(("region:edge-colour", part))
+    return out
+
+
+def _reaching_edge(mask: np.ndarray) -> np.ndarray:
+    """``mask`` opened a little, keeping the components that reach the frame's edge."""
+    m = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    n, lab = cv2.connectedComponents(m, connectivity=4)
+    if n <= 1:
+        return m.astype(bool)
+    edge = np.zeros(m.shape, bool)
+    edge[[0, -1], :] = True
+    edge[:, [0, -1]] = True
+    keep = np.setdiff1d(np.unique(lab[edge]), [0])
+    return np.isin(lab, keep)
+
+
+def segment_quality(small: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
+    """How clean a segment each (work-size) mask is, 0..1, the role of SAM's predicted IoU:
+    ``0.2 · uniform + 0.4 · on_edges + 0.4 · separation``, where ``uniform = exp(-s / 40)``
+    with ``s`` the mean Lab distance of the mask's pixels to their mean colour, ``on_edges`` the
+    share of its outline on strong image edges and ``separation`` 1 - the histogram
+    intersection of its colours inside and outside. Whether the mask is the object plays no
+    part: a plain background scores high."""
+    lab = cv2.cvtColor(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), cv2.COLOR_BGR2LAB)
+    lab_q = ((lab[..., 0] // 32).astype(np.int32) * 64 + (lab[..., 1] // 32) * 8
+             + (lab[..., 2] // 32))
+    gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    mag = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+    strong = cv2.dilate(mag, np.ones((3, 3), np.uint8)) > max(float(np.percentile(mag, 70)),
+                                                              20.0)
+    labf = lab.astype(np.float32)
+    out = np.zeros(len(masks), np.float32)
+    for i, m in enumerate(masks):
+        if np.count_nonzero(m) < 20:
+            continue
+        px = labf[m]
+        spread = float(np.linalg.norm(px - px.mean(axis=0), axis=1).mean())
+        out[i] = (0.2 * np.exp(-spread / 40) + 0.4 * _edge_alignment(strong, m)
+                  + 0.4 * _separation(lab_q, m))
+    return np.clip(out, 0.0, 1.0)
 
 
 def fit_iou_weights(n: int = 200, seed: int = 1, ridge: float = 1e-2) -> dict[str, float]:

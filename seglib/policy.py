@@ -13,7 +13,8 @@ Two policies:
 
         score = quality · border · area · centre
 
-        quality = 0.4 + 0.6 · (predicted_iou + stability) / 2
+        quality = 0.4 + 0.6 · (predicted_iou + stability) / 2   (SAM)
+                = 0.4 + 0.6 · object_score                      (opencv, see quality_inputs)
         border  = clip(1 - touch / 0.5, 0, 1)       touch = share of the frame's edge covered
         area    = ramp(a; 0.005, 0.03) · ramp_down(a; 0.45, 0.92)    a = share of the frame
         centre  = 1 - 0.6 · d                       d = centroid distance to the frame centre
@@ -115,7 +116,17 @@ def foreground_score(mask: np.ndarray, predicted_iou: float, stability: float
             "score": q * border * area * centre}
 
 
+def quality_inputs(cands: Candidates, i: int) -> tuple[float, float]:
+    """The two numbers the ``foreground`` quality of candidate ``i`` averages: SAM's
+    ``predicted_iou`` and ``stability``, or twice the backend's ``object_score`` when it has one
+    (the opencv backend: its ``predicted_iou`` rates segments, the background included)."""
+    if cands.object_score is not None:
+        return float(cands.object_score[i]), float(cands.object_score[i])
+    return float(cands.predicted_iou[i]), float(cands.stability[i])
+
+
 def is_background_like(mask: np.ndarray) -> bool:
+    """A mask covering more than half of the frame's edge or more than 60 % of the frame."""
     g = geometry(mask)
     return g["touch"] > 0.5 or g["area"] > 0.6
 
@@ -208,7 +219,7 @@ def _pick_foreground(cands: Candidates) -> Pick:
     quals: list[tuple[float, float]] = []
     scores: list[dict[str, float]] = []
     for i, m in enumerate(small):
-        piou, stab = float(cands.predicted_iou[i]), float(cands.stability[i])
+        piou, stab = quality_inputs(cands, i)
         options = [(str(i), m)]
         if is_background_like(m):
             options.append((f"~{i}", clean_complement(m)))

@@ -189,7 +189,9 @@ def _with_refined(cands: Candidates, mask: np.ndarray) -> tuple[Candidates, int]
     piou = np.append(cands.predicted_iou[keep], 1.0)
     stab = np.append(cands.stability[keep], 1.0)
     sources = [cands.sources[i] for i in keep] + [SOURCE]
-    return Candidates(masks, piou, stab, sources, cands.backend, cands.photo_hash), len(keep)
+    obj = None if cands.object_score is None else np.append(cands.object_score[keep], 1.0)
+    return Candidates(masks, piou, stab, sources, cands.backend, cands.photo_hash,
+                      object_score=obj), len(keep)
 
 
 def _record_lost_redraw(store: LabelStore, rec: LabelRecord, rnd: int) -> bool:

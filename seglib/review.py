@@ -20,7 +20,13 @@ from seglib.errors import SeglibError
 from seglib.io import is_image_name, read_image, resize_image
 from seglib.labeling import LabelSummary, repick_folder
 from seglib.metrics import mask_iou
-from seglib.policy import foreground_score, mask_for_choice, pick
+from seglib.policy import (
+    foreground_score,
+    is_background_like,
+    mask_for_choice,
+    pick,
+    quality_inputs,
+)
 from seglib.store import OVERRIDES_CSV, LabelRecord, LabelStore
 
 
@@ -47,12 +53,13 @@ def load_candidates(labels_dir: str | Path, stem: str) -> Candidates:
 
 
 def candidate_scores(cands: Candidates) -> list[dict[str, float]]:
-    """Per candidate: SAM's ``predicted_iou`` and ``stability``, and its ``foreground`` score
-    with the terms it is made of (quality, border, area, centre)."""
+    """Per candidate: its ``predicted_iou`` and ``stability``, and its ``foreground`` score
+    with the terms it is made of (quality, border, area, centre; quality from
+    :func:`seglib.policy.quality_inputs`)."""
     rows = []
     for i in range(len(cands)):
         piou, stab = float(cands.predicted_iou[i]), float(cands.stability[i])
-        s = foreground_score(cands.masks[i], piou, stab)
+        s = foreground_score(cands.masks[i], *quality_inputs(cands, i))
         rows.append({"candidate": i, "source": cands.sources[i], "predicted_iou": piou,
                      "stability": stab, "quality": s["quality"], "border": s["border"],
                      "area": s["area_term"], "centre": s["centre"], "foreground": s["score"]})
@@ -237,8 +244,9 @@ def _truth_mask(truth_dir: Path | None, stem: str, shape: tuple[int, int]) -> np
 
 def policy_report(labels_dir: str | Path, truth_dir: str | Path | None = None,
                   progress: bool = True) -> list[dict[str, Any]]:
-    """Per labeled photo: each policy's pick, whether they agree, and (where true trimaps
-    exist in ``truth_dir``) the object IoU of each pick and of the written label.
+    """Per labeled photo: each policy's pick, whether they agree, whether each pick is
+    background-like (:func:`seglib.policy.is_background_like`), and (where true trimaps exist
+    in ``truth_dir``) the object IoU of each pick and of the written label.
 
     Computed from the cached candidates, so no model runs.
     """
@@ -264,7 +272,9 @@ def policy_report(labels_dir: str | Path, truth_dir: str | Path | None = None,
                              "foreground": fg.chosen, "seed": seed.chosen,
                              "policies_iou": agree, "agree": agree >= 0.9,
                              "chosen": r.chosen, "confidence": r.confidence,
-                             "flagged": r.flagged, "source": r.source}
+                             "flagged": r.flagged, "source": r.source,
+                             "foreground_background": is_background_like(fg.mask),
+                             "seed_background": is_background_like(seed.mask)}
         t = _truth_mask(truth, stem, cands.shape)
         if t is not None:
             d["iou_foreground"] = mask_iou(fg.mask, t, empty=1.0)
@@ -281,7 +291,8 @@ def policy_report(labels_dir: str | Path, truth_dir: str | Path | None = None,
 
 
 def summarize_report(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Flag rate, policy agreement and mean IoUs against the truth (where there is truth)."""
+    """Flag rate, policy agreement, how often each policy took a background-like mask, and
+    mean IoUs against the truth (where there is truth)."""
     n = len(rows)
     if n == 0:
         return {"photos": 0}
@@ -290,6 +301,8 @@ def summarize_report(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "flagged": sum(r["flagged"] for r in rows),
         "flag_rate": sum(r["flagged"] for r in rows) / n,
         "policy_agreement": sum(r["agree"] for r in rows) / n,
+        "seed_background_rate": sum(r["seed_background"] for r in rows) / n,
+        "foreground_background_rate": sum(r["foreground_background"] for r in rows) / n,
     }
     for key in ("iou_label", "iou_foreground", "iou_seed", "iou_best_candidate"):
         vals = [r[key] for r in rows if r.get(key) is not None]

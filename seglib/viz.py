@@ -187,6 +187,48 @@ def pick_comparison(images: Sequence[np.ndarray], masks_by_policy: Mapping[str, 
     return image_grid(rows, ["photo"] + [f"pick: {p}" for p in policies], names, title, cell)
 
 
+def policy_figure(report: Sequence[Mapping[str, object]],
+                  title: str | None = None) -> Figure:
+    """How well each policy finds the object over a folder (rows of
+    :func:`seglib.review.policy_report`): the share of photos where it took a background-like
+    mask, the distribution of the written labels' confidence, and (where rows have
+    ``iou_<policy>``, i.e. true masks exist) each policy's object IoU per photo."""
+    policies = ("seed", "foreground")
+    n = max(len(report), 1)
+    has_truth = any(r.get("iou_seed") is not None for r in report)
+    fig, axes = plt.subplots(1, 3 if has_truth else 2, figsize=(11 if has_truth else 7.5, 3.2))
+    rates = [sum(bool(r.get(f"{p}_background")) for r in report) / n for p in policies]
+    colors = [POLICY_COLORS[p] for p in policies]
+    axes[0].bar(policies, rates, color=colors)
+    axes[0].set_ylim(0, 1)
+    axes[0].set_ylabel("share of photos")
+    axes[0].set_title("took a background-like mask", fontsize=9)
+    for x, v in enumerate(rates):
+        axes[0].text(x, v + 0.02, f"{v:.0%}", ha="center", fontsize=8)
+    conf = [float(r["confidence"]) for r in report  # type: ignore[arg-type]
+            if r.get("confidence") is not None]
+    axes[1].hist(conf, bins=np.linspace(0, 1, 11), color=MASK_COLOR)
+    axes[1].set_xlabel("confidence of the written label")
+    axes[1].set_title(f"confidence ({len(conf)} photos)", fontsize=9)
+    if has_truth:
+        vals = [[float(r[f"iou_{p}"]) for r in report  # type: ignore[arg-type]
+                 if r.get(f"iou_{p}") is not None] for p in policies]
+        rng = np.random.default_rng(0)
+        for x, (p, v) in enumerate(zip(policies, vals, strict=True)):
+            axes[2].scatter(x + rng.uniform(-0.15, 0.15, len(v)), v, s=10, alpha=0.6,
+                            color=POLICY_COLORS[p])
+            if v:
+                axes[2].plot([x - 0.25, x + 0.25], [np.mean(v)] * 2, color="black")
+        axes[2].set_xticks(range(len(policies)), policies)
+        axes[2].set_ylim(0, 1)
+        axes[2].set_ylabel("object IoU vs truth")
+        axes[2].set_title("each policy's pick (bar: mean)", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def prediction_grid(images: Sequence[np.ndarray], labels: Sequence[np.ndarray | None],
                     predictions: Mapping[str, Sequence[np.ndarray | None]],
                     names: Sequence[str] = (), title: str | None = None,

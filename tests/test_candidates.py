@@ -21,6 +21,16 @@ def test_save_load_roundtrip(tmp_path: Path) -> None:
     assert len(back) == 4
 
 
+def test_object_score_roundtrips_and_older_files_have_none(tmp_path: Path) -> None:
+    masks = np.zeros((2, 4, 4), bool)
+    c = Candidates(masks, [0.9, 0.5], [0.9, 0.5], ["a", "b"], "opencv", object_score=[0.1, 0.8])
+    back = Candidates.load(c.save(tmp_path / "o.npz"))
+    assert back.object_score is not None
+    assert back.object_score.tolist() == pytest.approx([0.1, 0.8])
+    older = Candidates(masks, [0.9, 0.5], [0.9, 0.5], ["a", "b"], "opencv")
+    assert Candidates.load(older.save(tmp_path / "n.npz")).object_score is None
+
+
 def test_zero_candidates_roundtrip(tmp_path: Path) -> None:
     c = Candidates(np.zeros((0, 5, 6), bool), [], [], backend="opencv")
     back = Candidates.load(c.save(tmp_path / "e.npz"))

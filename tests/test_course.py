@@ -200,6 +200,15 @@ def test_policy_report_scores_picks_against_truth(tmp_path: Path) -> None:
     s = review.summarize_report(rows)
     assert s["policy_agreement"] == 0.0 and s["mean_iou_label"] == 1.0
     assert s["photos_with_truth"] == 3
+    assert all(r["seed_background"] and not r["foreground_background"] for r in rows)
+    assert s["seed_background_rate"] == 1.0 and s["foreground_background_rate"] == 0.0
+    from seglib import viz
+
+    fig = viz.policy_figure(rows)  # RQ3: background rate, confidence, IoU per policy
+    assert len(fig.axes) == 3
+    assert [round(p.get_height(), 2) for p in fig.axes[0].patches] == [1.0, 0.0]
+    fig_no_truth = viz.policy_figure(review.policy_report(labels, None, progress=False))
+    assert len(fig_no_truth.axes) == 2
 
 
 def test_kernel_is_this_python_even_with_a_broken_python3_kernel(tmp_path: Path,

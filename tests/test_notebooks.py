@@ -14,7 +14,7 @@ from seglib import course
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(course.NOTEBOOKS_DIR.glob("*.ipynb"))
-REPORTS = ("01_timing.png", "01_seed_vs_foreground.png", "02_trimap_gallery.png",
+REPORTS = ("01_timing.png", "01_seed_vs_foreground.png", "01_policies.png", "02_trimap_gallery.png",
            "03_loss_curves.png", "04_side_by_side.png", "04_learning_curve.png")
 
 

@@ -49,6 +49,18 @@ def test_background_with_highest_predicted_iou() -> None:
     assert p.chosen in ("1", "~0", "1+~0", "~0+1")
 
 
+def test_foreground_rates_quality_by_the_backends_object_score_when_it_has_one() -> None:
+    bg = ~SHOE
+    masks = np.stack([bg, SHOE, ellipse(60, 60, 30, 40)])
+    segment = [0.99, 0.6, 0.95]  # how clean a segment: the background wins, as with SAM
+    with_obj = Candidates(masks, segment, segment, backend="opencv",
+                          object_score=[0.0, 0.9, 0.2])
+    without = Candidates(masks, segment, segment, backend="opencv")
+    assert pick(with_obj, "seed").chosen == "0"  # seed never looks at object_score
+    assert pick(with_obj).chosen == "1"  # the object estimate decides the foreground quality
+    assert pick(without).chosen == "2"  # without it, the cleaner segment of object size wins
+
+
 def test_only_background_offered_uses_its_complement() -> None:
     c = cands((~SHOE, 0.99, 0.98), (np.ones((H, W), bool), 0.7, 0.7))
     p = pick(c)
