@@ -315,7 +315,7 @@ def import_ray() -> Any:
 def ray_connect(address: str | None, num_cpus: int | None = None) -> bool:
     """Join ``address`` (or start a local Ray instance); True when this call started Ray.
 
-    A local instance listens on 127.0.0.1 only and has no dashboard. When Ray is already
+    A local instance gets the node address 127.0.0.1 and no dashboard. When Ray is already
     initialised in this process (e.g. by a notebook), that session is used as it is.
     """
     ray = import_ray()
