@@ -29,7 +29,7 @@ from seglib.candidates import Candidates
 from seglib.errors import SeglibError
 from seglib.io import file_sha256, list_images, read_image, resize_max_side
 from seglib.parallel import map_photos, preloaded
-from seglib.policy import POLICIES, parse_choice, pick
+from seglib.policy import POLICIES, mask_for_choice, parse_choice, pick
 from seglib.store import (
     CANDIDATES_DIR,
     KEPT_SOURCES,
@@ -127,6 +127,7 @@ class _Job:
     path: Path
     kwargs: dict  # label_photo's keywords but the proposer
     keep: LabelRecord | None = None  # the label stays as it is; only its candidates are new
+    chose: np.ndarray | None = None  # the mask the override named among the replaced candidates
 
 
 def _run_job(proposer: Proposer, job: _Job) -> PhotoResult:
@@ -405,15 +406,16 @@ def label_folder(
                 elif job.keep is not None:
                     result = PhotoResult(job.keep, candidates=done.value.candidates)
                 else:
-                    result = _keep_unrecorded(store, done.value, job, policy, summary)
+                    result = _keep_unrecorded(store, _same_override(
+                        store, done.value, job, policy, stale_overrides), job, policy, summary)
                 if result is None:
                     bar.update()
                 else:
                     finish(result)
         if stale_overrides:
             summary.notes.append(f"{len(stale_overrides)} overrides dropped: they chose among "
-                                 f"candidates of a photo that has changed "
-                                 f"({', '.join(stale_overrides[:3])})")
+                                 "candidates that were replaced (the photo changed, or "
+                                 f"--overwrite proposed others): {', '.join(stale_overrides[:3])}")
         store.save()
     records = store.records()
     summary.rows = [records[s] for s in sorted(seen) if s in records]  # this run's photos
@@ -471,10 +473,38 @@ def _label_one(store: LabelStore, path: Path, summary: LabelSummary, *, backend:
                                        max_side=side, photo_hash=digest), keep=old)
             if overwrite and old.source in KEPT_SOURCES:
                 summary.replaced[old.source] += 1
+    chose = None
     if overwrite:
+        if override and cached is not None:
+            try:
+                chose = mask_for_choice(cached, override)
+            except SeglibError:
+                pass
         cached = None
     return _Job(path, dict(backend=backend, mode=mode, policy=policy, override=override,
-                           max_side=side, photo_hash=digest, cached=cached))
+                           max_side=side, photo_hash=digest, cached=cached), chose=chose)
+
+
+def _same_override(store: LabelStore, result: PhotoResult, job: _Job, policy: str,
+                   stale_overrides: list[str]) -> PhotoResult:
+    """Candidates proposed again (``--overwrite``): an override that names another mask in
+    the new set than in the old is dropped, and the photo gets the policy's pick."""
+    override, cands = job.kwargs.get("override"), result.candidates
+    if job.chose is None or cands is None or result.record.source != "override":
+        return result
+    try:
+        if np.array_equal(mask_for_choice(cands, override), job.chose):
+            return result
+    except SeglibError:
+        pass
+    current = store.overrides()
+    current.pop(result.record.stem, None)
+    store.set_overrides(current)
+    stale_overrides.append(result.record.stem)
+    assert result.trimap is not None
+    picked = pick_photo(result.record, cands, policy, None, result.trimap.shape[:2])
+    picked.candidates = cands
+    return picked
 
 
 def repick_folder(out_dir: str | Path, policy: str = "foreground", *,

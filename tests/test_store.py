@@ -362,7 +362,6 @@ def test_a_trimap_without_a_record_is_kept_when_seglib_did_not_draw_it(tmp_path:
     assert LabelStore(out).get(stems[0]).source == "edited" and s.edited == 1
 
 
-
 def test_a_photo_whose_label_cannot_be_written_is_a_failed_row(tmp_path: Path,
                                                                monkeypatch) -> None:
     import seglib.store
@@ -382,3 +381,27 @@ def test_a_photo_whose_label_cannot_be_written_is_a_failed_row(tmp_path: Path,
     assert "File name too long" in LabelStore(out).get(stems[1]).reason
     monkeypatch.undo()
     assert label(images, out).ok == 3  # the next run redoes it
+
+
+def test_overwrite_never_applies_an_override_to_other_candidates(tmp_path: Path) -> None:
+    """`label --overwrite` with another backend: the override named a candidate of the old
+    set; the same number in the new set is another mask, so the override is dropped (and said)
+    instead of drawing that mask as a person's choice. The same candidates keep it."""
+    images, out = tmp_path / "img", tmp_path / "out"
+    stems = make_folder(images, 2)
+    label(images, out)
+    (out / "overrides.csv").write_text(f"stem,candidate\n{stems[0]},1\n")
+    repick_folder(out)
+    s = label(images, out, overwrite=True)  # the same backend: the same candidates
+    assert LabelStore(out).get(stems[0]).source == "override" and "dropped" not in s.describe()
+
+    def rotated(image: np.ndarray) -> Candidates:
+        c = propose(image)
+        order = np.roll(np.arange(len(c)), 1)
+        return Candidates(c.masks[order], c.predicted_iou[order], c.stability[order],
+                          [c.sources[i] for i in order], "other")
+
+    s = label(images, out, rotated, overwrite=True)
+    assert "1 overrides dropped" in s.describe()
+    rec = LabelStore(out).get(stems[0])
+    assert rec.source == "pick" and LabelStore(out).overrides() == {}
