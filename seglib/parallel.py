@@ -27,7 +27,6 @@ import argparse
 import functools
 import multiprocessing as mp
 import os
-import pickle
 import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -177,19 +176,20 @@ def _limit_threads(threads: int) -> None:
 
 
 def _picklable_error(exc: BaseException) -> BaseException:
-    try:
-        pickle.loads(pickle.dumps(exc))
+    """``exc`` itself when the driver can rebuild it (Python's own errors and seglib's),
+    else a RuntimeError with its words."""
+    if isinstance(exc, SeglibError) or type(exc).__module__ == "builtins":
         return exc
-    except Exception:  # noqa: BLE001 - any pickling failure: send its words instead
-        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
-def _worker_main(conn: Connection, payload: bytes, threads: int) -> None:
-    """A pool process: unpickle (after limiting threads), set up once, then serve items."""
+def _worker_main(conn: Connection, threads: int) -> None:
+    """A pool process: receive the work (after limiting threads), set up once, then serve
+    items. Only the driver's own messages arrive here, over the pool's pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     _limit_threads(threads)
     try:
-        fn, setup = pickle.loads(payload)
+        fn, setup = conn.recv()
         _limit_threads(threads)  # modules the unpickling imported
         state = setup() if setup is not None else None
     except BaseException as exc:  # noqa: BLE001 - reported to the driver, which raises it
@@ -220,16 +220,16 @@ class _Proc:
 def _pool_map(fn: Callable[..., Any], items: Iterable[Any], workers: int,
               setup: Callable[[], Any] | None) -> Iterator[Outcome]:
     ctx = mp.get_context("spawn")  # fork is unsafe with threads (torch, OpenCV) in the driver
-    payload = pickle.dumps((fn, setup))
     threads = max(1, cpu_count() // workers)
     todo = iter(enumerate(items))
     procs: list[_Proc] = []
 
     def start() -> tuple[Any, Connection]:
         here, there = ctx.Pipe()
-        proc = ctx.Process(target=_worker_main, args=(there, payload, threads), daemon=True)
+        proc = ctx.Process(target=_worker_main, args=(there, threads), daemon=True)
         proc.start()
         there.close()
+        here.send((fn, setup))
         return proc, here
 
     def _take(p: _Proc) -> bool:

@@ -559,7 +559,7 @@ def _train_in_temp(dataset: Dataset, job: tuple) -> tuple[dict[str, bytes], RunR
         run_dir = Path(tmp) / f"model_{name}"
         run_dir.mkdir()
         for fname, data in files.items():
-            (run_dir / fname).write_bytes(data)
+            write_bytes_atomic(run_dir / fname, data)
         r = train_run(images, trimaps, run_dir, n=n, shuffle=shuffle, preset=p, resume=True,
                       dataset=dataset, progress=False, log=lambda m: None, **kwargs)
         out = {f: (run_dir / f).read_bytes() for f in RUN_FILES if (run_dir / f).is_file()}
