@@ -348,8 +348,9 @@ def label_folder(
     side = max_side or MAX_SIDE.get(backend, 1024)
     t_start = time.perf_counter()
     summary = LabelSummary(out_dir=out_dir, total=len(photos))
-    with folder_lock(out_dir):
-        store = LabelStore(out_dir)
+    store = LabelStore(out_dir)
+    with store.lock():
+        store.reload()
         summary.migrated = store.migrated
         store.remember_images(images_dir)
         overrides = store.overrides()

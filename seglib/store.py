@@ -299,8 +299,14 @@ class LabelStore:
     # -- writing ---------------------------------------------------------------------------
     @contextmanager
     def lock(self) -> Iterator[Path]:
+        """Hold the folder's lock; records not yet saved are saved when it is let go, also
+        when the run stops with an error or Ctrl-C (the files they describe are written)."""
         with folder_lock(self.folder) as lock:
-            yield lock
+            try:
+                yield lock
+            finally:
+                if self.unsaved:
+                    self.save()
 
     def put(self, record: LabelRecord) -> None:
         self._records[record.stem] = record
