@@ -55,6 +55,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from seglib.candidates import Candidates
+from seglib.data import SPLIT_SEED
 from seglib.errors import SeglibError
 from seglib.io import file_sha256, list_images, read_image, resize_image
 from seglib.metrics import mask_iou
@@ -306,6 +307,7 @@ def refine_labels(
     preset: str | Preset = "quick",
     epochs: int | None = None,
     device: str = "auto",
+    seed: int = SPLIT_SEED,
     min_photos: int = MIN_PHOTOS,
     retrain: bool = False,
     log: Callable[[str], None] | None = None,
@@ -323,7 +325,7 @@ def refine_labels(
     replaces each photo's label by the five-view vote (see the module docstring). A second
     round learns from the first round's better labels. Rerunning resumes: photos already
     redrawn in a round are not redrawn in it again. Needs at least ``min_photos`` confident
-    labels.
+    labels. ``seed`` seeds each round's training (weights and batch order).
 
     ``workers``/``engine``/``address`` run the per-photo votes in parallel
     (:mod:`seglib.parallel`; each worker loads the round's network once, reads the photo,
@@ -372,7 +374,8 @@ def refine_labels(
             # the confident labels only; messages name the user's label folder
             data = load_dataset(images_dir, labels_dir, size, log=say, stems=train_stems)
             _train_or_reuse(images_dir, labels_dir, model_dir, say, preset=preset, size=size,
-                            epochs=epochs, device=device, progress=progress, dataset=data)
+                            epochs=epochs, device=device, seed=seed, progress=progress,
+                            dataset=data)
             summary.train_seconds += time.perf_counter() - t0
             summary.model = model_dir / "best.pt"
             todo = []

@@ -6,10 +6,23 @@ file, a truncated JPEG, a text file named .jpg, a grayscale JPEG, an RGBA PNG, a
 a 6000×4000 photo, a 1×1 photo, ``.DS_Store`` and ``._*`` files, a nested folder, upper-case
 extensions and non-ASCII / space-containing names. Its ``expect`` map says what each file
 should become (``ok``, ``skipped`` or ``either``); ignored files must not appear at all.
+
+Trained numbers must not depend on the machine: every test, and every process a test starts
+(CLI runs, notebook kernels), runs on the CPU (``SEGLIB_DEVICE=cpu``: a GPU, when there is
+one, is not used), in fp32 (``SEGLIB_PRECISION=fp32``: no bf16 autocast on CPUs with AMX or
+AVX512-BF16) and, in this process, on one torch thread. A test that trains seeds it with the
+``train_seed`` fixture and checks what training must show with the ``bounds`` fixture, whose
+limits hold over 5 seeds in fp32 and in bf16 (bench/seed_sweep.py measures them; the
+results are in docs/benchmarks.md). To run the suite another way, set before pytest:
+``SEGLIB_PRECISION=bf16`` (emulated on CPUs without native bf16), ``SEGLIB_TEST_SEED=N``,
+``SEGLIB_TEST_RECORD=FILE`` (bounds append their values to FILE as JSON lines instead of
+failing: the sweep's way).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,7 +32,12 @@ import cv2
 import numpy as np
 import pytest
 
+os.environ.setdefault("SEGLIB_DEVICE", "cpu")
+os.environ.setdefault("SEGLIB_PRECISION", "fp32")
+
 ROOT = Path(__file__).resolve().parents[1]
+SEED_ENV = "SEGLIB_TEST_SEED"
+RECORD_ENV = "SEGLIB_TEST_RECORD"
 SAMPLE = ROOT / "data" / "sample"
 HUGE_HW = (4000, 6000)  # a 6000×4000 photo (width × height)
 
@@ -175,6 +193,51 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="session")
+def train_seed() -> int:
+    """The seed of the tests' training runs: ``$SEGLIB_TEST_SEED``, else train_run's own
+    default (data.SPLIT_SEED)."""
+    from seglib.data import SPLIT_SEED
+
+    return int(os.environ.get(SEED_ENV) or SPLIT_SEED)
+
+
+@dataclass
+class Bounds:
+    """What a trained number must show: ``above(name, value, limit)`` / ``below(...)`` assert
+    it; with ``$SEGLIB_TEST_RECORD`` set they append it to that file instead (one JSON line:
+    test, name, value, op, limit, seed, precision) and go on (bench/seed_sweep.py)."""
+
+    test: str
+    seed: int
+    record: Path | None = None
+
+    def above(self, name: str, value: float, limit: float) -> None:
+        self._check(name, float(value), ">", limit)
+
+    def below(self, name: str, value: float, limit: float) -> None:
+        self._check(name, float(value), "<", limit)
+
+    def _check(self, name: str, value: float, op: str, limit: float) -> None:
+        if self.record is not None:
+            from seglib.device import precision
+
+            row = {"test": self.test, "name": name, "value": value, "op": op, "limit": limit,
+                   "seed": self.seed, "precision": precision()}
+            with self.record.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            return
+        ok = value > limit if op == ">" else value < limit
+        assert ok, f"{name} = {value:.4f}, must be {op} {limit}"
+
+
+@pytest.fixture
+def bounds(request: pytest.FixtureRequest, train_seed: int) -> Bounds:
+    """:class:`Bounds` for this test (its node id names the records)."""
+    record = os.environ.get(RECORD_ENV)
+    return Bounds(request.node.nodeid, train_seed, Path(record) if record else None)
 
 
 @pytest.fixture(scope="session")

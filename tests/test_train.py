@@ -54,10 +54,17 @@ def test_run_writes_safe_checkpoint_history_and_metrics(toy, tmp_path):
     assert not list(out.glob("*.tmp"))
 
 
-def test_training_learns_the_toy_task(toy, tmp_path):
-    r = train_run(*toy, tmp_path / "run", preset="smoke", epochs=12, size=24, progress=False)
-    assert r.metrics["iou_object"] > 0.6
-    assert r.history[-1]["train_loss"] < r.history[0]["train_loss"]
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_learns_the_toy_task(toy, tmp_path, monkeypatch, precision, train_seed, bounds):
+    """In fp32 and in bf16 autocast (emulated on CPUs without native bf16)."""
+    monkeypatch.setenv("SEGLIB_PRECISION", precision)
+    said: list[str] = []
+    r = train_run(*toy, tmp_path / "run", preset="smoke", epochs=12, size=24, progress=False,
+                  seed=train_seed, log=said.append)
+    assert any("autocast torch.bfloat16" in m for m in said) == (precision == "bf16")
+    bounds.above("validation object IoU", r.metrics["iou_object"], 0.6)
+    bounds.below("last / first epoch's training loss",
+                 r.history[-1]["train_loss"] / r.history[0]["train_loss"], 1.0)
 
 
 def test_existing_run_needs_resume_and_finished_run_is_kept(toy, tmp_path):
