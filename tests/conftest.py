@@ -186,7 +186,8 @@ def sample_pairs(tmp_path: Path) -> Callable[[int], tuple[Path, Path, list[str]]
 @pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread() -> Iterator[None]:
     """One torch thread for the whole run: tiny models on a busy 2-core machine run many
-    times faster (set once for the session, so module fixtures that train get it too)."""
+    times faster, and trained numbers do not depend on the core count (set once for the
+    session, so module fixtures that train get it too)."""
     import torch
 
     old = torch.get_num_threads()

@@ -32,7 +32,8 @@ from seglib.trimap import load_trimap, mask_to_trimap
 def run(tmp_path_factory, train_seed):
     root = tmp_path_factory.mktemp("pred")
     images, trimaps = toy_pairs(root, 16)
-    r = train_run(images, trimaps, root / "run", preset="smoke", size=24, epochs=10,
+    # lr 1e-2: at the smoke preset's 3e-3 seed 1338 finds no object in 10 epochs
+    r = train_run(images, trimaps, root / "run", preset="smoke", size=24, epochs=10, lr=1e-2,
                   progress=False, seed=train_seed)
     return r.best, images, trimaps
 

@@ -143,8 +143,10 @@ def test_refine_small_sample_end_to_end(tmp_path: Path, train_seed: int, bounds)
     images, out, truth = _labeled_folder(tmp_path, n=30)
     before = {s: load_trimap(out / f"{s}.png") == 1 for s in truth}
     old = {s: Candidates.load(out / "candidates" / f"{s}.npz") for s in truth}
-    # 64 px toy photos, the network at 32 px: a plain recipe (no zoom/shift jitter, no Dice)
-    toy = get_preset("quick").with_overrides(jitter=0.0, dice=0.0)
+    # 64 px toy photos, the network at 32 px: a plain recipe (no zoom/shift jitter, no Dice);
+    # at the quick preset's lr 3e-3 a seed (1338) can stall at training loss 0.23, where the
+    # network is sure of nothing and refines no photo; at 1e-2 it reaches 0.04
+    toy = get_preset("quick").with_overrides(jitter=0.0, dice=0.0, lr=1e-2)
     kw = dict(size=32, epochs=250, preset=toy, device="cpu", seed=train_seed, min_photos=10,
               progress=False, log=lambda m: None)
     s = refine_labels(images, out, rounds=1, **kw)
@@ -168,7 +170,7 @@ def test_refine_small_sample_end_to_end(tmp_path: Path, train_seed: int, bounds)
     stems = sorted(truth)
     legs, clean = stems[::3], [st for i, st in enumerate(stems) if i % 3]
     gain = [_iou(after[st], truth[st]) - _iou(before[st], truth[st]) for st in legs]
-    bounds.above("round 1: leg pixels removed", _leg_removed(after, before, truth, legs), 0.5)
+    bounds.above("round 1: leg pixels removed", _leg_removed(after, before, truth, legs), 0.9)
     bounds.above("round 1: median leg IoU gain", np.median(gain), 0.05)
     bounds.above("round 1: mean leg IoU gain", np.mean(gain), 0.05)
     bounds.above("round 1: clean IoU", np.mean([_iou(after[st], truth[st]) for st in clean]),
@@ -195,7 +197,7 @@ def test_refine_small_sample_end_to_end(tmp_path: Path, train_seed: int, bounds)
     assert refined and repicked.kept["refined"] == len(refined)
     assert all(np.array_equal(load_trimap(out / f"{st}.png") == 1, final[st]) for st in truth)
     gain = [_iou(final[st], truth[st]) - _iou(before[st], truth[st]) for st in legs]
-    bounds.above("round 2: leg pixels removed", _leg_removed(final, before, truth, legs), 0.5)
+    bounds.above("round 2: leg pixels removed", _leg_removed(final, before, truth, legs), 0.9)
     bounds.above("round 2: median leg IoU gain", np.median(gain), 0.05)
     bounds.above("round 2: mean leg IoU gain", np.mean(gain), 0.05)
     bounds.above("round 2: clean IoU", np.mean([_iou(final[st], truth[st]) for st in clean]),

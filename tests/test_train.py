@@ -59,8 +59,10 @@ def test_training_learns_the_toy_task(toy, tmp_path, monkeypatch, precision, tra
     """In fp32 and in bf16 autocast (emulated on CPUs without native bf16)."""
     monkeypatch.setenv("SEGLIB_PRECISION", precision)
     said: list[str] = []
-    r = train_run(*toy, tmp_path / "run", preset="smoke", epochs=12, size=24, progress=False,
-                  seed=train_seed, log=said.append)
+    # lr 1e-2, not the smoke preset's 3e-3: at 3e-3 one seed in ten (1338) has not found the
+    # object after 12 epochs (object IoU 0), at 1e-2 all ten have (fp32 0.81-0.88, bf16 0.78-0.90)
+    r = train_run(*toy, tmp_path / "run", preset="smoke", epochs=12, size=24, lr=1e-2,
+                  progress=False, seed=train_seed, log=said.append)
     assert any("autocast torch.bfloat16" in m for m in said) == (precision == "bf16")
     bounds.above("validation object IoU", r.metrics["iou_object"], 0.6)
     bounds.below("last / first epoch's training loss",
