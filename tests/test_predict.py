@@ -32,8 +32,9 @@ from seglib.trimap import load_trimap, mask_to_trimap
 def run(tmp_path_factory, train_seed):
     root = tmp_path_factory.mktemp("pred")
     images, trimaps = toy_pairs(root, 16)
-    # lr 1e-2: at the smoke preset's 3e-3 seed 1338 finds no object in 10 epochs
-    r = train_run(images, trimaps, root / "run", preset="smoke", size=24, epochs=10, lr=1e-2,
+    # lr 1e-2 and 20 epochs: at the smoke preset's 3e-3, or after 10 epochs, seed 1338 finds no
+    # object (the dark box below: share found 0.0); at 20, seeds 1337-1341 find all of it (1.00)
+    r = train_run(images, trimaps, root / "run", preset="smoke", size=24, epochs=20, lr=1e-2,
                   progress=False, seed=train_seed)
     return r.best, images, trimaps
 
