@@ -9,7 +9,7 @@ it. bf16 is emulated on CPUs without native bf16 (slower; the same rounding as A
 AVX512-BF16). A test that sets its own precision (``test_training_learns_the_toy_task[bf16]``)
 is counted under the precision it ran in.
 
-    python bench/seed_sweep.py                        # 5 seeds x fp32, bf16: about an hour
+    python bench/seed_sweep.py                        # 5 seeds x fp32, bf16: hours on 2 cores
     python bench/seed_sweep.py --seeds 2 --jobs 2 tests/test_train.py
     python bench/seed_sweep.py --table sweep.jsonl    # the table of an earlier sweep
 

@@ -12,11 +12,11 @@ Trained numbers must not depend on the machine: every test, and every process a 
 one, is not used), in fp32 (``SEGLIB_PRECISION=fp32``: no bf16 autocast on CPUs with AMX or
 AVX512-BF16) and, in this process, on one torch thread. A test that trains seeds it with the
 ``train_seed`` fixture and checks what training must show with the ``bounds`` fixture, whose
-limits hold over 5 seeds in fp32 and in bf16 (bench/seed_sweep.py measures them; the
-results are in docs/benchmarks.md). To run the suite another way, set before pytest:
-``SEGLIB_PRECISION=bf16`` (emulated on CPUs without native bf16), ``SEGLIB_TEST_SEED=N``,
-``SEGLIB_TEST_RECORD=FILE`` (bounds append their values to FILE as JSON lines instead of
-failing: the sweep's way).
+limits are set with the spread over seeds in fp32 and in bf16 in view (bench/seed_sweep.py
+measures it; the results are in docs/benchmarks.md). To run the suite another way, set
+before pytest: ``SEGLIB_PRECISION=bf16`` (emulated on CPUs without native bf16),
+``SEGLIB_TEST_SEED=N``, ``SEGLIB_TEST_RECORD=FILE`` (bounds append their values to FILE as
+JSON lines instead of failing: the sweep's way).
 """
 
 from __future__ import annotations
