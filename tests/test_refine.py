@@ -169,7 +169,7 @@ def test_refine_small_sample_end_to_end(tmp_path: Path, train_seed: int, bounds)
     after = {st: load_trimap(out / f"{st}.png") == 1 for st in truth}
     stems = sorted(truth)
     legs, clean = stems[::3], [st for i, st in enumerate(stems) if i % 3]
-    # Bounds set from bench/seed_sweep.py (seeds 1337-1338, fp32 and bf16; docs/benchmarks.md).
+    # Bounds set from bench/seed_sweep.py (fp32 seeds 1337-1338, bf16 1337; docs/benchmarks.md).
     # The legs are cut off: 0.92-1.00 of their pixels go. The leg photos' mean IoU rises by
     # 0.04-0.09 only, not the 0.1-0.2 of a photo whose leg goes alone: the 32 px network also
     # loses parts of hard shoes (a white shoe on a white floor falls from 0.89 to 0.32).
