@@ -5,6 +5,14 @@ photos side by side with their labels, score the runs against true trimaps, read
 ``load_runs(models_dir, ["10", "711"])`` gives ``{name: TrainedModel}``;
 :func:`predictions` feeds ``viz.prediction_grid``, :func:`photo_picker` redraws that grid for
 the photos picked in a widget, :func:`score_runs` and :func:`run_metrics` give table rows.
+
+Each model may have been trained several times (``preset.repeats``: runs ``711``, ``711_r2``,
+...; :func:`repeat_runs` finds them). :func:`curve_rows` gives each model's mean score with a
+95 % interval over its repeats and :func:`shuffle_effect` the mean difference 711 − 711B over
+paired repeats (same seed) with its interval. The interval is Student's t over the repeats:
+``mean ± t(0.975, n − 1) · s / √n`` with ``s`` the sample standard deviation (:func:`interval`);
+with one repeat there is none (``None``). :func:`write_summary_json` writes the run's figures
+to ``reports/summary.json``.
 """
 
 from __future__ import annotations
@@ -130,3 +138,108 @@ def run_metrics(models_dir: str | Path, names: Sequence[str]) -> list[dict[str, 
                      "pixel accuracy": m.get("pixel_accuracy"), "val loss": m.get("val_loss"),
                      "train seconds": m.get("train_seconds")})
     return rows
+
+
+#: Two-sided 95 % quantiles of Student's t by degrees of freedom (larger ones use the nearest
+#: smaller entry, which is slightly wider; beyond 30 the normal 1.96).
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+       9: 2.262, 10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042}
+
+
+def interval(values: Sequence[float]) -> tuple[float | None, float | None, float | None]:
+    """Mean and 95 % t-interval of ``values`` (one value: no interval; none: all ``None``)."""
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    if len(v) == 0:
+        return None, None, None
+    mean = float(v.mean())
+    if len(v) == 1:
+        return mean, None, None
+    df = len(v) - 1
+    t = 1.96 if df > 30 else T95[max(k for k in T95 if k <= df)]
+    half = t * float(v.std(ddof=1)) / np.sqrt(len(v))
+    return mean, mean - half, mean + half
+
+
+def repeat_runs(models_dir: str | Path, names: Sequence[str]) -> dict[str, list[str]]:
+    """``{model: [run names]}``: ``model`` itself, then ``model_r2``, ``model_r3``, ... as long
+    as their ``best.pt`` exists (see :func:`seglib.train.repeat_name`)."""
+    from seglib.train import repeat_name
+
+    out = {}
+    for n in names:
+        runs, r = [], 1
+        while (Path(models_dir) / f"model_{repeat_name(n, r)}" / "best.pt").is_file():
+            runs.append(repeat_name(n, r))
+            r += 1
+        out[n] = runs
+    return out
+
+
+def curve_rows(rows: Sequence[Mapping[str, Any]], groups: Mapping[str, Sequence[str]],
+               score: str = "object IoU") -> list[dict[str, Any]]:
+    """One row per model: photos, repeats, mean ``score`` of its runs' ``rows`` (keyed by
+    ``model`` = run name) and its 95 % interval (:func:`interval`)."""
+    by_run = {r["model"]: r for r in rows}
+    out = []
+    for model, runs in groups.items():
+        got = [by_run[r] for r in runs if r in by_run]
+        mean, lo, hi = interval([r.get(score) for r in got])
+        out.append({"model": model, "photos": got[0].get("photos") if got else None,
+                    "repeats": len(got), "object_iou": mean, "ci_low": lo, "ci_high": hi})
+    return out
+
+
+def shuffle_effect(rows: Sequence[Mapping[str, Any]], groups: Mapping[str, Sequence[str]],
+                   a: str = "711", b: str = "711B", score: str = "object IoU"
+                   ) -> dict[str, Any]:
+    """Mean difference ``a`` − ``b`` over paired repeats (repeat r of each: the same seed) and
+    its 95 % interval; ``excludes_zero`` says whether the interval lies on one side of 0."""
+    by_run = {r["model"]: r.get(score) for r in rows}
+    pairs = [(by_run.get(x), by_run.get(y))
+             for x, y in zip(groups.get(a, []), groups.get(b, []), strict=False)]
+    diffs = [x - y for x, y in pairs if x is not None and y is not None]
+    mean, lo, hi = interval(diffs)
+    excludes = None if lo is None or hi is None else bool(lo > 0 or hi < 0)
+    return {"models": f"{a} - {b}", "pairs": len(diffs), "difference": mean, "ci_low": lo,
+            "ci_high": hi, "excludes_zero": excludes}
+
+
+def write_summary_json(path: str | Path, labeling: Mapping[str, Any],
+                       curve: Sequence[Mapping[str, Any]], shuffle: Mapping[str, Any],
+                       iou_against: str) -> Path:
+    """``reports/summary.json``: the run's figures in one machine-readable file (``null``
+    where a figure cannot be computed); ``iou_against`` is ``"truth"`` or ``"labels"``."""
+    from seglib.io import write_bytes_atomic
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, float) and not np.isfinite(v):
+            return None
+        return v
+
+    doc = {"iou_against": iou_against, "labeling": dict(labeling),
+           "learning_curve": [dict(r) for r in curve], "shuffle_effect": dict(shuffle)}
+    text = json.dumps(clean(doc), indent=2, allow_nan=False) + "\n"
+    return write_bytes_atomic(path, text.encode())
+
+
+def labeling_summary(labels_dir: str | Path, stats: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``labeling`` part of ``summary.json`` from :func:`seglib.review.summarize_report`'s
+    ``stats``: the backend that made the candidates, photos, agreement, how often ``seed`` took
+    a background-like mask, and each policy's mean IoU against the truth (``None`` without)."""
+    from seglib.store import LabelStore
+
+    backends = sorted({r.backend for r in LabelStore(labels_dir).ok_records() if r.backend})
+    return {"backend": "+".join(backends) or None, "photos": stats.get("photos", 0),
+            "policy_agreement": stats.get("policy_agreement"),
+            "seed_background_rate": stats.get("seed_background_rate"),
+            "foreground_background_rate": stats.get("foreground_background_rate"),
+            "mean_iou_seed": stats.get("mean_iou_seed"),
+            "mean_iou_foreground": stats.get("mean_iou_foreground"),
+            "mean_iou_label": stats.get("mean_iou_label"),
+            "photos_with_truth": stats.get("photos_with_truth", 0)}

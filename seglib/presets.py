@@ -15,6 +15,11 @@ images (``images_per_run``): the epochs then grow for small subsets, between ``m
 ``max_epochs``. With ``growth`` > 0 smaller subsets get fewer images, ``images_per_run ×
 (n / 711) ** growth`` (the original gave every subset the same epochs: growth 1; the same
 images for all: growth 0). With ``images_per_run=0`` every subset trains ``epochs`` epochs.
+
+``repeats``: each standard model is trained this many times on the same split and subset with
+different seeds (weights, batch order, augmentation), so notebook 04 can draw every point of
+the learning curve as a mean with a 95 % interval (3 in ``demo`` and ``quick``, 1 in ``smoke``
+and ``full``).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class Preset:
     confidence_weight: float = 0.0  # photo loss weight 1 - c·(1 - label confidence); 0: off
     select: str = "val_loss"  # best.pt = lowest "val_loss" or highest "iou_object"
     tta: bool = False  # predict: average the logits of the photo and its mirror image
+    repeats: int = 1  # train_standard trains each model this many times (seeds 0, 1, ...)
 
     def epochs_for(self, n_train: int) -> int:
         """Epochs for a training set of ``n_train`` photos."""
@@ -87,11 +93,11 @@ PRESETS: dict[str, Preset] = {
                     optimizer="adam", flips=True),
     "demo": Preset("demo", size=96, epochs=30, batch=8, arch="unet", lr=3e-3,
                    optimizer="adam", flips=True, images_per_run=600, min_epochs=15,
-                   max_epochs=120),
+                   max_epochs=120, repeats=3),
     "quick": Preset("quick", size=128, epochs=12, batch=16, arch="unet", lr=3e-3,
                     optimizer="adam", flips=True, images_per_run=8000, growth=0.5,
                     min_epochs=8, max_epochs=120, max_validations=20, schedule="cosine",
-                    jitter=0.2, dice=1.0, tta=True),
+                    jitter=0.2, dice=1.0, tta=True, repeats=3),
     "full": Preset("full", size=200, epochs=100, batch=32, arch="seed", lr=1e-3,
                    optimizer="rmsprop", flips=False),
 }

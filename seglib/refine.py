@@ -178,8 +178,10 @@ def refined_mask(image: np.ndarray, prob: np.ndarray, pick: np.ndarray,
 
 def voting_candidates(cands: Candidates) -> np.ndarray:
     """The masks the closest-candidate view chooses from: the photo's candidates except an
-    earlier refined mask and those drawn inside a rectangle (:data:`RECT_SOURCES`)."""
-    keep = [i for i, src in enumerate(cands.sources) if src != SOURCE and src not in RECT_SOURCES]
+    earlier refined mask, those drawn inside a rectangle (:data:`RECT_SOURCES`) and the
+    background regions (``region:*``, never the object)."""
+    keep = [i for i, src in enumerate(cands.sources)
+            if src != SOURCE and src not in RECT_SOURCES and not src.startswith("region:")]
     return cands.masks[keep]
 
 

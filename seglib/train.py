@@ -492,6 +492,11 @@ def standard_run_dir(out: str | Path, name: str) -> Path:
     return Path(out) / f"model_{name}"
 
 
+def repeat_name(name: str, repeat: int) -> str:
+    """The run name of a model's ``repeat`` (1-based): ``"711"``, then ``"711_r2"``, ..."""
+    return name if repeat <= 1 else f"{name}_r{repeat}"
+
+
 def train_standard(
     images: str | Path,
     trimaps: str | Path,
@@ -505,7 +510,9 @@ def train_standard(
     workers: int | None = None,
     **kwargs: object,
 ) -> dict[str, RunResult]:
-    """Train the standard models (10, 161, 207, 711 and 711B) into ``out/model_<name>``.
+    """Train the standard models (10, 161, 207, 711 and 711B) into ``out/model_<name>``,
+    each ``preset.repeats`` times (repeat r > 1 into ``out/model_<name>_r<r>``, seed + r - 1;
+    the first repeat of every model first, then the second, ...).
 
     The photos are loaded once; all models share the same validation photos. Reruns skip
     finished models and resume interrupted ones. Writes ``out/summary.csv``.
@@ -539,11 +546,14 @@ def _train_standard_locked(images: str | Path, trimaps: str | Path, out: Path, p
         shown = ", ".join(f"{k}={v}" for k, v in sizes.items())
         say(f"only {len(dataset.train)} training photos: subset sizes {shown}")
     results: dict[str, RunResult] = {}
-    for name in subsets:
-        results[name] = train_run(
-            images, trimaps, standard_run_dir(out, name), n=sizes[name],
-            shuffle=not name.endswith("B"), preset=p, resume=True, dataset=dataset,
-            inputs=inputs, log=log, **kwargs)  # type: ignore[arg-type]
+    seed = int(kwargs.pop("seed", SPLIT_SEED))  # type: ignore[call-overload]
+    for r in range(1, max(1, p.repeats) + 1):  # repeat r: seed + r - 1, run repeat_name
+        for name in subsets:
+            run = repeat_name(name, r)
+            results[run] = train_run(
+                images, trimaps, standard_run_dir(out, run), n=sizes[name],
+                shuffle=not name.endswith("B"), preset=p, resume=True, dataset=dataset,
+                inputs=inputs, log=log, seed=seed + r - 1, **kwargs)  # type: ignore[arg-type]
     write_summary(Path(out) / "summary.csv", results)
     return results
 
@@ -584,12 +594,17 @@ def train_standard_ray(images: str | Path, trimaps: str | Path, out: Path, p: Pr
     dataset = load_dataset(images, trimaps, p.size, log=log)
     kwargs = dict(kwargs, inputs=run_inputs(dataset))  # hashed here: nodes need no photos
     sizes = subset_sizes(len(dataset.train) + len(dataset.val), subsets)
-    jobs = []
-    for name in subsets:
-        run_dir = standard_run_dir(out, name)
-        files = {f: (run_dir / f).read_bytes() for f in RUN_FILES if (run_dir / f).is_file()}
-        jobs.append((images, trimaps, name, sizes[name], not name.endswith("B"), p, files,
-                     kwargs))
+    jobs, order = [], []
+    seed = int(kwargs.pop("seed", SPLIT_SEED))  # type: ignore[call-overload]
+    for r in range(1, max(1, p.repeats) + 1):  # repeat r: seed + r - 1, run repeat_name
+        for name in subsets:
+            run = repeat_name(name, r)
+            order.append(run)
+            run_dir = standard_run_dir(out, run)
+            files = {f: (run_dir / f).read_bytes() for f in RUN_FILES
+                     if (run_dir / f).is_file()}
+            jobs.append((images, trimaps, run, sizes[name], not name.endswith("B"), p, files,
+                         dict(kwargs, seed=seed + r - 1)))
     results: dict[str, RunResult] = {}
     failed: list[str] = []
     with tqdm(total=len(jobs), desc="train (ray)", unit="model", file=sys.stderr) as bar:
@@ -610,7 +625,7 @@ def train_standard_ray(images: str | Path, trimaps: str | Path, out: Path, p: Pr
             results[name] = dataclasses.replace(r, out=run_dir, best=run_dir / "best.pt")
             say(f"model_{name}: {r.n_train} photos, {r.metrics.get('epochs')} epochs, "
                 f"{r.seconds:.0f} s")
-    results = {name: results[name] for name in subsets if name in results}
+    results = {name: results[name] for name in order if name in results}
     write_summary(out / "summary.csv", results)
     if failed:
         raise SeglibError("; ".join(failed))

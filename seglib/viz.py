@@ -297,20 +297,35 @@ def loss_curves(histories: Mapping[str, Mapping[str, Sequence[float]] | Sequence
 
 def learning_curve(points: Sequence[tuple[str, int, float]],
                    title: str = "How many pictures do I need?",
-                   ylabel: str = "validation mean IoU") -> Figure:
+                   ylabel: str = "validation mean IoU",
+                   bands: Mapping[str, tuple[float | None, float | None]] | None = None
+                   ) -> Figure:
     """Training photos (x, log scale) vs a score (y); each point is ``(name, n_photos, score)``.
 
     Shuffled subsets are joined by a line; names ending in ``B`` (trained without shuffling)
-    are drawn as separate markers.
+    are drawn as separate markers. ``bands`` maps a name to its interval ``(low, high)`` (e.g.
+    95 % over repeated runs): a shaded band around the line, error bars on the markers.
     """
+    bands = bands or {}
+
+    def lo_hi(name: str, s: float) -> tuple[float, float]:
+        lo, hi = bands.get(name, (None, None))
+        return (s if lo is None else lo), (s if hi is None else hi)
+
     fig, ax = plt.subplots(figsize=(6.5, 4))
     main = sorted((n, s, name) for name, n, s in points if not str(name).endswith("B"))
     other = [(n, s, name) for name, n, s in points if str(name).endswith("B")]
     if main:
         ax.plot([p[0] for p in main], [p[1] for p in main], "o-", color="C0",
                 label="shuffled subsets")
+        if any(name in bands for _, _, name in main):
+            lims = [lo_hi(name, s) for _, s, name in main]
+            ax.fill_between([p[0] for p in main], [a for a, _ in lims], [b for _, b in lims],
+                            color="C0", alpha=0.2, label="95 % interval")
     for n, s, name in other:
-        ax.plot([n], [s], "s", color="C3", markersize=8, label=f"{name} (not shuffled)")
+        lo, hi = lo_hi(name, s)
+        ax.errorbar([n], [s], yerr=[[s - lo], [hi - s]], fmt="s", color="C3", markersize=8,
+                    capsize=4, label=f"{name} (not shuffled)")
     for n, s, name in main + other:
         below = str(name).endswith("B")  # keep 711B's label clear of 711's
         ax.annotate(str(name), (n, s), textcoords="offset points",

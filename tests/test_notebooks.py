@@ -181,3 +181,42 @@ def test_notebook_01_ends_by_exporting_the_labels_for_annotation_tools(smoke_run
         trimap = cv2.imread(str(smoke_run.out / "labels" / f"{Path(im['file_name']).stem}.png"),
                             cv2.IMREAD_UNCHANGED)
         assert np.array_equal(coco.annToMask(ann) > 0, trimap == 1)
+
+
+def _html_table(path: Path, cell_id: str) -> list[dict[str, str]]:
+    """The rows of the viz.Table shown by cell ``cell_id`` of an executed notebook."""
+    import re
+
+    nb = nbformat.read(str(path), as_version=4)
+    cell = next(c for c in nb.cells if c.get("id") == cell_id)
+    html = next(o["data"]["text/html"] for o in cell.outputs if "text/html" in o.get("data", {}))
+    head = re.findall(r"<th>(.*?)</th>", html)
+    body = re.findall(r"<tr>((?:<td>.*?</td>)+)</tr>", html)
+    return [dict(zip(head, re.findall(r"<td>(.*?)</td>", row), strict=True)) for row in body]
+
+
+def test_summary_json_matches_the_notebooks_tables(smoke_run) -> None:
+    doc = json.loads((smoke_run.out / "reports" / "summary.json").read_text())
+    assert doc["iou_against"] in ("truth", "labels")
+    curve = _html_table(smoke_run.out / "04_compare.ipynb", "c15")
+    assert [r["model"] for r in curve] == [r["model"] for r in doc["learning_curve"]] == [
+        "10", "161", "207", "711", "711B"]
+    for shown, row in zip(curve, doc["learning_curve"], strict=True):
+        assert int(shown["photos"]) == row["photos"] and int(shown["repeats"]) == row["repeats"]
+        assert float(shown["object_iou"]) == pytest.approx(row["object_iou"], abs=5e-4)
+        assert row["repeats"] == 1 and row["ci_low"] is None and row["ci_high"] is None
+    by_run = {r["model"]: r["object_iou"] for r in doc["learning_curve"]}
+    eff = doc["shuffle_effect"]
+    assert eff["difference"] == pytest.approx(by_run["711"] - by_run["711B"])
+    assert eff["ci_low"] is None and eff["ci_high"] is None  # one repeat in smoke: no interval
+    text, _, _ = _outputs(smoke_run.out / "04_compare.ipynb")
+    assert "from one pair of runs: no interval" in text
+    stats = {r["measure"]: r["value"] for r in _html_table(smoke_run.out / "01_sam_masks.ipynb",
+                                                           "c18")}
+    lab = doc["labeling"]
+    assert lab["backend"] == "opencv" and lab["photos"] == int(stats["photos"]) == 16
+    for key in ("policy_agreement", "seed_background_rate", "mean_iou_seed",
+                "mean_iou_foreground"):
+        assert float(stats[key]) == pytest.approx(lab[key], abs=5e-4), key
+    assert lab["seed_background_rate"] > 0.3 > lab["foreground_background_rate"]
+    assert lab["mean_iou_foreground"] > lab["mean_iou_seed"] + 0.3

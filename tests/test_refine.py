@@ -115,10 +115,11 @@ def test_the_closest_candidate_is_never_one_cut_by_a_rectangle() -> None:
     cut[:, 30:] = False  # the object cut by its rectangle's right side
     loose = obj.copy()
     loose[6:10, 6:42] = True  # a looser mask with no straight cut
-    masks = np.stack([cut, loose, cut, obj])
-    cands = Candidates(masks, [0.9] * 4, [0.9] * 4,
-                       ["grabcut:bbox", "colour:low", "grabcut:rect90", SOURCE], "opencv")
-    kept = voting_candidates(cands)
+    masks = np.stack([cut, loose, cut, obj, ~obj])
+    cands = Candidates(masks, [0.9] * 5, [0.9] * 5,
+                       ["grabcut:bbox", "colour:low", "grabcut:rect90", SOURCE,
+                        "region:background"], "opencv")
+    kept = voting_candidates(cands)  # nor a background region
     assert len(kept) == 1 and np.array_equal(kept[0], loose)
 
 

@@ -166,6 +166,27 @@ def test_standard_models_share_validation(toy, tmp_path, capsys):
         assert (out / f"model_{name}" / "best.pt").is_file()
 
 
+def test_repeats_train_each_model_again_with_another_seed_on_the_same_split(toy, tmp_path):
+    from seglib.compare import repeat_runs
+    from seglib.presets import get_preset
+
+    out = tmp_path / "rep"
+    p = get_preset("smoke").with_overrides(size=16, repeats=2)
+    res = train_standard(*toy, out, preset=p, subsets=("10", "711B"), progress=False)
+    assert list(res) == ["10", "711B", "10_r2", "711B_r2"]  # every model once, then again
+    seeds = [res[k].config["seed"] for k in res]
+    assert seeds[0] == seeds[1] and seeds[2] == seeds[3] == seeds[0] + 1
+    assert res["10"].config["val_stems"] == res["10_r2"].config["val_stems"]
+    assert res["10"].n_train == res["10_r2"].n_train
+    w1 = torch.load(out / "model_10" / "best.pt", weights_only=False)["state_dict"]
+    w2 = torch.load(out / "model_10_r2" / "best.pt", weights_only=False)["state_dict"]
+    assert any(not torch.equal(w1[k], w2[k]) for k in w1)  # another seed, other weights
+    assert repeat_runs(out, ["10", "711B", "161"]) == {
+        "10": ["10", "10_r2"], "711B": ["711B", "711B_r2"], "161": []}
+    assert get_preset("demo").repeats == 3 and get_preset("quick").repeats == 3
+    assert get_preset("smoke").repeats == 1
+
+
 def test_presets():
     assert set(PRESETS) == {"smoke", "demo", "quick", "full"}
     full = get_preset("full")
