@@ -169,7 +169,8 @@ def test_reviewer_click_writes_an_override_and_repicks(lab, tmp_path: Path) -> N
                                ".innerText !== t", arg=first, timeout=30_000)
         stem = title.inner_text()
         assert stem != first and (labels / f"{stem}.png").is_file()
-        page.locator(".widget-toggle-buttons button", has_text="#1").click()
+        page.locator(".widget-toggle-buttons").get_by_role("button", name="#1",
+                                                            exact=True).click()  # not #10
         page.get_by_text(f"{stem}: override 1 written").wait_for(timeout=30_000)
         assert (labels / "overrides.csv").read_text().splitlines()[1:] == [f"{stem},1"]
         repick.click()
