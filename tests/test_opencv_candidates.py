@@ -101,9 +101,15 @@ def test_finds_the_object_on_simple_synthetic_photos() -> None:
 
 
 def test_beats_the_seed_policy_which_may_pick_background() -> None:
-    photo, mask = synthetic_photo(3)
-    c = propose(photo)
-    assert iou(pick(c, "foreground").mask, mask) >= iou(pick(c, "seed").mask, mask) - 0.02
+    """predicted_iou rates how clean a segment is, so the seed pick is sometimes the object
+    (photo 3: 0.99 against foreground's 0.93) and sometimes the background (photos 1, 2: 0);
+    measured means over the six photos: foreground 0.94, seed 0.56."""
+    fg, seed = [], []
+    for photo, mask in map(synthetic_photo, range(6)):
+        c = propose(photo)
+        fg.append(iou(pick(c, "foreground").mask, mask))
+        seed.append(iou(pick(c, "seed").mask, mask))
+    assert np.mean(fg) > np.mean(seed) + 0.2 and min(fg) > 0.85, (fg, seed)
 
 
 def test_rejects_non_rgb_input() -> None:
