@@ -293,7 +293,7 @@ class LabelStore:
         try:
             load_trimap(path)
         except SeglibError:
-            return "unreadable"
+            return "unreadable" if _decodes(path) else "missing"  # cut short: write it again
         return "changed" if rec is not None and rec.trimap_hash else "same"
 
     # -- writing ---------------------------------------------------------------------------
@@ -365,6 +365,14 @@ class LabelStore:
         """Rewrite ``overrides.csv`` (sorted) atomically."""
         rows = [{"stem": s, "candidate": overrides[s]} for s in sorted(overrides)]
         return write_csv(self.folder / OVERRIDES_CSV, rows, ("stem", "candidate"))
+
+
+def _decodes(path: Path) -> bool:
+    """Whether an image file decodes at all (a cut-short write does not; a mask saved in a
+    trimap's place does, and is somebody's work)."""
+    import cv2
+
+    return cv2.imread(str(path), cv2.IMREAD_UNCHANGED) is not None
 
 
 def trimap_from_choice(cands: Candidates, choice: str, size: tuple[int, int]) -> np.ndarray:

@@ -36,9 +36,12 @@ def csv_bytes(rows: Iterable[Mapping[str, object]], columns: Sequence[str]) -> b
     """UTF-8 CSV bytes with the header ``columns``; missing fields are empty, cells escaped."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
+    quoted = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
     w.writerow(columns)
     for r in rows:
-        w.writerow([escape_cell(r.get(c, "")) for c in columns])
+        cells = [escape_cell(r.get(c, "")) for c in columns]
+        # a lone carriage return ends a line for readers: such a row is quoted whole
+        (quoted if any("\r" in c for c in cells) else w).writerow(cells)
     return buf.getvalue().encode("utf-8", errors="surrogateescape")
 
 

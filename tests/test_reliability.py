@@ -396,7 +396,7 @@ def test_a_damaged_last_pt_says_to_delete_it_not_to_pass_best_pt(two_epoch_run, 
     argv, out = two_epoch_run
     (out / "last.pt").write_bytes(b"PK\x03\x04 cut short")
     code, _, err = cli(*argv)
-    line = one_error_line(code, err, str(out / "last.pt"), "damaged", "delete it")
+    line = one_error_line(code, err, str(out / "last.pt"), "damaged", "delete")
     assert "pass the best.pt" not in line
 
 

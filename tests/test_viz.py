@@ -104,7 +104,8 @@ def test_curves_and_table() -> None:
                                   "val_loss": [1.1, 0.7]}})
     assert len(fig.axes[0].lines) == 2
     fig = viz.learning_curve([("10", 10, 0.4), ("161", 161, 0.6), ("711B", 711, 0.5)])
-    assert len(fig.axes[0].lines) == 2
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["shuffled subsets", "711B (not shuffled)"]  # the curve and 711B's point
     table = viz.Table([{"model": "10", "iou": 0.5}, {"model": "161", "iou": float("nan")}])
     assert "0.500" in repr(table) and "nan" in repr(table)
     assert table._repr_html_().count("<tr>") == 3
