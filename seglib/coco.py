@@ -269,7 +269,7 @@ def import_coco(labels: str | Path, coco_file: str | Path, *,
                 summary.unchanged.append(rec.stem)
                 continue
             store.write_label(rec.stem, mask, source="imported", confidence=1.0, flagged=False,
-                              status="ok", reason=f"imported from {coco_file.name}")
+                              doubt="", status="ok", reason=f"imported from {coco_file.name}")
             summary.imported.append(rec.stem)
         overrides = store.overrides()
         if any(s in overrides for s in summary.imported):  # a choice among candidates is

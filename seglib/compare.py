@@ -146,8 +146,10 @@ T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8:
        9: 2.262, 10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042}
 
 
-def interval(values: Sequence[float]) -> tuple[float | None, float | None, float | None]:
-    """Mean and 95 % t-interval of ``values`` (one value: no interval; none: all ``None``)."""
+def interval(values: Sequence[float], lowest: float | None = None,
+             highest: float | None = None) -> tuple[float | None, float | None, float | None]:
+    """Mean and 95 % t-interval of ``values`` (one value: no interval; none: all ``None``),
+    the interval clipped to ``[lowest, highest]`` (an IoU cannot leave [0, 1])."""
     v = np.asarray([x for x in values if x is not None], dtype=float)
     if len(v) == 0:
         return None, None, None
@@ -157,7 +159,9 @@ def interval(values: Sequence[float]) -> tuple[float | None, float | None, float
     df = len(v) - 1
     t = 1.96 if df > 30 else T95[max(k for k in T95 if k <= df)]
     half = t * float(v.std(ddof=1)) / np.sqrt(len(v))
-    return mean, mean - half, mean + half
+    lo, hi = mean - half, mean + half
+    return (mean, lo if lowest is None else max(lowest, lo),
+            hi if highest is None else min(highest, hi))
 
 
 def repeat_runs(models_dir: str | Path, names: Sequence[str]) -> dict[str, list[str]]:
@@ -178,12 +182,12 @@ def repeat_runs(models_dir: str | Path, names: Sequence[str]) -> dict[str, list[
 def curve_rows(rows: Sequence[Mapping[str, Any]], groups: Mapping[str, Sequence[str]],
                score: str = "object IoU") -> list[dict[str, Any]]:
     """One row per model: photos, repeats, mean ``score`` of its runs' ``rows`` (keyed by
-    ``model`` = run name) and its 95 % interval (:func:`interval`)."""
+    ``model`` = run name) and its 95 % interval (:func:`interval`, within [0, 1])."""
     by_run = {r["model"]: r for r in rows}
     out = []
     for model, runs in groups.items():
         got = [by_run[r] for r in runs if r in by_run]
-        mean, lo, hi = interval([r.get(score) for r in got])
+        mean, lo, hi = interval([r.get(score) for r in got], 0.0, 1.0)
         out.append({"model": model, "photos": got[0].get("photos") if got else None,
                     "repeats": len(got), "object_iou": mean, "ci_low": lo, "ci_high": hi})
     return out
@@ -198,7 +202,7 @@ def shuffle_effect(rows: Sequence[Mapping[str, Any]], groups: Mapping[str, Seque
     pairs = [(by_run.get(x), by_run.get(y))
              for x, y in zip(groups.get(a, []), groups.get(b, []), strict=False)]
     diffs = [x - y for x, y in pairs if x is not None and y is not None]
-    mean, lo, hi = interval(diffs)
+    mean, lo, hi = interval(diffs, -1.0, 1.0)
     excludes = None if lo is None or hi is None else bool(lo > 0 or hi < 0)
     return {"models": f"{a} - {b}", "pairs": len(diffs), "difference": mean, "ci_low": lo,
             "ci_high": hi, "excludes_zero": excludes}
@@ -228,10 +232,13 @@ def write_summary_json(path: str | Path, labeling: Mapping[str, Any],
     return write_bytes_atomic(path, text.encode())
 
 
-def labeling_summary(labels_dir: str | Path, stats: Mapping[str, Any]) -> dict[str, Any]:
+def labeling_summary(labels_dir: str | Path, stats: Mapping[str, Any],
+                     advice: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``labeling`` part of ``summary.json`` from :func:`seglib.review.summarize_report`'s
     ``stats``: the backend that made the candidates, photos, agreement, how often ``seed`` took
-    a background-like mask, and each policy's mean IoU against the truth (``None`` without)."""
+    a background-like mask, and each policy's mean IoU against the truth (``None`` without);
+    with :func:`seglib.review.review_advice`'s ``advice``, ``review``: the photos to review
+    first and the bad labels they are estimated (and, with truth, found) to hold."""
     from seglib.store import LabelStore
 
     backends = sorted({r.backend for r in LabelStore(labels_dir).ok_records() if r.backend})
@@ -242,4 +249,6 @@ def labeling_summary(labels_dir: str | Path, stats: Mapping[str, Any]) -> dict[s
             "mean_iou_seed": stats.get("mean_iou_seed"),
             "mean_iou_foreground": stats.get("mean_iou_foreground"),
             "mean_iou_label": stats.get("mean_iou_label"),
-            "photos_with_truth": stats.get("photos_with_truth", 0)}
+            "photos_with_truth": stats.get("photos_with_truth", 0),
+            "review": None if advice is None else {k: v for k, v in advice.items()
+                                                   if k != "text"}}

@@ -26,6 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from seglib.candidates import Candidates
+from seglib.confidence import pick_doubt
 from seglib.errors import SeglibError
 from seglib.io import file_sha256, list_images, read_image, resize_max_side
 from seglib.parallel import map_photos, preloaded
@@ -163,8 +164,13 @@ def pick_photo(record: LabelRecord, cands: Candidates, policy: str, override: st
     rec = LabelRecord(**{**record.__dict__})
     rec.policy, rec.chosen, rec.source, rec.round = policy, p.chosen, source, 0
     rec.predicted_iou, rec.stability, rec.score = piou, stab, float(p.score)
-    rec.confidence, rec.flagged, rec.status, rec.reason = (float(p.confidence), bool(p.flagged),
-                                                           "ok", reason)
+    rec.pick_confidence, rec.pick_flagged = float(p.confidence), bool(p.flagged)
+    rec.doubt = reason if p.flagged and reason else pick_doubt(p)
+    if source == "override":  # a person chose it: sure (seglib.confidence)
+        rec.confidence, rec.flagged, rec.doubt = 1.0, False, ""
+    else:
+        rec.confidence, rec.flagged = rec.pick_confidence, rec.pick_flagged
+    rec.status, rec.reason = "ok", reason
     return PhotoResult(rec, trimap=mask_to_trimap(resize_mask(p.mask, size)))
 
 
@@ -291,6 +297,7 @@ def _keep_unrecorded(store: LabelStore, result: PhotoResult, job: _Job, policy: 
     rec = result.record
     rec.trimap_hash = file_sha256(path)
     rec.source, rec.round, rec.flagged = "edited", 0, False
+    rec.confidence, rec.doubt = 1.0, ""
     rec.reason = "a trimap labels.csv had no record of; kept"
     summary.edited += 1
     summary.kept["edited"] += 1
@@ -300,6 +307,7 @@ def _keep_unrecorded(store: LabelStore, result: PhotoResult, job: _Job, policy: 
 def _mark_edited(store: LabelStore, rec: LabelRecord) -> None:
     rec.trimap_hash = file_sha256(store.trimap_path(rec.stem))
     rec.source, rec.round, rec.flagged = "edited", 0, False
+    rec.confidence, rec.doubt = 1.0, ""
     rec.reason = "trimap edited by hand; kept"
     store.put(rec)
 

@@ -55,6 +55,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from seglib.candidates import Candidates
+from seglib.confidence import Evidence, evidence, judge_refined
 from seglib.data import SPLIT_SEED
 from seglib.errors import SeglibError
 from seglib.io import file_sha256, list_images, read_image, resize_image
@@ -64,6 +65,7 @@ from seglib.parallel import map_photos
 from seglib.policy import fill_holes
 from seglib.presets import Preset
 from seglib.store import LABELS_CSV, LabelRecord, LabelStore, made_by_seglib
+from seglib.tables import read_csv, write_csv
 from seglib.trimap import OBJECT, load_trimap, mask_to_trimap, resize_mask
 
 SOURCE = "grabcut:cnn"
@@ -75,6 +77,10 @@ MODEL_DIR = "refine_model"
 SURE_OBJECT, SURE_BACKGROUND = 0.9, 0.1
 ROUNDS = 2  # refinement rounds: the second learns from the first one's labels
 MIN_SEEDS = 20  # pixels of each definite class GrabCut needs to be worth running
+# each refined label's evidence (seglib.confidence.Evidence) and judgement, one row per photo
+EVIDENCE_CSV = "refine_evidence.csv"
+EVIDENCE_COLUMNS = ("stem", "round", *Evidence.__dataclass_fields__, "confidence", "flagged",
+                    "doubt")
 # why a photo keeps its label (RefineSummary.kept_why)
 KEPT_OVERRIDE = "chosen or drawn by a person (override, imported, edited)"
 KEPT_DONE = "redrawn by an earlier run"
@@ -153,10 +159,10 @@ def grabcut_seeded(image: np.ndarray, prob: np.ndarray, iterations: int = 4
     return _grabcut_from(image, prob, prob > SURE_OBJECT, prob < SURE_BACKGROUND, iterations)
 
 
-def refined_mask(image: np.ndarray, prob: np.ndarray, pick: np.ndarray,
-                 candidates: np.ndarray) -> np.ndarray | None:
-    """The five-view vote of the module docstring, holes filled and polished; ``None`` when
-    the network is not sure of anything (the photo keeps its pick).
+def refine_views(image: np.ndarray, prob: np.ndarray, pick: np.ndarray,
+                 candidates: np.ndarray) -> list[np.ndarray] | None:
+    """The five views of the module docstring (pick, network probability, closest candidate,
+    the two GrabCuts); ``None`` when the network is not sure of anything.
 
     ``image`` RGB uint8 H×W×3, ``prob`` float H×W object probability, ``pick`` bool H×W,
     ``candidates`` bool K×H×W (the photo's cached candidates; may be empty).
@@ -170,10 +176,23 @@ def refined_mask(image: np.ndarray, prob: np.ndarray, pick: np.ndarray,
     if len(candidates):
         closest = candidates[int(np.argmax([mask_iou(m, net) for m in candidates]))]
     agree = grabcut_agree(image, prob, pick)
-    views = (pick, prob, closest, alone, pick if agree is None else agree)
-    vote = np.mean([np.asarray(v, dtype=np.float32) for v in views], axis=0) > 0.5
-    vote = fill_holes(vote)
-    return polish(image, vote) if vote.any() else vote
+    return [pick, prob, closest, alone, pick if agree is None else agree]
+
+
+def vote(image: np.ndarray, views: list[np.ndarray]) -> np.ndarray:
+    """The pixel vote of ``views`` (object where more than half say so), holes filled and
+    polished at the photo's resolution."""
+    mask = np.mean([np.asarray(v, dtype=np.float32) for v in views], axis=0) > 0.5
+    mask = fill_holes(mask)
+    return polish(image, mask) if mask.any() else mask
+
+
+def refined_mask(image: np.ndarray, prob: np.ndarray, pick: np.ndarray,
+                 candidates: np.ndarray) -> np.ndarray | None:
+    """The five-view vote (:func:`refine_views`, :func:`vote`); ``None`` when the network is
+    not sure of anything (the photo keeps its pick)."""
+    views = refine_views(image, prob, pick, candidates)
+    return None if views is None else vote(image, views)
 
 
 def voting_candidates(cands: Candidates) -> np.ndarray:
@@ -216,9 +235,25 @@ def _record_lost_redraw(store: LabelStore, rec: LabelRecord, rnd: int) -> bool:
 
 
 def _confident(records: list[LabelRecord], labels_dir: Path) -> list[str]:
-    """Labels to train on: status ok and not flagged, or chosen/drawn by a person."""
+    """Labels to train on: status ok and a pick the policy did not flag (refinement's own
+    flags leave the set alone, so every round and every rerun trains on the same photos), or
+    chosen/drawn by a person."""
     return [r.stem for r in records
-            if r.ok and (r.sure or not r.flagged) and (labels_dir / f"{r.stem}.png").is_file()]
+            if r.ok and (r.sure or not r.pick_flagged)
+            and (labels_dir / f"{r.stem}.png").is_file()]
+
+
+def _read_evidence(labels_dir: Path) -> dict[str, dict[str, str]]:
+    """The rows of ``EVIDENCE_CSV`` by stem (empty when it is missing or unreadable)."""
+    try:
+        return {r["stem"]: r for r in read_csv(labels_dir / EVIDENCE_CSV) if r.get("stem")}
+    except (OSError, SeglibError, KeyError):
+        return {}
+
+
+def _write_evidence(labels_dir: Path, rows: dict[str, dict[str, str]]) -> None:
+    if rows:
+        write_csv(labels_dir / EVIDENCE_CSV, [rows[s] for s in sorted(rows)], EVIDENCE_COLUMNS)
 
 
 def _trained_on(model_dir: Path) -> int:
@@ -243,17 +278,20 @@ class RefinedPhoto:
     candidates: Candidates | None = None  # the cached candidates plus the refined mask
     chosen: int = -1  # the refined mask's index in ``candidates``
     trimap: np.ndarray | None = None  # at the photo's size
+    evidence: Evidence | None = None  # what the views say about the refined mask
     kept: str = ""  # one of KEPT_REASONS when the label stays
     message: str = ""
 
 
-def _refine_job(model, job: tuple[str, Path, Path, Path]) -> RefinedPhoto:
-    return refine_photo(*job, model)
+def _refine_job(model, job: tuple[str, Path, Path, Path, float | None]) -> RefinedPhoto:
+    return refine_photo(*job[:4], model, pick_confidence=job[4])
 
 
 def refine_photo(stem: str, photo_path: Path, candidates_path: Path, trimap_path: Path,
-                 model) -> RefinedPhoto:
-    """The five-view vote for one photo with a trained ``model``; writes nothing."""
+                 model, pick_confidence: float | None = None) -> RefinedPhoto:
+    """The five-view vote for one photo with a trained ``model``, and its evidence
+    (:func:`seglib.confidence.evidence`; ``pick_confidence`` is the policy's confidence in
+    the photo's pick); writes nothing."""
     from seglib.predict import predict_logits
 
     try:
@@ -266,11 +304,13 @@ def refine_photo(stem: str, photo_path: Path, candidates_path: Path, trimap_path
     work = resize_image(photo, (h, w))
     pick = resize_mask(trimap == OBJECT, (h, w))
     prob = object_probability(predict_logits(model, work))
-    mask = refined_mask(work, prob, pick, voting_candidates(cands))
-    if mask is None or not mask.any():
+    views = refine_views(work, prob, pick, voting_candidates(cands))
+    mask = None if views is None else vote(work, views)
+    if views is None or mask is None or not mask.any():
         return RefinedPhoto(stem, kept=KEPT_UNSURE)
     new, idx = _with_refined(cands, mask)
-    return RefinedPhoto(stem, new, idx, mask_to_trimap(resize_mask(mask, trimap.shape[:2])))
+    return RefinedPhoto(stem, new, idx, mask_to_trimap(resize_mask(mask, trimap.shape[:2])),
+                        evidence=evidence(mask, views, prob, pick, pick_confidence))
 
 
 def _train_or_reuse(images_dir: Path, trimaps: Path, model_dir: Path,
@@ -368,6 +408,7 @@ def refine_labels(
         overrides = store.overrides()
         changed: set[str] = set()
         why: dict[str, str] = {}  # stem -> why a round left it alone (the last round's reason)
+        evidence_rows = _read_evidence(labels_dir)
         for rnd in range(1, rounds + 1):
             model_dir = labels_dir / (MODEL_DIR if rnd == 1 else f"{MODEL_DIR}_{rnd}")
             if model_dir.exists() and (retrain or _trained_on(model_dir) != len(train_stems)):
@@ -395,7 +436,7 @@ def refine_labels(
                         why[stem] = KEPT_OVERRIDE
                 else:
                     todo.append((stem, photos[stem], store.candidates_path(stem),
-                                 store.trimap_path(stem)))
+                                 store.trimap_path(stem), rec.pick_confidence))
             setup = functools.partial(load_model, summary.model, device)
             with tqdm(total=len(ok), initial=len(ok) - len(todo), unit="photo",
                       desc=f"refine round {rnd}/{rounds}", file=sys.stderr,
@@ -420,9 +461,18 @@ def refine_labels(
                     rec.source, rec.round, rec.chosen = "refined", rnd, str(out.chosen)
                     rec.reason = (f"refined in round {rnd} ({SOURCE}"
                                   + (f"; the pick was {was})" if was else ")"))
+                    assert out.evidence is not None
+                    rec.confidence, rec.flagged, rec.doubt = judge_refined(out.evidence)
+                    evidence_rows[stem] = {"stem": stem, "round": str(rnd),
+                                           **{k: f"{v:.4f}" for k, v in
+                                              out.evidence.as_dict().items()},
+                                           "confidence": f"{rec.confidence:.4f}",
+                                           "flagged": str(int(rec.flagged)),
+                                           "doubt": rec.doubt}
                     store.put(rec)
                     store.save(throttle=True)
                     changed.add(stem)
+            _write_evidence(labels_dir, evidence_rows)
         store.save()
     summary.changed = sorted(changed)
     summary.refined = len(changed)

@@ -9,6 +9,8 @@ here waits for input, so a headless (papermill) run never blocks on the widget.
 
 from __future__ import annotations
 
+import html
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,46 @@ from seglib.policy import (
     quality_inputs,
 )
 from seglib.store import OVERRIDES_CSV, LabelRecord, LabelStore
+
+
+def review_order(records: Iterable[LabelRecord]) -> list[str]:
+    """Stems in the order a reviewer should look at them: flagged labels first, then the
+    least confident (:mod:`seglib.confidence`), ties by name."""
+    return [r.stem for r in sorted(records, key=lambda r: (
+        not r.flagged, 0.0 if r.confidence is None else r.confidence, r.stem))]
+
+
+def review_sheet(labels_dir: str | Path, images_dir: str | Path, count: int = 24,
+                 stems: list[str] | None = None, flagged_only: bool = False,
+                 ) -> tuple[list[np.ndarray], list[str]]:
+    """Pictures and captions of a contact sheet of the labels a reviewer should look at first
+    (:func:`review_order`, or ``stems``): each photo with its written label (the trimap's
+    object) spotlighted, captioned with its name, confidence and, when flagged, the doubt."""
+    import textwrap
+
+    from seglib.trimap import OBJECT, load_trimap
+    from seglib.viz import spotlight
+
+    labels_dir = Path(labels_dir)
+    recs = {r.stem: r for r in LabelStore(labels_dir).ok_records()}
+    order = stems if stems is not None else review_order(
+        r for r in recs.values() if r.flagged or not flagged_only)
+    pictures, captions = [], []
+    for stem in order[: max(0, count)]:
+        rec = recs[stem]
+        try:
+            photo = read_image(Path(images_dir) / rec.file)
+            label = load_trimap(labels_dir / f"{stem}.png") == OBJECT
+        except SeglibError:
+            continue
+        if label.shape != photo.shape[:2]:
+            photo = resize_image(photo, label.shape)
+        pictures.append(spotlight(photo, label))
+        words = f"{stem} · {rec.source} · {rec.confidence or 0:.2f}"
+        if rec.flagged and rec.doubt:
+            words += "\n" + "\n".join(textwrap.wrap(rec.doubt, 34)[:3])
+        captions.append(words)
+    return pictures, captions
 
 
 def set_override(labels_dir: str | Path, stem: str, choice: str | int | None) -> dict[str, str]:
@@ -103,8 +145,7 @@ class Reviewer:
                 raise SeglibError(f"{self.labels_dir}: not labeled: {', '.join(missing[:3])}")
             order = list(stems)
         else:
-            order = sorted(rows, key=lambda s: (not rows[s].flagged, s) if flagged_first
-                           else s)
+            order = review_order(rows.values()) if flagged_first else sorted(rows)
         self.rows = rows
         self.stems = order
         self.index = 0
@@ -149,7 +190,7 @@ class Reviewer:
                                   for p in ("foreground", "seed")}
         if st.override:
             chosen = {"override": st.override, **chosen}
-        flag = " · FLAGGED" if st.row.flagged else ""
+        flag = f" · FLAGGED: {st.row.doubt}" if st.row.flagged else ""
         title = (f"{st.stem}: {st.row.source} {st.row.chosen} (confidence "
                  f"{st.row.confidence or 0:.2f}){flag}"
                  + (f" · override {st.override}" if st.override else ""))
@@ -197,8 +238,8 @@ class Reviewer:
         ui = self._ui
         st = self.state()
         ui["title"].value = (f"<b>{st.stem}</b> ({self.index + 1}/{len(self.stems)})"
-                             + (" · <span style='color:#c00'>flagged</span>"
-                                if st.row.flagged else ""))
+                             + (" · <span style='color:#c00'>flagged: "
+                                f"{html.escape(st.row.doubt)}</span>" if st.row.flagged else ""))
         ui["busy"] = True
         ui["choice"].options = [("policy", "")] + [(f"#{i}", str(i))
                                                    for i in range(len(st.candidates))]
@@ -272,7 +313,7 @@ def policy_report(labels_dir: str | Path, truth_dir: str | Path | None = None,
                              "foreground": fg.chosen, "seed": seed.chosen,
                              "policies_iou": agree, "agree": agree >= 0.9,
                              "chosen": r.chosen, "confidence": r.confidence,
-                             "flagged": r.flagged, "source": r.source,
+                             "flagged": r.flagged, "source": r.source, "doubt": r.doubt,
                              "foreground_background": is_background_like(fg.mask),
                              "seed_background": is_background_like(seed.mask)}
         t = _truth_mask(truth, stem, cands.shape)
@@ -288,6 +329,39 @@ def policy_report(labels_dir: str | Path, truth_dir: str | Path | None = None,
                 d["iou_label"] = mask_iou(lab, t_full, empty=1.0) if t_full is not None else None
         out.append(d)
     return out
+
+
+BAD_IOU = 0.8  # a label below this object IoU against the truth is a bad label
+
+
+def review_advice(report: list[dict[str, Any]], share: float = 0.2) -> dict[str, Any]:
+    """Which labels to review first, from :func:`policy_report` rows: the ``share`` least
+    confident photos (at least one), the bad labels they are estimated to hold (the sum of
+    ``1 - confidence``, confidence being an estimate of P(good), :mod:`seglib.confidence`)
+    and, where truth exists (``iou_label``), how many bad labels (IoU < ``BAD_IOU``) they
+    really hold. ``text`` says it in a sentence."""
+    rows = [r for r in report if r.get("confidence") is not None]
+    if not rows:
+        return {"review": 0, "estimated_bad_there": None, "estimated_bad": None,
+                "bad_there": None, "bad": None, "text": "no labels with a confidence"}
+    order = sorted(rows, key=lambda r: (float(r["confidence"]), r["stem"]))
+    n = max(1, round(share * len(rows)))
+    first = order[:n]
+    est_there = float(sum(1 - float(r["confidence"]) for r in first))
+    est = float(sum(1 - float(r["confidence"]) for r in rows))
+    scored = [r for r in rows if r.get("iou_label") is not None]
+    bad = bad_there = None
+    text = (f"Review the {n} least confident photos of {len(rows)}: they hold an estimated "
+            f"{est_there:.0f} of the {est:.0f} bad labels the confidence predicts")
+    if scored:
+        bad = sum(float(r["iou_label"]) < BAD_IOU for r in scored)
+        bad_there = sum(float(r["iou_label"]) < BAD_IOU for r in first
+                        if r.get("iou_label") is not None)
+        text += (f" (against the true masks: {bad_there} of the {bad} labels with object IoU "
+                 f"below {BAD_IOU})")
+    return {"review": n, "estimated_bad_there": round(est_there, 2),
+            "estimated_bad": round(est, 2), "bad_there": bad_there, "bad": bad,
+            "text": text + "."}
 
 
 def summarize_report(rows: list[dict[str, Any]]) -> dict[str, Any]:

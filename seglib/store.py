@@ -44,7 +44,7 @@ from seglib.io import file_sha256, write_bytes_atomic
 from seglib.tables import read_csv, write_csv
 from seglib.trimap import load_trimap, mask_to_trimap, resize_mask, save_trimap
 
-SCHEMA = 2
+SCHEMA = 3  # 3: doubt, pick_confidence, pick_flagged (a label's confidence is its own)
 SOURCES = ("pick", "override", "refined", "imported", "edited")
 KEPT_SOURCES = ("refined", "imported", "edited")  # a re-pick leaves these alone
 STATUSES = ("ok", "skipped", "failed")
@@ -70,8 +70,11 @@ class LabelRecord:
     predicted_iou: float | None = None
     stability: float | None = None
     score: float | None = None
-    confidence: float | None = None
-    flagged: bool = False
+    confidence: float | None = None  # estimated P(the label is good), seglib.confidence
+    flagged: bool = False  # among the labels most likely to be wrong
+    doubt: str = ""  # the weakest point of the label's evidence, in words ("" when none)
+    pick_confidence: float | None = None  # the policy's confidence in its pick
+    pick_flagged: bool = False  # the policy's flag (refine trains on unflagged picks)
     source: str = "pick"  # see SOURCES
     round: int = 0  # the refinement round that drew the label (source "refined")
     trimap_hash: str = ""  # SHA-256 of the trimap file as seglib wrote it
@@ -102,7 +105,7 @@ class LabelRecord:
 
 
 COLUMNS = tuple(f.name for f in fields(LabelRecord)) + ("schema",)
-_FLOATS = ("predicted_iou", "stability", "score", "confidence", "seconds")
+_FLOATS = ("predicted_iou", "stability", "score", "confidence", "pick_confidence", "seconds")
 
 
 def _float(text: str | None) -> float | None:
@@ -111,6 +114,10 @@ def _float(text: str | None) -> float | None:
     except ValueError:
         return None
     return x if x is None or np.isfinite(x) else None
+
+
+def _bool(text: str | None) -> bool:
+    return str(text or "").strip().lower() in ("1", "true", "yes")
 
 
 def record_from_row(row: dict[str, str], overrides: Iterable[str] = ()) -> LabelRecord | None:
@@ -122,11 +129,15 @@ def record_from_row(row: dict[str, str], overrides: Iterable[str] = ()) -> Label
         return None
     rec = LabelRecord(stem=stem)
     for k in ("file", "photo_hash", "backend", "mode", "policy", "chosen", "trimap_hash",
-              "reason"):
-        setattr(rec, k, (row.get(k) or "").strip() if k != "reason" else row.get(k) or "")
+              "reason", "doubt"):
+        setattr(rec, k, (row.get(k) or "").strip() if k not in ("reason", "doubt")
+                else row.get(k) or "")
     for k in _FLOATS:
         setattr(rec, k, _float(row.get(k)))
-    rec.flagged = str(row.get("flagged", "")).strip().lower() in ("1", "true", "yes")
+    rec.flagged = _bool(row.get("flagged"))
+    rec.pick_flagged = _bool(row.get("pick_flagged"))
+    if "pick_confidence" not in row:  # schema 1 and 2: confidence and flag were the pick's
+        rec.pick_confidence, rec.pick_flagged = rec.confidence, rec.flagged
     status = (row.get("status") or "").strip()
     rec.status = status if status in STATUSES else "failed"
     if status not in STATUSES:

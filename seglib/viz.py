@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import io
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -229,6 +230,39 @@ def policy_figure(report: Sequence[Mapping[str, object]],
     return fig
 
 
+def confidence_figure(report: Sequence[Mapping[str, object]], bad_iou: float = 0.8,
+                      title: str | None = None) -> Figure:
+    """Each written label's confidence against its object IoU with the truth (rows of
+    :func:`seglib.review.policy_report` with ``iou_label``), flagged labels in red, the line
+    under which a label counts as bad dashed; without truth, the confidence histogram."""
+    rows = [r for r in report if r.get("confidence") is not None]
+    scored = [r for r in rows if r.get("iou_label") is not None]
+    fig, ax = plt.subplots(figsize=(4.8, 3.6))
+    if scored:
+        for flagged, color, name in ((False, MASK_COLOR, "not flagged"),
+                                     (True, (0.8, 0.1, 0.1), "flagged")):
+            pts = [(float(r["confidence"]), float(r["iou_label"]))  # type: ignore[arg-type]
+                   for r in scored if bool(r.get("flagged")) == flagged]
+            if pts:
+                x, y = zip(*pts, strict=True)
+                ax.scatter(x, y, s=14, alpha=0.7, color=color, label=f"{name} ({len(pts)})")
+        ax.axhline(bad_iou, color="grey", linestyle="--", linewidth=1)
+        ax.text(0.01, bad_iou - 0.06, f"bad: IoU < {bad_iou}", fontsize=7, color="grey")
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("confidence of the written label")
+        ax.set_ylabel("object IoU vs truth")
+        ax.legend(fontsize=7, loc="lower right")
+    else:
+        ax.hist([float(r["confidence"]) for r in rows],  # type: ignore[arg-type]
+                bins=np.linspace(0, 1, 11), color=MASK_COLOR)
+        ax.set_xlabel("confidence of the written label")
+        ax.set_ylabel("photos")
+    ax.set_title(title or f"confidence of {len(rows)} labels", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def prediction_grid(images: Sequence[np.ndarray], labels: Sequence[np.ndarray | None],
                     predictions: Mapping[str, Sequence[np.ndarray | None]],
                     names: Sequence[str] = (), title: str | None = None,
@@ -258,7 +292,8 @@ def history_columns(rows: Sequence[Mapping[str, object]]) -> dict[str, list]:
 
 def loss_curves(histories: Mapping[str, Mapping[str, Sequence[float]] | Sequence[Mapping]],
                 title: str = "Loss per epoch") -> Figure:
-    """Training (solid) and validation (dashed) loss per epoch, one colour per model.
+    """Training (solid) and validation (dashed) loss per epoch, one colour per model; the
+    repeats of a model (names ending ``_r2``, ``_r3``, ...) are drawn fainter in its colour.
 
     Each history maps column names to per-epoch values: ``epoch``, ``train_loss`` (or
     ``loss``), and ``val_loss`` with its own ``val_epoch`` when validation ran less often; a
@@ -267,18 +302,25 @@ def loss_curves(histories: Mapping[str, Mapping[str, Sequence[float]] | Sequence
     histories = {k: history_columns(h) if not isinstance(h, Mapping) else h
                  for k, h in histories.items()}
     fig, ax = plt.subplots(figsize=(7, 4))
-    for i, (name, h) in enumerate(histories.items()):
-        color = f"C{i}"
+    bases: list[str] = []
+    for name, h in histories.items():
+        base = re.sub(r"_r\d+$", "", name)  # repeat k of a model ("711_r2") shares its colour
+        first = base not in bases
+        if first:
+            bases.append(base)
+        color, alpha = f"C{bases.index(base)}", 1.0 if first else 0.45
         tr = h.get("train_loss", h.get("loss"))
         va = h.get("val_loss")
         ep = h.get("epoch")
         if tr is not None and len(tr):
             x = ep if ep is not None and len(ep) == len(tr) else range(1, len(tr) + 1)
-            ax.plot(list(x), list(tr), color=color, label=f"{name} train")
+            ax.plot(list(x), list(tr), color=color, alpha=alpha,
+                    label=f"{base} train" if first else None)
         if va is not None and len(va):
             vep = h.get("val_epoch", ep)
             x = vep if vep is not None and len(vep) == len(va) else range(1, len(va) + 1)
-            ax.plot(list(x), list(va), color=color, linestyle="--", label=f"{name} val")
+            ax.plot(list(x), list(va), color=color, alpha=alpha, linestyle="--",
+                    label=f"{base} val" if first else None)
     starts = [float(h.get("train_loss", h.get("loss"))[0]) for h in histories.values()
               if len(h.get("train_loss", h.get("loss")) or [])]
     if starts and ax.lines:  # keep an early validation spike from flattening every curve

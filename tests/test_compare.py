@@ -55,3 +55,19 @@ def test_summary_json_writes_null_for_what_cannot_be_computed(tmp_path: Path) ->
     assert doc["iou_against"] == "labels" and doc["labeling"]["mean_iou_seed"] is None
     assert doc["learning_curve"][0]["object_iou"] is None  # NaN is not JSON
     assert doc["shuffle_effect"] == {"difference": 0.1, "ci_low": None}
+
+
+def test_an_iou_interval_stays_within_0_and_1() -> None:
+    """Three spread repeats near 1 (model 161 of the demo: 0.75, 0.93, 0.98) gave an upper
+    bound of 1.033 before; an IoU cannot exceed 1, nor a difference of two leave [-1, 1]."""
+    groups = {"161": ["161", "161_r2", "161_r3"], "711": ["711", "711_r2"],
+              "711B": ["711B", "711B_r2"]}
+    rows = _rows({"161": 0.75, "161_r2": 0.93, "161_r3": 0.98, "711": 0.99, "711_r2": 0.05,
+                  "711B": 0.02, "711B_r2": 0.98})
+    assert compare.interval([0.75, 0.93, 0.98])[2] > 1  # the plain t-interval
+    curve = compare.curve_rows(rows, groups)
+    assert curve[0]["ci_high"] == 1.0 and curve[0]["ci_low"] == pytest.approx(
+        compare.interval([0.75, 0.93, 0.98])[1])
+    assert curve[1]["ci_low"] == 0.0
+    eff = compare.shuffle_effect(rows, groups)
+    assert eff["ci_low"] == -1.0 and eff["ci_high"] == 1.0

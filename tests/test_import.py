@@ -317,7 +317,8 @@ def _refinable_folder(root: Path, n: int = 30, size: int = 64) -> tuple[Path, Pa
             cands.save(store.candidates_path(path.stem))
             store.write_label(path.stem, pick, source="pick", file=path.name, backend="opencv",
                               mode="classical", policy="foreground", chosen="0",
-                              confidence=0.9, flagged=i % 3 == 0)
+                              confidence=0.9, flagged=i % 3 == 0, pick_confidence=0.9,
+                              pick_flagged=i % 3 == 0)
         store.save()
     return images, labels, truth
 

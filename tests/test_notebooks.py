@@ -14,8 +14,9 @@ from seglib import course
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(course.NOTEBOOKS_DIR.glob("*.ipynb"))
-REPORTS = ("01_timing.png", "01_seed_vs_foreground.png", "01_policies.png", "02_trimap_gallery.png",
-           "03_loss_curves.png", "04_side_by_side.png", "04_learning_curve.png")
+REPORTS = ("01_timing.png", "01_seed_vs_foreground.png", "01_policies.png", "01_confidence.png",
+           "01_review_first.png", "02_trimap_gallery.png", "03_loss_curves.png",
+           "04_side_by_side.png", "04_learning_curve.png", "04_confidence.png")
 
 
 def test_the_four_course_notebooks_exist() -> None:
@@ -220,3 +221,9 @@ def test_summary_json_matches_the_notebooks_tables(smoke_run) -> None:
         assert float(stats[key]) == pytest.approx(lab[key], abs=5e-4), key
     assert lab["seed_background_rate"] > 0.3 > lab["foreground_background_rate"]
     assert lab["mean_iou_foreground"] > lab["mean_iou_seed"] + 0.3
+    # which labels to review first: the sentence notebook 04 prints, in numbers
+    rev = lab["review"]
+    assert rev["review"] == round(0.2 * 16) and rev["bad"] is not None
+    assert (f"Review the {rev['review']} least confident photos of 16: they hold an estimated "
+            f"{rev['estimated_bad_there']:.0f} of the {rev['estimated_bad']:.0f}") in text
+    assert f"against the true masks: {rev['bad_there']} of the {rev['bad']} labels" in text

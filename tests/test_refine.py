@@ -64,7 +64,8 @@ def _labeled_folder(root: Path, n: int, size: int = 64) -> tuple[Path, Path, dic
         save_trimap(out / f"{stem}.png", mask_to_trimap(pick))
         rows.append(stem)
         store.put(LabelRecord(stem=stem, file=path.name, backend="opencv", mode="classical",
-                              policy="foreground", chosen="0", flagged=len(rows) % 3 == 1))
+                              policy="foreground", chosen="0", flagged=len(rows) % 3 == 1,
+                              pick_flagged=len(rows) % 3 == 1))
     store.save()
     return images, out, truth
 

@@ -265,7 +265,9 @@ def test_random_bytes_in_labels_and_overrides_csv(tmp_path: Path, data: bytes) -
 
 def test_record_round_trip_keeps_every_field() -> None:
     rec = LabelRecord(stem="a", file="a.jpg", photo_hash="f" * 64, confidence=0.5, flagged=True,
-                      source="refined", round=2, seconds=1.25, reason="x, y")
+                      doubt="the network and the pick disagree on 30 % of the object",
+                      pick_confidence=0.75, pick_flagged=False, source="refined", round=2,
+                      seconds=1.25, reason="x, y")
     assert record_from_row(rec.row()) == rec
 
 

@@ -142,3 +142,15 @@ def test_spotlight_dims_outside_and_outlines_the_mask() -> None:
     assert (out[~m] == 100).all()
     assert (out[40, 40] == 200).all()
     assert tuple(out[20, 40]) == (255, 0, 0) and tuple(out[21, 40]) == (255, 0, 0)
+
+
+def test_loss_curves_draw_every_repeat_in_its_model_s_colour() -> None:
+    h = {"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_epoch": [2], "val_loss": [0.7]}
+    fig = viz.loss_curves({"10": h, "711": h, "10_r2": h, "711_r2": h, "711_r3": h})
+    lines = fig.axes[0].lines
+    assert len(lines) == 10  # train and validation of each of the five runs
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["10 train", "10 val", "711 train", "711 val"]
+    colour = {ln.get_label(): ln.get_color() for ln in lines if not ln.get_label().startswith("_")}
+    assert lines[4].get_color() == colour["10 train"]  # 10_r2 in the colour of 10
+    assert lines[8].get_color() == colour["711 train"] and lines[8].get_alpha() < 1

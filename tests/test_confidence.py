@@ -1,0 +1,175 @@
+"""The confidence of the label actually written (seglib.confidence), for every label source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from test_labeling import label, make_folder
+from test_refine import _labeled_folder
+
+from seglib import confidence
+from seglib.cli import main
+from seglib.confidence import SURE, Evidence, evidence, judge_refined, refined_confidence
+from seglib.labeling import repick_folder
+from seglib.refine import EVIDENCE_CSV, _confident, refine_labels
+from seglib.review import review_order, review_sheet
+from seglib.store import LabelRecord, LabelStore, record_from_row
+from seglib.tables import read_csv
+from seglib.trimap import OBJECT, load_trimap, save_trimap
+
+
+def _disc(h: int = 64, r: int = 14, cx: int = 32, cy: int = 36) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :h]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+
+
+def test_evidence_of_views_that_agree_and_of_a_leg_the_pick_carries() -> None:
+    shoe = _disc()
+    sure_net = np.where(shoe, 0.98, 0.02).astype(np.float32)
+    e = evidence(shoe, [shoe, sure_net, shoe, shoe, shoe], sure_net, shoe, 0.9)
+    assert (e.agree, e.disagree, e.unsure, e.moved, e.top) == (1.0, 0.0, 0.0, 0.0, 0.0)
+    leg = shoe.copy()
+    leg[:30, 28:36] = True  # the pick took a leg from the top edge down to the shoe
+    e2 = evidence(shoe, [leg, sure_net, shoe, shoe, leg], sure_net, leg, 0.9)
+    assert 0 < e2.agree < 1 and e2.disagree == pytest.approx(
+        np.count_nonzero(leg & ~shoe) / np.count_nonzero(shoe))
+    assert e2.moved == pytest.approx(1 - np.count_nonzero(shoe) / np.count_nonzero(leg))
+    unsure_net = np.where(shoe, 0.6, 0.4).astype(np.float32)  # sure of nothing at the outline
+    assert evidence(shoe, [shoe], unsure_net, shoe, 0.9).unsure == 1.0
+    assert evidence(leg, [leg], sure_net, leg, 0.9).top == 1.0  # the label itself enters
+
+
+def test_each_doubt_lowers_the_confidence_and_is_named() -> None:
+    sure = refined_confidence(SURE)
+    assert sure > confidence.FLAG_BELOW and judge_refined(SURE) == (sure, False, "")
+    worse = {"agree": 0.5, "disagree": 0.4, "unsure": 0.6, "pick_confidence": 0.0, "top": 1.0}
+    words = {"agree": "views agree", "disagree": "network and the pick disagree on 40%",
+             "unsure": "unsure along 60% of the outline", "pick_confidence": "policy was unsure",
+             "top": "enters from the top"}
+    for k, v in worse.items():
+        e = Evidence(**{**SURE.as_dict(), k: v})
+        conf, _, doubt = judge_refined(e)
+        assert conf < sure, k
+        assert words[k] in doubt, (k, doubt)
+    bad = Evidence(agree=0.4, disagree=0.6, unsure=0.7, moved=0.5, pick_confidence=0.1, top=1)
+    conf, flagged, doubt = judge_refined(bad)
+    assert conf < confidence.FLAG_BELOW and flagged and doubt
+
+
+def test_pick_override_edit_and_import_each_record_their_confidence(tmp_path: Path) -> None:
+    images, out = tmp_path / "img", tmp_path / "out"
+    stems = make_folder(images, 4)
+    label(images, out)
+    recs = LabelStore(out).records()
+    for r in recs.values():  # a pick: the policy's own confidence, recorded twice
+        assert r.source == "pick" and r.confidence == r.pick_confidence is not None
+        assert r.flagged == r.pick_flagged and bool(r.doubt) == r.flagged
+    # an override: a person chose it, so it is sure
+    (out / "overrides.csv").write_text(f"stem,candidate\n{stems[0]},1\n")
+    repick_folder(out)
+    r = LabelStore(out).get(stems[0])
+    assert (r.source, r.confidence, r.flagged, r.doubt) == ("override", 1.0, False, "")
+    assert r.pick_confidence is not None
+    # a trimap edited by hand: sure
+    tri = load_trimap(out / f"{stems[1]}.png")
+    tri[:3, :3] = OBJECT
+    save_trimap(out / f"{stems[1]}.png", tri)
+    repick_folder(out)
+    r = LabelStore(out).get(stems[1])
+    assert (r.source, r.confidence, r.flagged, r.doubt) == ("edited", 1.0, False, "")
+    # an imported mask: sure
+    from test_import import rle_compressed, write_coco_file
+
+    m = load_trimap(out / f"{stems[2]}.png") != OBJECT
+    path = write_coco_file(tmp_path / "fixed.json", {stems[2]: m}, rle_compressed)
+    assert main(["import", str(out), "--coco", str(path)]) == 0
+    r = LabelStore(out).get(stems[2])
+    assert (r.source, r.confidence, r.flagged, r.doubt) == ("imported", 1.0, False, "")
+
+
+def test_a_labels_csv_of_schema_2_keeps_the_picks_confidence_as_the_pick_s() -> None:
+    row = {"stem": "a", "file": "a.jpg", "confidence": "0.3100", "flagged": "1",
+           "source": "refined", "round": "1", "status": "ok", "schema": "2"}
+    rec = record_from_row(row)
+    assert rec is not None and (rec.pick_confidence, rec.pick_flagged) == (0.31, True)
+    assert rec.doubt == ""
+    assert record_from_row(rec.row()) == rec
+
+
+def test_reviewer_order_flagged_first_then_least_confident() -> None:
+    recs = [LabelRecord("a", confidence=0.9), LabelRecord("b", confidence=0.2, flagged=True),
+            LabelRecord("c", confidence=0.4), LabelRecord("d", confidence=0.1, flagged=True),
+            LabelRecord("e", confidence=None)]
+    assert review_order(recs) == ["d", "b", "e", "c", "a"]
+
+
+def _perfect_network(truth: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch,
+                     unsure: str = "") -> None:
+    """Refine's training and model replaced by a network that predicts the true masks (sure
+    of itself; hardly sure on photo ``unsure``); the views, the vote and the evidence run as
+    they are."""
+    import seglib.refine
+
+    current = [""]
+    real_job = seglib.refine._refine_job
+
+    def job(model, item):
+        current[0] = item[0]
+        return real_job(model, item)
+
+    def logits(model, image: np.ndarray) -> np.ndarray:
+        t = cv2.resize(truth[current[0]].astype(np.uint8), image.shape[1::-1],
+                       interpolation=cv2.INTER_NEAREST) > 0
+        z = np.where(t, 4.0, -4.0) * (0.05 if current[0] == unsure else 1.0)
+        return np.stack([z, -z, np.full_like(z, -8.0)]).astype(np.float32)
+
+    monkeypatch.setattr("seglib.train.train_run", lambda *a, **k: None)
+    monkeypatch.setattr("seglib.data.load_dataset", lambda *a, **k: None)
+    monkeypatch.setattr("seglib.predict.load_model", lambda *a, **k: None)
+    monkeypatch.setattr("seglib.predict.predict_logits", logits)
+    monkeypatch.setattr("seglib.refine._refine_job", job)
+
+
+def test_refined_labels_carry_their_own_confidence(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """After refinement a label's confidence is the refined label's (from the views'
+    evidence), not the pick's: the leg photos, where the network and the pick disagree, are
+    less confident than the clean ones, and the training set stays the policy's."""
+    images, out, truth = _labeled_folder(tmp_path, n=12)
+    store = LabelStore(out)
+    for i, stem in enumerate(sorted(truth)):  # every pick as sure as the policy can be
+        store.get(stem).confidence = store.get(stem).pick_confidence = 1.0 - 0.01 * i
+    store.save()
+    trained_before = _confident(list(LabelStore(out).ok_records()), out)
+    stems = sorted(truth)
+    _perfect_network(truth, monkeypatch, unsure=stems[2])
+    s = refine_labels(images, out, rounds=1, min_photos=2, progress=False, log=lambda m: None)
+    assert s.refined >= 10
+    recs = LabelStore(out).records()
+    rows = {r["stem"]: r for r in read_csv(out / EVIDENCE_CSV)}
+    legs = [st for i, st in enumerate(stems) if i % 3 == 0 and st in s.changed]
+    clean = [st for i, st in enumerate(stems) if i % 3 and st in s.changed and st != stems[2]]
+    assert legs and clean
+    for st in s.changed:
+        r = recs[st]
+        e = Evidence(**{k: float(rows[st][k]) for k in Evidence.__dataclass_fields__})
+        conf, flagged, doubt = judge_refined(e)
+        assert r.confidence == pytest.approx(conf, abs=1e-4) and r.flagged == flagged
+        assert r.doubt == doubt and rows[st]["doubt"] == doubt
+        assert r.pick_confidence == pytest.approx(1.0 - 0.01 * stems.index(st))
+    assert max(recs[st].confidence for st in legs) < min(recs[st].confidence for st in clean)
+    assert all("disagree" in recs[st].doubt or "views" in recs[st].doubt or "top" in
+               recs[st].doubt for st in legs if recs[st].flagged)
+    # the training set of a later round or run is still the policy's
+    assert _confident(list(LabelStore(out).ok_records()), out) == trained_before
+    # the reviewer starts with the flagged, least confident labels; the sheet says why
+    order = review_order(LabelStore(out).ok_records())
+    assert recs[order[0]].confidence == min(r.confidence for r in recs.values())
+    pictures, captions = review_sheet(out, images, count=4)
+    assert len(pictures) == 4 and captions[0].startswith(order[0])
+    if recs[order[0]].flagged:
+        assert recs[order[0]].doubt.split()[0] in captions[0]
+    assert pictures[0].shape[:2] == load_trimap(out / f"{order[0]}.png").shape
