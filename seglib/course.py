@@ -77,7 +77,7 @@ PRESETS: dict[str, CoursePreset] = {
         "quick", "a real folder of photos (default ../shared/shoes/images), CPU (<30 min)",
         str(SHARED_SHOES),
         {"preset": "quick", "label_limit": None, "show_photos": 6, "timing_photos": 8,
-         "review_photos": 24, "refine": True},
+         "review_photos": 24, "refine": True, "workers": "auto"},
     ),
     "full": CoursePreset(
         "full", "the original protocol: 200x200 photos, 100 epochs; for a GPU",

@@ -186,6 +186,9 @@ def check_course_parameters(params: Mapping[str, Any],
         if name in COURSE_PARAMETERS:
             key, optional = COURSE_PARAMETERS[name]
             out[name] = check(key, value, label, optional=optional)
+        elif name == "workers":  # a number, or "auto" (the machine's cores)
+            out[name] = value if value == "auto" else check("workers", value, label + (
+                " (a number or 'auto')"))
         elif name in PHOTO_CHOICES:
             out[name] = _check_photo_choice(value, label, photo_names)
         elif name in SUBSET_LISTS:
