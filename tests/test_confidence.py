@@ -173,3 +173,41 @@ def test_refined_labels_carry_their_own_confidence(tmp_path: Path,
     if recs[order[0]].flagged:
         assert recs[order[0]].doubt.split()[0] in captions[0]
     assert pictures[0].shape[:2] == load_trimap(out / f"{order[0]}.png").shape
+
+
+def test_bench_label_confidence_scores_and_fits_on_truth(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    images, out, truth = _labeled_folder(tmp_path, n=12)
+    _perfect_network(truth, monkeypatch)
+    refine_labels(images, out, rounds=1, min_photos=2, progress=False, log=lambda m: None)
+    root = Path(__file__).resolve().parents[1]
+    grades = tmp_path / "grades.csv"  # a person's grades: the leg photos wrong, others good
+    grades.write_text("stem,grade\n" + "".join(
+        f"{st},{0 if i % 3 == 0 else 2}\n" for i, st in enumerate(sorted(truth))))
+    res = subprocess.run([sys.executable, str(root / "bench" / "label_confidence.py"),
+                          str(out), str(out), "--truth", str(tmp_path / "sample" / "masks"), "-",
+                          "--grades", "-", str(grades), "--fit", "-v"],
+                         capture_output=True, text=True, timeout=300, cwd=root)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    scored = [ln for ln in lines if "Spearman(confidence, quality)" in ln]
+    assert len(scored) == 2 and all("12 labels" in ln for ln in scored)
+    assert "4 bad" in scored[1]  # the four leg photos graded 0
+    assert any(ln.startswith("fitted on") for ln in lines)
+    assert sum(ln.split(":")[0] in confidence.COEFFICIENTS for ln in lines) == 6
+
+
+def test_spearman_of_the_bench_ranks_ties_by_their_mean() -> None:
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("label_confidence",
+                                                  root / "bench" / "label_confidence.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert list(mod.ranks(np.array([3.0, 1.0, 3.0, 2.0]))) == [3.5, 1.0, 3.5, 2.0]
+    assert mod.spearman(np.array([1, 2, 3, 4]), np.array([10, 20, 30, 40])) == pytest.approx(1)
+    assert mod.spearman(np.array([1, 2, 3, 4]), np.array([4, 3, 2, 1])) == pytest.approx(-1)
