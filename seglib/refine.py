@@ -25,7 +25,12 @@ filled) is polished at the photo's resolution as the labeler's refined pick is
 The refined mask is appended to the photo's cached candidates as source
 ``"grabcut:cnn"`` (the original candidates stay as they were), becomes the photo's choice in
 ``labels.csv`` (its index; the record's ``source`` becomes ``refined`` and ``round`` the round)
-and its trimap is rewritten. Labels a person chose or drew (source ``override``, ``imported``,
+and its trimap is rewritten. The record's ``confidence``, ``flagged`` and ``doubt`` become
+the refined label's own, judged from the vote's evidence (:mod:`seglib.confidence`: how much
+the views agree, where the network and the pick disagree, how sure the network is along the
+outline); the evidence of each photo's last redraw is kept in ``refine_evidence.csv``. The
+network trains on the labels the *policy* did not flag (``pick_flagged``), so refinement's
+own flags never change what a later round or rerun trains on. Labels a person chose or drew (source ``override``, ``imported``,
 ``edited``) are never redrawn, and count as confident for the training; a photo also keeps its
 label when the refined mask would be empty.
 
