@@ -147,7 +147,7 @@ def fit(rows: list[dict], l2: float) -> None:
     for f, c in zip(FEATURES, w.detach().numpy(), strict=True):
         print(f"{f}: {c:.2f}")
     for target in (0.7, 0.8):
-        th = np.sort(p[bad])[::-1]
+        th = np.sort(p[bad])  # the least confident bad labels first
         need = int(np.ceil(target * bad.sum()))
         if need and need <= len(th):
             t = th[need - 1] + 1e-9

@@ -30,9 +30,9 @@ the refined label's own, judged from the vote's evidence (:mod:`seglib.confidenc
 the views agree, where the network and the pick disagree, how sure the network is along the
 outline); the evidence of each photo's last redraw is kept in ``refine_evidence.csv``. The
 network trains on the labels the *policy* did not flag (``pick_flagged``), so refinement's
-own flags never change what a later round or rerun trains on. Labels a person chose or drew (source ``override``, ``imported``,
-``edited``) are never redrawn, and count as confident for the training; a photo also keeps its
-label when the refined mask would be empty.
+own flags never change what a later round or rerun trains on. Labels a person chose or drew
+(source ``override``, ``imported``, ``edited``) are never redrawn, and count as confident for
+the training; a photo also keeps its label when the refined mask would be empty.
 
 This runs in ``ROUNDS`` rounds (2 by default): each round trains a new network on the labels
 as the previous round left them, so the second one learns from better labels. :func:`refine_photo`
