@@ -171,16 +171,18 @@ def test_refine_small_sample_end_to_end(tmp_path: Path, train_seed: int, bounds)
     after = {st: load_trimap(out / f"{st}.png") == 1 for st in truth}
     stems = sorted(truth)
     legs, clean = stems[::3], [st for i, st in enumerate(stems) if i % 3]
-    # Bounds set from bench/seed_sweep.py (fp32 seeds 1337-1339, bf16 1337-1338; see
-    # docs/benchmarks.md). The legs are cut off: 0.91-1.00 of their pixels go. The leg photos'
-    # mean IoU rises by only 0.006-0.085, not the 0.1-0.2 of a photo whose leg goes alone: the
-    # 32 px network also loses parts of hard shoes (a white shoe on a white floor falls from
-    # 0.89 to 0.32), so the test asks only that round 1 does not make them worse.
-    bounds.above("round 1: leg pixels removed", _leg_removed(after, before, truth, legs), 0.8)
+    # Bounds set from bench/seed_sweep.py: 5 seeds (1337-1341) in fp32 and 5 in bf16 autocast
+    # (docs/benchmarks.md). Round 1 cuts off 0.76-1.00 of the legs' pixels (fp32 seeds 1340
+    # and 1341: 0.78 and 0.76); round 2 0.86-0.99 (below). The leg photos' mean IoU moves by
+    # -0.06 to +0.085 in round 1, not the +0.1-0.2 of a photo whose leg goes alone: the 32 px
+    # network also loses parts of hard shoes (a white shoe on a white floor falls from 0.89 to
+    # 0.32), so the test asks only that round 1 does not wreck them (one shoe lost of the ten
+    # leg photos would cost about 0.09).
+    bounds.above("round 1: leg pixels removed", _leg_removed(after, before, truth, legs), 0.7)
     bounds.above("round 1: mean leg IoU gain",
                  np.mean([_iou(after[st], truth[st]) - _iou(before[st], truth[st])
-                          for st in legs]), -0.05)
-    # the other photos keep their object: 0.89-0.91 measured
+                          for st in legs]), -0.1)
+    # the other photos keep their object: 0.86-0.91 measured
     bounds.above("round 1: clean IoU", np.mean([_iou(after[st], truth[st]) for st in clean]),
                  0.8)
     # a second run reuses the model and leaves refined photos alone
@@ -204,8 +206,8 @@ def test_refine_small_sample_end_to_end(tmp_path: Path, train_seed: int, bounds)
     refined = [st for st, r in LabelStore(out).records().items() if r.source == "refined"]
     assert refined and repicked.kept["refined"] == len(refined)
     assert all(np.array_equal(load_trimap(out / f"{st}.png") == 1, final[st]) for st in truth)
-    # after round 2 the legs stay cut off (0.90-0.98 of their pixels gone) and the other
-    # photos keep their object (0.87-0.90). Not asserted: the leg photos' IoU after round 2;
+    # after round 2 the legs stay cut off (0.86-0.99 of their pixels gone) and the other
+    # photos keep their object (0.83-0.90). Not asserted: the leg photos' IoU after round 2;
     # on these toy photos it can lose more shoe than round 1 (fp32, seed 1338: +0.085 after
     # round 1, -0.050 after round 2; seed 1339: +0.006, -0.121; docs/benchmarks.md)
     bounds.above("round 2: leg pixels removed", _leg_removed(final, before, truth, legs), 0.8)
