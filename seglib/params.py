@@ -87,6 +87,7 @@ SETTINGS: dict[str, Setting] = {
     "limit": Setting("int", 1, unit="photos"),
     "rounds": Setting("int", 1, 20),
     "refine": Setting("int", 0, 20, unit="rounds"),
+    "repeats": Setting("int", 1, 100, unit="runs per model"),
     "width": Setting("int", 1, 255, unit="border pixels"),
     "points_per_side": Setting("int", 1, 256),
     "device": Setting("choice", choices=DEVICES),
@@ -107,6 +108,7 @@ SETTINGS: dict[str, Setting] = {
 COURSE_PARAMETERS: dict[str, tuple[str, bool]] = {  # name -> (setting, None allowed)
     "image_size": ("size", True),
     "epochs": ("epochs", True),
+    "repeats": ("repeats", True),
     "arch": ("arch", True),
     "device": ("device", False),
     "backend": ("backend", False),

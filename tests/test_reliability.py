@@ -296,6 +296,7 @@ BAD_COURSE_PARAMETERS = [  # (-p NAME, VALUE, words the one-line error holds)
     ("subsets", '["12"]', "-p subsets must be a list of 10, 161, 207, 711, 711B"),
     ("refine", "maybe", "-p refine must be true or false"),
     ("workers", "0", "-p workers (a number or 'auto') must be a whole number from 1 to 4096"),
+    ("repeats", "0", "-p repeats must be a whole number from 1 to 100"),
     ("workers", "all", "-p workers (a number or 'auto') must be a whole number"),
 ]
 
@@ -323,8 +324,9 @@ def test_good_course_parameters_pass_and_are_typed(tmp_path: Path) -> None:
 
     p = build_parameters("smoke", out=tmp_path / "c", overrides={
         "epochs": 3.0, "image_size": None, "show_photos": 2, "device": "cpu",
-        "subsets": ["10", "711B"], "backend": "opencv", "workers": 2.0})
+        "subsets": ["10", "711B"], "backend": "opencv", "workers": 2.0, "repeats": 1})
     assert p["epochs"] == 3 and isinstance(p["epochs"], int) and p["workers"] == 2
+    assert p["repeats"] == 1
     from seglib.course import get_preset
 
     assert get_preset("quick").params["workers"] == "auto"  # every core for the real folder
