@@ -62,6 +62,8 @@ class Evidence:
 
     agree: float  # mean IoU of the five views (pick, network, closest, two GrabCuts) with it
     disagree: float  # pixels where the network (p > 0.5) and the pick differ / label's pixels
+    # ("the pick" is the label the round started from: the policy's pick in round 1, the
+    # round-1 label in round 2; pick_confidence is always the policy's)
     unsure: float  # share of the outline band where the network's p is between 0.2 and 0.8
     moved: float  # 1 - IoU(label, pick): how far refinement moved it
     pick_confidence: float  # the policy's confidence in the pick
@@ -133,7 +135,8 @@ def doubt_words(e: Evidence) -> str:
         return ""
     return {
         "agree": f"the five views agree on only {e.agree:.0%} of the label (mean IoU)",
-        "disagree": f"the network and the pick disagree on {e.disagree:.0%} of the object",
+        "disagree": (f"the network and the label it was refined from disagree on "
+                     f"{e.disagree:.0%} of the object"),
         "unsure": f"the network is unsure along {e.unsure:.0%} of the outline",
         "moved": f"refinement moved {e.moved:.0%} of the pick",
         "pick_confidence": f"the policy was unsure of the pick ({e.pick_confidence:.2f})",
@@ -154,11 +157,14 @@ def pick_doubt(p: Pick) -> str:
     if not p.mask.any():
         return "no object found (empty mask)"
     c = p.scores
-    if not c:  # the seed policy: it flags background-like masks
+    if "rival" not in c:  # the seed policy: it flags background-like masks
         return "the pick looks like the background (most of the frame or of its edge)"
     if p.confidence >= FLAG_PICK_BELOW and c.get("from_top", 0.0) > TOP_SHARE:
         return "it enters from the top: a leg, a hand or a box behind the object?"
-    if c.get("rival", 0.0) > 0.5 * c.get("score", 0.0):
-        return (f"a rival mask scores almost as high ({c['rival']:.2f} against "
-                f"{c.get('score', 0.0):.2f})")
+    top, rival = c.get("score", 0.0), c.get("rival", 0.0)
+    # the policy's confidence is the smaller of two factors (seglib.policy): name that one
+    weak = float(np.clip(top / 0.45, 0, 1))
+    close = float(np.clip((top - rival) / (0.4 * top), 0, 1)) if top > 0 else 0.0
+    if close < weak:
+        return f"a rival mask scores almost as high ({rival:.2f} against {top:.2f})"
     return f"the best mask is weak (score {c.get('score', 0.0):.2f})"

@@ -166,7 +166,7 @@ def pick_photo(record: LabelRecord, cands: Candidates, policy: str, override: st
     rec.predicted_iou, rec.stability, rec.score = piou, stab, float(p.score)
     rec.pick_confidence, rec.pick_flagged = float(p.confidence), bool(p.flagged)
     rec.doubt = reason if p.flagged and reason else pick_doubt(p)
-    if source == "override":  # a person chose it: sure (seglib.confidence)
+    if source == "override" and p.mask.any():  # a person chose it: sure (seglib.confidence)
         rec.confidence, rec.flagged, rec.doubt = 1.0, False, ""
     else:
         rec.confidence, rec.flagged = rec.pick_confidence, rec.pick_flagged

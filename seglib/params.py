@@ -189,7 +189,8 @@ def check_course_parameters(params: Mapping[str, Any],
             key, optional = COURSE_PARAMETERS[name]
             out[name] = check(key, value, label, optional=optional)
         elif name == "workers":  # a number, or "auto" (the machine's cores)
-            out[name] = value if value == "auto" else check("workers", value, label + (
+            auto = isinstance(value, str) and value.strip().lower() == "auto"
+            out[name] = "auto" if auto else check("workers", value, label + (
                 " (a number or 'auto')"))
         elif name in PHOTO_CHOICES:
             out[name] = _check_photo_choice(value, label, photo_names)

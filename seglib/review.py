@@ -335,30 +335,38 @@ BAD_IOU = 0.8  # a label below this object IoU against the truth is a bad label
 
 
 def review_advice(report: list[dict[str, Any]], share: float = 0.2) -> dict[str, Any]:
-    """Which labels to review first, from :func:`policy_report` rows: the ``share`` least
-    confident photos (at least one), the bad labels they are estimated to hold (the sum of
-    ``1 - confidence``, confidence being an estimate of P(good), :mod:`seglib.confidence`)
+    """Which labels to review first, from :func:`policy_report` rows: the first ``share`` of
+    the photos in the reviewer's order (:func:`review_order`: flagged, then least confident;
+    at least one), the bad labels they are estimated to hold (the sum of ``1 - confidence``,
+    confidence being an estimate of P(good) for refined labels, :mod:`seglib.confidence`)
     and, where truth exists (``iou_label``), how many bad labels (IoU < ``BAD_IOU``) they
-    really hold. ``text`` says it in a sentence."""
+    really hold. ``text`` says it in a sentence, and says when picks' confidences (the
+    policy's, not a calibrated probability) are in the sum."""
     rows = [r for r in report if r.get("confidence") is not None]
     if not rows:
         return {"review": 0, "estimated_bad_there": None, "estimated_bad": None,
                 "bad_there": None, "bad": None, "text": "no labels with a confidence"}
-    order = sorted(rows, key=lambda r: (float(r["confidence"]), r["stem"]))
+    order = sorted(rows, key=lambda r: (not r.get("flagged"), float(r["confidence"]),
+                                        r["stem"]))
     n = max(1, round(share * len(rows)))
     first = order[:n]
     est_there = float(sum(1 - float(r["confidence"]) for r in first))
     est = float(sum(1 - float(r["confidence"]) for r in rows))
     scored = [r for r in rows if r.get("iou_label") is not None]
     bad = bad_there = None
-    text = (f"Review the {n} least confident photos of {len(rows)}: they hold an estimated "
-            f"{est_there:.0f} of the {est:.0f} bad labels the confidence predicts")
+    text = (f"Review the first {n} photos of {len(rows)} in the reviewer (flagged, then the "
+            f"least confident): they hold an estimated {est_there:.0f} of the {est:.0f} bad "
+            "labels the confidence predicts")
     if scored:
         bad = sum(float(r["iou_label"]) < BAD_IOU for r in scored)
         bad_there = sum(float(r["iou_label"]) < BAD_IOU for r in first
                         if r.get("iou_label") is not None)
         text += (f" (against the true masks: {bad_there} of the {bad} labels with object IoU "
                  f"below {BAD_IOU})")
+    picks = sum(r.get("source") == "pick" for r in rows)
+    if picks:
+        text += (f"; {picks} labels are picks, whose confidence is the policy's, not a "
+                 "calibrated probability")
     return {"review": n, "estimated_bad_there": round(est_there, 2),
             "estimated_bad": round(est, 2), "bad_there": bad_there, "bad": bad,
             "text": text + "."}

@@ -136,7 +136,8 @@ def record_from_row(row: dict[str, str], overrides: Iterable[str] = ()) -> Label
         setattr(rec, k, _float(row.get(k)))
     rec.flagged = _bool(row.get("flagged"))
     rec.pick_flagged = _bool(row.get("pick_flagged"))
-    if "pick_confidence" not in row:  # schema 1 and 2: confidence and flag were the pick's
+    migrate = "pick_confidence" not in row  # schema 1 and 2: confidence and flag were the pick's
+    if migrate:
         rec.pick_confidence, rec.pick_flagged = rec.confidence, rec.flagged
     status = (row.get("status") or "").strip()
     rec.status = status if status in STATUSES else "failed"
@@ -158,6 +159,8 @@ def record_from_row(row: dict[str, str], overrides: Iterable[str] = ()) -> Label
             rec.round = int(digits) if digits.isdigit() else 1
         elif stem in set(overrides) and not words.startswith("override ignored"):
             rec.source = "override"
+    if migrate and rec.sure:  # a person chose or drew it: sure (seglib.confidence)
+        rec.confidence, rec.flagged, rec.doubt = 1.0, False, ""
     return rec
 
 

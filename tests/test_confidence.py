@@ -46,7 +46,8 @@ def test_each_doubt_lowers_the_confidence_and_is_named() -> None:
     sure = refined_confidence(SURE)
     assert sure > confidence.FLAG_BELOW and judge_refined(SURE) == (sure, False, "")
     worse = {"agree": 0.5, "disagree": 0.4, "unsure": 0.6, "pick_confidence": 0.0, "top": 1.0}
-    words = {"agree": "views agree", "disagree": "network and the pick disagree on 40%",
+    words = {"agree": "views agree",
+             "disagree": "network and the label it was refined from disagree on 40%",
              "unsure": "unsure along 60% of the outline", "pick_confidence": "policy was unsure",
              "top": "enters from the top"}
     for k, v in worse.items():
@@ -211,3 +212,42 @@ def test_spearman_of_the_bench_ranks_ties_by_their_mean() -> None:
     assert list(mod.ranks(np.array([3.0, 1.0, 3.0, 2.0]))) == [3.5, 1.0, 3.5, 2.0]
     assert mod.spearman(np.array([1, 2, 3, 4]), np.array([10, 20, 30, 40])) == pytest.approx(1)
     assert mod.spearman(np.array([1, 2, 3, 4]), np.array([4, 3, 2, 1])) == pytest.approx(-1)
+
+
+def test_pick_doubt_names_what_lowered_the_policy_s_confidence() -> None:
+    from seglib.candidates import Candidates
+    from seglib.confidence import pick_doubt
+    from seglib.policy import Pick, pick
+
+    frame = np.ones((64, 64), bool)  # the seed policy's background pick: flagged
+    shoe = _disc()
+    seed = pick(Candidates(np.stack([frame, shoe]), [0.99, 0.5], [0.99, 0.5], ["a", "b"],
+                           "opencv"), "seed")
+    assert seed.flagged and "background" in pick_doubt(seed)
+    weak = Pick(shoe, "0", 0.12, 0.27, True, {"score": 0.12, "rival": 0.066, "from_top": 0})
+    assert "weak" in pick_doubt(weak)  # the rival's factor is 1: the weak mask is the doubt
+    close = Pick(shoe, "0", 0.5, 0.2, True, {"score": 0.5, "rival": 0.46, "from_top": 0})
+    assert "rival mask scores almost as high (0.46 against 0.50)" in pick_doubt(close)
+    top = Pick(shoe, "0", 0.5, 0.9, True, {"score": 0.5, "rival": 0.1, "from_top": 0.3})
+    assert "enters from the top" in pick_doubt(top)
+    assert pick_doubt(Pick(shoe, "0", 0.5, 0.9, False, {})) == ""
+
+
+def test_an_override_naming_an_empty_mask_stays_flagged() -> None:
+    from seglib.candidates import Candidates
+    from seglib.labeling import pick_photo
+
+    shoe = _disc()
+    cands = Candidates(np.stack([shoe, np.zeros_like(shoe)]), [0.9, 0.5], [0.9, 0.5],
+                       ["a", "b"], "opencv")
+    res = pick_photo(LabelRecord("s", file="s.jpg"), cands, "foreground", "1", (64, 64))
+    assert res.record.source == "override" and res.record.flagged and res.record.doubt
+    ok = pick_photo(LabelRecord("s", file="s.jpg"), cands, "foreground", "0", (64, 64))
+    assert (ok.record.confidence, ok.record.flagged) == (1.0, False)
+
+
+def test_schema_2_labels_a_person_made_become_sure() -> None:
+    row = {"stem": "a", "file": "a.jpg", "confidence": "0.3100", "flagged": "1",
+           "source": "edited", "status": "ok", "schema": "2"}
+    rec = record_from_row(row)
+    assert (rec.confidence, rec.flagged, rec.pick_confidence) == (1.0, False, 0.31)

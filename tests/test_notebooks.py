@@ -224,6 +224,7 @@ def test_summary_json_matches_the_notebooks_tables(smoke_run) -> None:
     # which labels to review first: the sentence notebook 04 prints, in numbers
     rev = lab["review"]
     assert rev["review"] == round(0.2 * 16) and rev["bad"] is not None
-    assert (f"Review the {rev['review']} least confident photos of 16: they hold an estimated "
-            f"{rev['estimated_bad_there']:.0f} of the {rev['estimated_bad']:.0f}") in text
+    assert (f"Review the first {rev['review']} photos of 16 in the reviewer (flagged, then the "
+            f"least confident): they hold an estimated {rev['estimated_bad_there']:.0f} of the "
+            f"{rev['estimated_bad']:.0f}") in text
     assert f"against the true masks: {rev['bad_there']} of the {rev['bad']} labels" in text
