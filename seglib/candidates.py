@@ -17,6 +17,8 @@ import numpy as np
 from seglib.errors import SeglibError
 from seglib.io import write_bytes_atomic
 
+REFINED_SOURCE = "grabcut:cnn"  # the source of the mask seglib.refine adds to a photo's candidates
+
 
 @dataclass
 class Candidates:
@@ -53,6 +55,16 @@ class Candidates:
             self.sources = [self.backend or "unknown"] * k
         if len(self.sources) != k:
             raise ValueError(f"{len(self.sources)} sources for {k} masks")
+
+    def without(self, source: str) -> Candidates:
+        """These candidates except those of ``source`` (e.g. refinement's ``grabcut:cnn``)."""
+        keep = [i for i, s in enumerate(self.sources) if s != source]
+        if len(keep) == len(self.sources):
+            return self
+        return Candidates(self.masks[keep], self.predicted_iou[keep], self.stability[keep],
+                          [self.sources[i] for i in keep], self.backend, self.photo_hash,
+                          object_score=None if self.object_score is None
+                          else self.object_score[keep])
 
     def __len__(self) -> int:
         return int(self.masks.shape[0])

@@ -59,7 +59,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from seglib.candidates import Candidates
+from seglib.candidates import REFINED_SOURCE, Candidates
 from seglib.confidence import Evidence, evidence, judge_refined
 from seglib.data import SPLIT_SEED
 from seglib.errors import SeglibError
@@ -73,7 +73,7 @@ from seglib.store import LABELS_CSV, LabelRecord, LabelStore, made_by_seglib
 from seglib.tables import read_csv, write_csv
 from seglib.trimap import OBJECT, load_trimap, mask_to_trimap, resize_mask
 
-SOURCE = "grabcut:cnn"
+SOURCE = REFINED_SOURCE
 # candidates GrabCut drew inside a rectangle: where the rectangle cuts the object they end in a
 # straight line, which the closest-candidate view would carry into the vote
 RECT_SOURCES = ("grabcut:bbox", "grabcut:rect90")

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from seglib.candidates import Candidates
+from seglib.candidates import REFINED_SOURCE, Candidates
 from seglib.errors import SeglibError
 from seglib.io import is_image_name, read_image, resize_image
 from seglib.labeling import LabelSummary, repick_folder
@@ -303,8 +303,8 @@ def policy_report(labels_dir: str | Path, truth_dir: str | Path | None = None,
     out = []
     for r in tqdm(rows, desc="policies", unit="photo", disable=not progress):
         stem = r.stem
-        try:
-            cands = load_candidates(labels_dir, stem)
+        try:  # the backend's proposals: refinement's mask (predicted IoU 1) is no candidate
+            cands = load_candidates(labels_dir, stem).without(REFINED_SOURCE)
         except SeglibError:
             continue
         fg, seed = pick(cands, "foreground"), pick(cands, "seed")

@@ -251,3 +251,22 @@ def test_schema_2_labels_a_person_made_become_sure() -> None:
            "source": "edited", "status": "ok", "schema": "2"}
     rec = record_from_row(row)
     assert (rec.confidence, rec.flagged, rec.pick_confidence) == (1.0, False, 0.31)
+
+
+def test_policy_report_after_refinement_compares_the_backend_s_own_candidates(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refinement appends its mask to the candidates with predicted IoU 1; the RQ3 report
+    (notebook 04, summary.json) must not count it as the seed policy's pick."""
+    from seglib.candidates import Candidates
+    from seglib.review import policy_report
+
+    images, out, truth = _labeled_folder(tmp_path, n=12)
+    _perfect_network(truth, monkeypatch)
+    s = refine_labels(images, out, rounds=1, min_photos=2, progress=False, log=lambda m: None)
+    assert s.refined
+    rows = {r["stem"]: r for r in policy_report(out, progress=False)}
+    for stem in s.changed:
+        n = len(Candidates.load(out / "candidates" / f"{stem}.npz"))
+        assert rows[stem]["candidates"] == n - 1  # the refined mask left out
+        assert int(rows[stem]["seed"].lstrip("~").split("+")[0]) < n - 1
+        assert rows[stem]["source"] == "refined"
