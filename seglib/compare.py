@@ -166,8 +166,8 @@ def interval(values: Sequence[float], lowest: float | None = None,
 
 def repeat_runs(models_dir: str | Path, names: Sequence[str]) -> dict[str, list[str]]:
     """``{model: [run names]}``: ``model`` itself, then ``model_r2``, ``model_r3``, ... as long
-    as their ``best.pt`` exists (see :func:`seglib.train.repeat_name`)."""
-    from seglib.train import repeat_name
+    as their ``best.pt`` exists (see :func:`seglib.presets.repeat_name`)."""
+    from seglib.presets import repeat_name
 
     out = {}
     for n in names:

@@ -39,7 +39,7 @@ import numpy as np
 
 from seglib.metrics import mask_iou
 from seglib.policy import FLAG_BELOW as FLAG_PICK_BELOW
-from seglib.policy import Pick
+from seglib.policy import FLAG_FROM_TOP, Pick, confidence_factors, from_top
 
 # logistic model of P(good label) for refined labels (module docstring; bench/label_confidence.py)
 B0 = 0.5  # calibrated: expected bad labels = the audited count on 72 shoe photos
@@ -52,8 +52,6 @@ B_TOP = -2.0  # the label enters the frame from the top (a leg, a hand, a box be
 FLAG_BELOW = 0.75  # a refined label below this confidence is flagged (~20 % of the audited)
 UNSURE_LOW, UNSURE_HIGH = 0.2, 0.8  # the network is unsure where p lies between these
 OUTLINE_PX = 2  # the outline band: pixels within this many of the label's edge (at 240 px)
-TOP_ROW = 0.06  # the row (share of the height below the top edge) that "from the top" reads
-TOP_SHARE = 0.04  # a label covering more of that row than this enters from the top
 
 
 @dataclass
@@ -88,9 +86,9 @@ def _outline(mask: np.ndarray) -> np.ndarray:
 
 
 def enters_from_top(mask: np.ndarray) -> bool:
-    """Whether ``mask`` covers more than ``TOP_SHARE`` of the row ``TOP_ROW`` below the top."""
-    m = np.asarray(mask, dtype=bool)
-    return bool(m.size and m[round(TOP_ROW * (m.shape[0] - 1))].mean() > TOP_SHARE)
+    """Whether ``mask`` enters the frame from the top, as the policy flags a pick
+    (:func:`seglib.policy.from_top` above ``FLAG_FROM_TOP``)."""
+    return from_top(mask) > FLAG_FROM_TOP
 
 
 def evidence(label: np.ndarray, views: list[np.ndarray], prob: np.ndarray, pick: np.ndarray,
@@ -159,12 +157,10 @@ def pick_doubt(p: Pick) -> str:
     c = p.scores
     if "rival" not in c:  # the seed policy: it flags background-like masks
         return "the pick looks like the background (most of the frame or of its edge)"
-    if p.confidence >= FLAG_PICK_BELOW and c.get("from_top", 0.0) > TOP_SHARE:
+    if p.confidence >= FLAG_PICK_BELOW and c.get("from_top", 0.0) > FLAG_FROM_TOP:
         return "it enters from the top: a leg, a hand or a box behind the object?"
     top, rival = c.get("score", 0.0), c.get("rival", 0.0)
-    # the policy's confidence is the smaller of two factors (seglib.policy): name that one
-    weak = float(np.clip(top / 0.45, 0, 1))
-    close = float(np.clip((top - rival) / (0.4 * top), 0, 1)) if top > 0 else 0.0
-    if close < weak:
+    strength, margin = confidence_factors(top, rival)  # name the factor that is smaller
+    if margin < strength:
         return f"a rival mask scores almost as high ({rival:.2f} against {top:.2f})"
     return f"the best mask is weak (score {c.get('score', 0.0):.2f})"

@@ -98,6 +98,16 @@ def geometry(mask: np.ndarray) -> dict[str, float]:
     return {"area": area, "touch": touch, "centre_dist": dist}
 
 
+def confidence_factors(top: float, rival: float) -> tuple[float, float]:
+    """The two factors of the ``foreground`` pick's confidence (module docstring): how good
+    the best score ``top`` is, ``clip(top / 0.45, 0, 1)``, and its margin over ``rival``,
+    ``clip((top - rival) / (0.4 · top), 0, 1)``; both 0 when ``top`` is not positive."""
+    if top <= 0:
+        return 0.0, 0.0
+    return (float(np.clip(top / 0.45, 0, 1)),
+            float(np.clip((top - rival) / (0.4 * top), 0, 1)))
+
+
 def from_top(mask: np.ndarray) -> float:
     """Share of the row 6 % below the top edge that ``mask`` covers (something entering)."""
     m = np.asarray(mask, dtype=bool)
@@ -257,9 +267,8 @@ def _pick_foreground(cands: Candidates) -> Pick:
         if inside < 0.8 and mask_iou(masks[j], union) < 0.5:
             rival = max(rival, float(total[j]))
     top = float(cur["score"])
-    conf = 0.0
-    if top > 0:
-        conf = float(np.clip(top / 0.45, 0, 1) * np.clip((top - rival) / (0.4 * top), 0, 1))
+    strength, margin = confidence_factors(top, rival)
+    conf = strength * margin
     chosen = "+".join(names[m] for m in members)
     full = mask_for_choice(cands, chosen) if small[0].shape != cands.shape else union
     comp = {k: round(float(v), 4) for k, v in cur.items()}

@@ -25,6 +25,7 @@ and ``full``).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, replace
 
 from seglib.errors import SeglibError
@@ -109,3 +110,14 @@ def get_preset(name: str) -> Preset:
         return PRESETS[name]
     except KeyError:
         raise SeglibError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+
+
+def repeat_name(name: str, repeat: int) -> str:
+    """The run name of a model's ``repeat`` (1-based): ``"711"``, then ``"711_r2"``, ..."""
+    return name if repeat <= 1 else f"{name}_r{repeat}"
+
+
+def model_of_run(run: str) -> str:
+    """The model a run name belongs to (the inverse of :func:`repeat_name`): ``"711_r2"``
+    -> ``"711"``."""
+    return re.sub(r"_r\d+$", "", run)

@@ -211,14 +211,13 @@ def voting_candidates(cands: Candidates) -> np.ndarray:
 
 def _with_refined(cands: Candidates, mask: np.ndarray) -> tuple[Candidates, int]:
     """``cands`` plus ``mask`` as source ``SOURCE`` (replacing an earlier refined one)."""
-    keep = [i for i, s in enumerate(cands.sources) if s != SOURCE]
-    masks = np.concatenate([cands.masks[keep], mask[None]], axis=0)
-    piou = np.append(cands.predicted_iou[keep], 1.0)
-    stab = np.append(cands.stability[keep], 1.0)
-    sources = [cands.sources[i] for i in keep] + [SOURCE]
-    obj = None if cands.object_score is None else np.append(cands.object_score[keep], 1.0)
-    return Candidates(masks, piou, stab, sources, cands.backend, cands.photo_hash,
-                      object_score=obj), len(keep)
+    base = cands.without(SOURCE)
+    masks = np.concatenate([base.masks, mask[None]], axis=0)
+    piou = np.append(base.predicted_iou, 1.0)
+    stab = np.append(base.stability, 1.0)
+    obj = None if base.object_score is None else np.append(base.object_score, 1.0)
+    return Candidates(masks, piou, stab, [*base.sources, SOURCE], cands.backend,
+                      cands.photo_hash, object_score=obj), len(base)
 
 
 def _record_lost_redraw(store: LabelStore, rec: LabelRecord, rnd: int) -> bool:
@@ -311,8 +310,9 @@ def refine_photo(stem: str, photo_path: Path, candidates_path: Path, trimap_path
     prob = object_probability(predict_logits(model, work))
     views = refine_views(work, prob, pick, voting_candidates(cands))
     mask = None if views is None else vote(work, views)
-    if views is None or mask is None or not mask.any():
+    if mask is None or not mask.any():
         return RefinedPhoto(stem, kept=KEPT_UNSURE)
+    assert views is not None
     new, idx = _with_refined(cands, mask)
     return RefinedPhoto(stem, new, idx, mask_to_trimap(resize_mask(mask, trimap.shape[:2])),
                         evidence=evidence(mask, views, prob, pick, pick_confidence))

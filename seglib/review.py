@@ -32,11 +32,16 @@ from seglib.policy import (
 from seglib.store import OVERRIDES_CSV, LabelRecord, LabelStore
 
 
+def review_rank(flagged: bool, confidence: float | None, stem: str) -> tuple:
+    """Sort key of the reviewer's order: flagged labels first, then the least confident
+    (:mod:`seglib.confidence`), ties by name."""
+    return (not flagged, 0.0 if confidence is None else float(confidence), stem)
+
+
 def review_order(records: Iterable[LabelRecord]) -> list[str]:
-    """Stems in the order a reviewer should look at them: flagged labels first, then the
-    least confident (:mod:`seglib.confidence`), ties by name."""
-    return [r.stem for r in sorted(records, key=lambda r: (
-        not r.flagged, 0.0 if r.confidence is None else r.confidence, r.stem))]
+    """Stems in the order a reviewer should look at them (:func:`review_rank`)."""
+    return [r.stem for r in sorted(records, key=lambda r: review_rank(r.flagged, r.confidence,
+                                                                      r.stem))]
 
 
 def review_sheet(labels_dir: str | Path, images_dir: str | Path, count: int = 24,
@@ -346,8 +351,8 @@ def review_advice(report: list[dict[str, Any]], share: float = 0.2) -> dict[str,
     if not rows:
         return {"review": 0, "estimated_bad_there": None, "estimated_bad": None,
                 "bad_there": None, "bad": None, "text": "no labels with a confidence"}
-    order = sorted(rows, key=lambda r: (not r.get("flagged"), float(r["confidence"]),
-                                        r["stem"]))
+    order = sorted(rows, key=lambda r: review_rank(bool(r.get("flagged")), r["confidence"],
+                                                   r["stem"]))
     n = max(1, round(share * len(rows)))
     first = order[:n]
     est_there = float(sum(1 - float(r["confidence"]) for r in first))

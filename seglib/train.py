@@ -53,7 +53,7 @@ from seglib.io import write_bytes_atomic
 from seglib.metrics import Scores
 from seglib.models import build_model, count_params
 from seglib.parallel import import_ray, map_photos, preloaded
-from seglib.presets import Preset, get_preset
+from seglib.presets import Preset, get_preset, repeat_name
 from seglib.store import folder_lock
 
 FORMAT = "seglib-run-v1"
@@ -490,11 +490,6 @@ def _metrics_doc(best: dict, config: dict, seconds: float, finished: bool) -> di
 def standard_run_dir(out: str | Path, name: str) -> Path:
     """``out/model_<name>`` (e.g. ``runs/quick/model_711B``)."""
     return Path(out) / f"model_{name}"
-
-
-def repeat_name(name: str, repeat: int) -> str:
-    """The run name of a model's ``repeat`` (1-based): ``"711"``, then ``"711_r2"``, ..."""
-    return name if repeat <= 1 else f"{name}_r{repeat}"
 
 
 def train_standard(

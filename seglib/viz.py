@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import io
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from matplotlib.figure import Figure
 from seglib.errors import SeglibError
 from seglib.io import write_bytes_atomic
 from seglib.policy import parse_choice
+from seglib.presets import model_of_run
 from seglib.trimap import trimap_preview
 
 #: Colours (RGB 0..1) for the chosen candidate of each policy, used in frames and legends.
@@ -304,7 +304,7 @@ def loss_curves(histories: Mapping[str, Mapping[str, Sequence[float]] | Sequence
     fig, ax = plt.subplots(figsize=(7, 4))
     bases: list[str] = []
     for name, h in histories.items():
-        base = re.sub(r"_r\d+$", "", name)  # repeat k of a model ("711_r2") shares its colour
+        base = model_of_run(name)  # repeat k of a model ("711_r2") shares its colour
         first = base not in bases
         if first:
             bases.append(base)
