@@ -3,6 +3,7 @@
     python bench/label_confidence.py LABELS --truth TRUTH          # true masks: IoU per label
     python bench/label_confidence.py LABELS --grades GRADES.csv    # hand grades of the labels
     python bench/label_confidence.py LABELS... --truth T --fit     # fit seglib.confidence's B*
+    python bench/label_confidence.py LABELS --grades G.csv --photos PHOTOS --rejudge
 
 ``TRUTH`` holds a true mask per photo, ``<stem>.png`` (0/255, object white, or a trimap): a
 label is *bad* when its object IoU is below 0.8. ``GRADES.csv`` has the columns ``stem,grade``
@@ -18,6 +19,9 @@ share of the bad labels among the 20 % least confident, and the flags' precision
 logistic model of :mod:`seglib.confidence` (P(good) from the refined labels' evidence in
 ``refine_evidence.csv``, L2-penalised, with torch) and prints the coefficients and the flag
 threshold that reaches recall 0.7 on the fitted rows; never score a fit on its own rows.
+``--photos`` fills in the evidence from the photo itself (``backdrop``, ``weak_edge``) where
+``refine_evidence.csv`` was written by a seglib that did not record it, from each photo and
+its written label (refinement computes it the same way, at the candidates' size).
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from seglib.confidence import COEFFICIENTS, Evidence, judge_refined  # noqa: E402
+from seglib.confidence import COEFFICIENTS, Evidence, backdrop, judge_refined, weak_edge  # noqa: E402
+from seglib.io import read_image, resize_image  # noqa: E402
 from seglib.refine import EVIDENCE_CSV  # noqa: E402
 from seglib.store import LabelStore  # noqa: E402
 from seglib.tables import read_csv  # noqa: E402
@@ -69,9 +74,17 @@ def true_mask(truth: Path, stem: str) -> np.ndarray | None:
     return (t == OBJECT) if t.max() <= 3 else (t > 127)
 
 
-def rows_of(labels: Path, truth: Path | None, grades: Path | None) -> list[dict]:
+def _photo_evidence(labels: Path, photos: Path, stem: str, file: str) -> dict[str, float]:
+    lab = load_trimap(labels / f"{stem}.png") == OBJECT
+    image = resize_image(read_image(photos / file), lab.shape[:2])
+    return {"backdrop": backdrop(image, lab), "weak_edge": weak_edge(image, lab)}
+
+
+def rows_of(labels: Path, truth: Path | None, grades: Path | None,
+            photos: Path | None = None) -> list[dict]:
     """One dict per scored label: stem, source, confidence, flagged, doubt, quality, bad,
-    and the refined labels' evidence."""
+    and the refined labels' evidence (the photo's part computed from ``photos`` where the
+    folder's ``refine_evidence.csv`` lacks it)."""
     recs = {r.stem: r for r in LabelStore(labels).ok_records()}
     ev = {r["stem"]: r for r in read_csv(labels / EVIDENCE_CSV)}
     graded = {r["stem"]: int(r["grade"]) for r in read_csv(grades)} if grades else {}
@@ -95,8 +108,11 @@ def rows_of(labels: Path, truth: Path | None, grades: Path | None) -> list[dict]
         row = {"stem": stem, "source": r.source, "confidence": r.confidence or 0.0,
                "flagged": r.flagged, "doubt": r.doubt, "quality": q, "bad": bad}
         if r.source == "refined" and stem in ev:
-            row["evidence"] = Evidence(**{k: float(ev[stem][k]) for k in
-                                          Evidence.__dataclass_fields__})
+            recorded = {k: float(v) for k, v in ev[stem].items()
+                        if k in Evidence.__dataclass_fields__ and v not in ("", None)}
+            if photos is not None and not {"backdrop", "weak_edge"} <= recorded.keys():
+                recorded.update(_photo_evidence(labels, photos, stem, r.file))
+            row["evidence"] = Evidence(**recorded)
         out.append(row)
     return out
 
@@ -121,7 +137,9 @@ def report(rows: list[dict], title: str, rejudge: bool = False) -> None:
           f"(sum of 1 - confidence) {np.sum(1 - conf):.1f}")
 
 
-def fit(rows: list[dict], l2: float) -> None:
+def fit(rows: list[dict], l2: float, say: bool = True) -> tuple[float, dict[str, float], float]:
+    """Fit the logistic model's intercept and slopes on ``rows``' refined labels; returns them
+    with the flag threshold that reaches recall 0.7 on these rows."""
     import torch
 
     rows = [r for r in rows if "evidence" in r]
@@ -142,19 +160,34 @@ def fit(rows: list[dict], l2: float) -> None:
     opt.step(loss)
     p = torch.sigmoid(x @ w + b).detach().numpy()
     bad = np.array([r["bad"] for r in rows])
-    print(f"fitted on {len(rows)} refined labels ({int(bad.sum())} bad), L2 {l2}:")
-    print(f"B0 = {b.item():.2f}")
-    for f, c in zip(FEATURES, w.detach().numpy(), strict=True):
-        print(f"{f}: {c:.2f}")
-    for target in (0.7, 0.8):
+    slopes = dict(zip(FEATURES, (float(c) for c in w.detach().numpy()), strict=True))
+    threshold = float("nan")
+    if say:
+        print(f"fitted on {len(rows)} refined labels ({int(bad.sum())} bad), L2 {l2}:")
+        print(f"B0 = {b.item():.2f}")
+        for f, c in slopes.items():
+            print(f"{f}: {c:.2f}")
+    for target in (0.8, 0.7):
         th = np.sort(p[bad])  # the least confident bad labels first
         need = int(np.ceil(target * bad.sum()))
         if need and need <= len(th):
-            t = th[need - 1] + 1e-9
-            flagged = p < t
-            print(f"flag below {t:.3f}: recall {np.sum(flagged & bad) / bad.sum():.2f}, "
-                  f"precision {np.sum(flagged & bad) / max(flagged.sum(), 1):.2f}, "
-                  f"{int(flagged.sum())} flagged")
+            threshold = float(th[need - 1] + 1e-9)
+            flagged = p < threshold
+            if say:
+                print(f"flag below {threshold:.3f}: recall "
+                      f"{np.sum(flagged & bad) / bad.sum():.2f}, precision "
+                      f"{np.sum(flagged & bad) / max(flagged.sum(), 1):.2f}, "
+                      f"{int(flagged.sum())} flagged")
+    return float(b.item()), slopes, threshold
+
+
+def judge_with(rows: list[dict], b0: float, slopes: dict[str, float], threshold: float) -> None:
+    """Judge ``rows``' refined labels with a fitted model instead of seglib's."""
+    for r in rows:
+        if "evidence" in r:
+            z = b0 + sum(c * getattr(r["evidence"], f) for f, c in slopes.items())
+            r["confidence"] = 1.0 / (1.0 + np.exp(-z))
+            r["flagged"] = bool(r["confidence"] < threshold)
 
 
 def main() -> int:
@@ -164,8 +197,12 @@ def main() -> int:
     ap.add_argument("--grades", nargs="+", default=None, help="grades CSV per folder (- none)")
     ap.add_argument("--fit", action="store_true", help="fit the logistic model on all rows")
     ap.add_argument("--l2", type=float, default=0.01, help="L2 penalty of the fit")
+    ap.add_argument("--cross", action="store_true",
+                    help="score each folder with a model fitted on the other folders' rows")
     ap.add_argument("--rejudge", action="store_true",
                     help="judge the recorded evidence with the current seglib.confidence")
+    ap.add_argument("--photos", type=Path, default=None,
+                    help="the photos: compute the photo's evidence where it was not recorded")
     ap.add_argument("-v", action="store_true", help="one line per label, least confident first")
     args = ap.parse_args()
 
@@ -175,21 +212,26 @@ def main() -> int:
             raise SystemExit("give --truth/--grades once per label folder (- for none)")
         return [None if v == "-" else Path(v) for v in values]
 
-    everything: list[dict] = []
+    everything: list[list[dict]] = []
     for labels, truth, grades in zip(args.labels, per_folder(args.truth),
                                      per_folder(args.grades), strict=True):
         if truth is None and grades is None:
             raise SystemExit(f"{labels}: give --truth or --grades for it")
-        rows = rows_of(labels, truth, grades)
+        rows = rows_of(labels, truth, grades, args.photos)
         report(rows, str(labels), rejudge=args.rejudge)
+        everything.append(rows)
         if args.v:
             for r in sorted(rows, key=lambda r: r["confidence"]):
                 print(f"  {r['stem']:<16} {r['source']:<8} conf {r['confidence']:.3f} "
                       f"{'FLAG' if r['flagged'] else '    '} quality {r['quality']:.3f} "
                       f"{'BAD' if r['bad'] else '   '} {r['doubt']}")
-        everything += rows
     if args.fit:
-        fit(everything, args.l2)
+        fit([r for rows in everything for r in rows], args.l2)
+    if args.cross and len(everything) > 1:
+        for i, rows in enumerate(everything):
+            others = [r for j, o in enumerate(everything) if j != i for r in o]
+            judge_with(rows, *fit(others, args.l2, say=False))
+            report(rows, f"{args.labels[i]} judged by a fit on the other folders")
     return 0
 
 

@@ -315,7 +315,7 @@ def refine_photo(stem: str, photo_path: Path, candidates_path: Path, trimap_path
     assert views is not None
     new, idx = _with_refined(cands, mask)
     return RefinedPhoto(stem, new, idx, mask_to_trimap(resize_mask(mask, trimap.shape[:2])),
-                        evidence=evidence(mask, views, prob, pick, pick_confidence))
+                        evidence=evidence(work, mask, views, prob, pick, pick_confidence))
 
 
 def _train_or_reuse(images_dir: Path, trimaps: Path, model_dir: Path,
