@@ -31,7 +31,7 @@ Which evidence depends on who made the label:
   on set A, and ``FLAG_BELOW`` flags the 20 % least confident of them.
   ``bench/label_confidence.py`` scores it (and fits all coefficients, ``--fit``, ``--cross``)
   against true masks or hand grades; docs/benchmarks.md ("Label confidence") has the numbers,
-  on 72 other graded photos (set B) too. A refined label is flagged when its confidence is
+  on 168 other graded photos (sets B and C) too. A refined label is flagged when its confidence is
   below ``FLAG_BELOW``; its ``doubt`` names the feature that lowers ``z`` the most against a
   label that has nothing to doubt (:data:`SURE`), when it lowers it by more than
   ``DOUBT_ABOVE``.
