@@ -28,7 +28,11 @@ The refined mask is appended to the photo's cached candidates as source
 and its trimap is rewritten. The record's ``confidence``, ``flagged`` and ``doubt`` become
 the refined label's own, judged from the vote's evidence (:mod:`seglib.confidence`: how much
 the views agree, where the network and the pick disagree, how sure the network is along the
-outline); the evidence of each photo's last redraw is kept in ``refine_evidence.csv``. The
+outline, and what the photo says of its colours and outline); the evidence of each photo's
+last redraw is kept in ``refine_evidence.csv``, written each time ``labels.csv`` is (just
+before it). A run killed after redrawing a trimap but before recording it is finished by the
+next run, which judges that label from its evidence row, or flags it with its confidence
+unknown when the row was lost too (:data:`LOST_EVIDENCE`). The
 network trains on the labels the *policy* did not flag (``pick_flagged``), so refinement's
 own flags never change what a later round or rerun trains on. Labels a person chose or drew
 (source ``override``, ``imported``, ``edited``) are never redrawn, and count as confident for
@@ -82,6 +86,9 @@ MODEL_DIR = "refine_model"
 SURE_OBJECT, SURE_BACKGROUND = 0.9, 0.1
 ROUNDS = 2  # refinement rounds: the second learns from the first one's labels
 MIN_SEEDS = 20  # pixels of each definite class GrabCut needs to be worth running
+# a label a killed run redrew before it recorded the evidence: flagged, confidence unknown
+LOST_EVIDENCE = ("recovered after an interrupted run: refinement's evidence for it was lost, "
+                 "so its confidence is unknown")
 # each refined label's evidence (seglib.confidence.Evidence) and judgement, one row per photo
 EVIDENCE_CSV = "refine_evidence.csv"
 EVIDENCE_COLUMNS = ("stem", "round", *Evidence.__dataclass_fields__, "confidence", "flagged",
@@ -220,9 +227,12 @@ def _with_refined(cands: Candidates, mask: np.ndarray) -> tuple[Candidates, int]
                       cands.photo_hash, object_score=obj), len(base)
 
 
-def _record_lost_redraw(store: LabelStore, rec: LabelRecord, rnd: int) -> bool:
+def _record_lost_redraw(store: LabelStore, rec: LabelRecord, rnd: int,
+                        evidence_rows: dict[str, dict[str, str]]) -> bool:
     """Whether the photo's trimap is the one seglib draws from its refined candidate (a run
-    killed after redrawing it, before ``labels.csv`` said so); then the record says so too."""
+    killed after redrawing it, before ``labels.csv`` said so); then the record says so too,
+    judged from the round's evidence row when the killed run wrote it, else flagged (its
+    confidence unknown: the evidence was lost with the run)."""
     try:
         cands = store.load_candidates(rec.stem)
         trimap = load_trimap(store.trimap_path(rec.stem))
@@ -234,6 +244,15 @@ def _record_lost_redraw(store: LabelStore, rec: LabelRecord, rnd: int) -> bool:
     rec.trimap_hash = file_sha256(store.trimap_path(rec.stem))
     rec.source, rec.round, rec.chosen = "refined", rnd, idx[0]
     rec.reason = f"refined in round {rnd} ({SOURCE})"
+    row = evidence_rows.get(rec.stem, {})
+    try:
+        if row.get("round") != str(rnd):
+            raise ValueError(rec.stem)
+        e = Evidence(**{k: float(v) for k, v in row.items()
+                        if k in Evidence.__dataclass_fields__ and v not in ("", None)})
+        rec.confidence, rec.flagged, rec.doubt = judge_refined(e)
+    except (TypeError, ValueError):  # no row of this round, or an unreadable one
+        rec.confidence, rec.flagged, rec.doubt = None, True, LOST_EVIDENCE
     store.put(rec)
     return True
 
@@ -435,7 +454,7 @@ def refine_labels(
                 elif rec.source == "refined" and rec.round >= rnd:
                     why[stem] = KEPT_DONE
                 elif store.trimap_state(stem) == "changed":
-                    if _record_lost_redraw(store, rec, rnd):  # a killed run redrew it
+                    if _record_lost_redraw(store, rec, rnd, evidence_rows):  # a killed run
                         changed.add(stem)
                     else:  # edited by hand since: keep it
                         why[stem] = KEPT_OVERRIDE
@@ -475,7 +494,9 @@ def refine_labels(
                                            "flagged": str(int(rec.flagged)),
                                            "doubt": rec.doubt}
                     store.put(rec)
-                    store.save(throttle=True)
+                    if store.save_due():  # the evidence first: a label it names but
+                        _write_evidence(labels_dir, evidence_rows)  # labels.csv does not
+                        store.save()  # yet is judged from it by the next run
                     changed.add(stem)
             _write_evidence(labels_dir, evidence_rows)
         store.save()

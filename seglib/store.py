@@ -330,10 +330,14 @@ class LabelStore:
         if self._records.pop(stem, None) is not None:
             self.unsaved = True
 
+    def save_due(self) -> bool:
+        """Whether ``SAVE_EVERY`` seconds have passed since ``labels.csv`` was last written."""
+        return time.monotonic() - self._saved_at >= SAVE_EVERY
+
     def save(self, *, throttle: bool = False) -> None:
         """Rewrite ``labels.csv`` (sorted by stem); with ``throttle`` at most every
         ``SAVE_EVERY`` seconds."""
-        if throttle and time.monotonic() - self._saved_at < SAVE_EVERY:
+        if throttle and not self.save_due():
             return
         write_csv(self.folder / LABELS_CSV, [r.row() for r in self.records().values()], COLUMNS)
         self._saved_at = time.monotonic()

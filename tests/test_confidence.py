@@ -340,3 +340,25 @@ def test_policy_report_after_refinement_compares_the_backend_s_own_candidates(
         assert rows[stem]["candidates"] == n - 1  # the refined mask left out
         assert int(rows[stem]["seed"].lstrip("~").split("+")[0]) < n - 1
         assert rows[stem]["source"] == "refined"
+
+
+def test_refine_writes_the_evidence_whenever_it_saves_labels_csv(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed mid-round keeps the evidence of every label labels.csv already records
+    (it was written only at the round's end: a rerun skips those labels and never wrote it)."""
+    images, out, truth = _labeled_folder(tmp_path, n=12)
+    _perfect_network(truth, monkeypatch)
+    monkeypatch.setattr("seglib.store.SAVE_EVERY", 0.0)  # every label saved as it is made
+    saved: list[tuple[int, int]] = []  # (evidence rows, refined records) at each save
+    real_save = LabelStore.save
+
+    def watch(self: LabelStore, *, throttle: bool = False) -> None:
+        real_save(self, throttle=throttle)
+        rows = read_csv(out / EVIDENCE_CSV) if (out / EVIDENCE_CSV).is_file() else []
+        saved.append((len(rows), sum(r.source == "refined" for r in self.records().values())))
+
+    monkeypatch.setattr(LabelStore, "save", watch)
+    s = refine_labels(images, out, rounds=1, min_photos=2, progress=False, log=lambda m: None)
+    assert s.refined >= 5 and len(saved) >= s.refined
+    assert all(rows >= refined for rows, refined in saved)  # never a label without its row
+

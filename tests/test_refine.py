@@ -14,9 +14,12 @@ from seglib.io import file_sha256
 from seglib.labeling import repick_folder
 from seglib.presets import get_preset
 from seglib.refine import (
+    EVIDENCE_COLUMNS,
+    EVIDENCE_CSV,
     KEPT_DONE,
     KEPT_OVERRIDE,
     KEPT_UNSURE,
+    LOST_EVIDENCE,
     MODEL_DIR,
     SOURCE,
     RefinedPhoto,
@@ -269,5 +272,42 @@ def test_a_refine_killed_before_labels_csv_finishes_on_the_next_run(
     rec = LabelStore(out).get(stem)
     assert (rec.source, rec.round, rec.chosen) == ("refined", 1, str(idx))
     assert stem not in voted and s.kept_why[KEPT_OVERRIDE] == 0 and s.refined == 1
+    # its evidence died with the run: not the pick's confidence, but flagged, unknown, and why
+    assert rec.confidence is None and rec.flagged and rec.doubt == LOST_EVIDENCE
     repick_folder(out)
     assert np.array_equal(load_trimap(out / f"{stem}.png"), drawn)
+
+
+def test_a_label_redrawn_by_a_killed_refine_is_judged_from_the_evidence_it_wrote(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """refine writes a round's evidence before labels.csv: a label a killed run redrew and
+    whose evidence it wrote is judged from that evidence by the next run, as if not killed."""
+    from seglib.confidence import Evidence, judge_refined
+    from seglib.tables import write_csv
+
+    images, out, truth = _labeled_folder(tmp_path, n=12)
+    store = LabelStore(out)
+    for st in truth:
+        store.get(st).trimap_hash = file_sha256(out / f"{st}.png")
+    store.save()
+    stem = sorted(truth)[2]
+    cands = Candidates.load(out / "candidates" / f"{stem}.npz")
+    mask = cv2.erode(cands.masks[0].astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    new, idx = _with_refined(cands, mask)
+    new.save(out / "candidates" / f"{stem}.npz")
+    save_trimap(out / f"{stem}.png", mask_to_trimap(mask))
+    e = Evidence(agree=0.9, disagree=0.3, unsure=0.5, moved=0.1, pick_confidence=0.8, top=0,
+                 backdrop=0.3, weak_edge=0.05)
+    write_csv(out / EVIDENCE_CSV, [{"stem": stem, "round": "1", **e.as_dict()}],
+              EVIDENCE_COLUMNS)
+    monkeypatch.setattr("seglib.train.train_run", lambda *a, **k: None)
+    monkeypatch.setattr("seglib.data.load_dataset", lambda *a, **k: None)
+    monkeypatch.setattr("seglib.predict.load_model", lambda *a, **k: None)
+    monkeypatch.setattr("seglib.refine._refine_job", lambda model, job: RefinedPhoto(
+        job[0], kept=KEPT_UNSURE))
+    refine_labels(images, out, rounds=1, min_photos=2, progress=False, log=lambda m: None)
+    rec = LabelStore(out).get(stem)
+    assert (rec.source, rec.chosen) == ("refined", str(idx))
+    conf, flagged, doubt = judge_refined(e)
+    assert rec.confidence == pytest.approx(conf, abs=1e-4) and rec.flagged == flagged
+    assert rec.doubt == doubt and "background" in doubt
