@@ -18,8 +18,8 @@ share of the bad labels among the 20 % least confident, and the flags' precision
 (targets in issue 18: >= 0.5, >= 70 %, precision >= 0.5 at recall >= 0.7). ``--fit`` fits the
 logistic model of :mod:`seglib.confidence` (P(good) from the refined labels' evidence in
 ``refine_evidence.csv``, L2-penalised, with torch) and prints the coefficients and the flag
-threshold that reaches recall 0.7 on the fitted rows; never score a fit on its own rows.
-``--photos`` fills in the evidence from the photo itself (``backdrop``, ``weak_edge``) where
+threshold that reaches recall 0.7 on the fitted rows; never score a fit on its own rows:
+``--cross`` scores each folder (or grade file) with a fit on the others. ``--photos`` fills in the evidence from the photo itself (``backdrop``, ``weak_edge``) where
 ``refine_evidence.csv`` was written by a seglib that did not record it, from each photo and
 its written label (refinement computes it the same way, at the candidates' size).
 """
@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from seglib.confidence import COEFFICIENTS, Evidence, backdrop, judge_refined, weak_edge  # noqa: E402
 from seglib.io import read_image, resize_image  # noqa: E402
 from seglib.refine import EVIDENCE_CSV  # noqa: E402
+from seglib.review import load_candidates  # noqa: E402
 from seglib.store import LabelStore  # noqa: E402
 from seglib.tables import read_csv  # noqa: E402
 from seglib.trimap import OBJECT, load_trimap, resize_mask  # noqa: E402
@@ -75,8 +76,11 @@ def true_mask(truth: Path, stem: str) -> np.ndarray | None:
 
 
 def _photo_evidence(labels: Path, photos: Path, stem: str, file: str) -> dict[str, float]:
-    lab = load_trimap(labels / f"{stem}.png") == OBJECT
-    image = resize_image(read_image(photos / file), lab.shape[:2])
+    """The photo's evidence of a written label, at the size refinement works at (the photo's
+    candidates')."""
+    size = load_candidates(labels, stem).shape
+    lab = resize_mask(load_trimap(labels / f"{stem}.png") == OBJECT, size)
+    image = resize_image(read_image(photos / file), size)
     return {"backdrop": backdrop(image, lab), "weak_edge": weak_edge(image, lab)}
 
 
@@ -110,8 +114,11 @@ def rows_of(labels: Path, truth: Path | None, grades: Path | None,
         if r.source == "refined" and stem in ev:
             recorded = {k: float(v) for k, v in ev[stem].items()
                         if k in Evidence.__dataclass_fields__ and v not in ("", None)}
-            if photos is not None and not {"backdrop", "weak_edge"} <= recorded.keys():
-                recorded.update(_photo_evidence(labels, photos, stem, r.file))
+            if not {"backdrop", "weak_edge"} <= recorded.keys():
+                if photos is None:  # an older seglib's row: the photo's part is missing
+                    row["incomplete"] = True
+                else:
+                    recorded.update(_photo_evidence(labels, photos, stem, r.file))
             row["evidence"] = Evidence(**recorded)
         out.append(row)
     return out
@@ -137,12 +144,19 @@ def report(rows: list[dict], title: str, rejudge: bool = False) -> None:
           f"(sum of 1 - confidence) {np.sum(1 - conf):.1f}")
 
 
-def fit(rows: list[dict], l2: float, say: bool = True) -> tuple[float, dict[str, float], float]:
+def fit(rows: list[dict], l2: float,
+        say: bool = True) -> tuple[float, dict[str, float], float] | None:
     """Fit the logistic model's intercept and slopes on ``rows``' refined labels; returns them
-    with the flag threshold that reaches recall 0.7 on these rows."""
+    with the flag threshold that reaches recall 0.7 on these rows (None, said, when the rows
+    hold no bad or no good label to learn from)."""
     import torch
 
     rows = [r for r in rows if "evidence" in r]
+    n_bad = sum(bool(r["bad"]) for r in rows)
+    if n_bad == 0 or n_bad == len(rows):
+        print(f"cannot fit on {len(rows)} refined labels of which {n_bad} are bad: "
+              "grade or score folders that hold both")
+        return None
     x = torch.tensor([[getattr(r["evidence"], f) for f in FEATURES] for r in rows],
                      dtype=torch.float64)
     y = torch.tensor([0.0 if r["bad"] else 1.0 for r in rows], dtype=torch.float64)
@@ -218,6 +232,10 @@ def main() -> int:
         if truth is None and grades is None:
             raise SystemExit(f"{labels}: give --truth or --grades for it")
         rows = rows_of(labels, truth, grades, args.photos)
+        if (args.rejudge or args.fit or args.cross) and any(r.get("incomplete") for r in rows):
+            raise SystemExit(f"{labels}: refine_evidence.csv lacks the photo's evidence "
+                             "(backdrop, weak_edge; an older seglib wrote it): pass --photos "
+                             "PHOTOS to compute it")
         report(rows, str(labels), rejudge=args.rejudge)
         everything.append(rows)
         if args.v:
@@ -227,11 +245,15 @@ def main() -> int:
                       f"{'BAD' if r['bad'] else '   '} {r['doubt']}")
     if args.fit:
         fit([r for rows in everything for r in rows], args.l2)
-    if args.cross and len(everything) > 1:
+    if args.cross and len(everything) < 2:
+        print("--cross needs two or more label folders (or one folder with two grade files)")
+    elif args.cross:
         for i, rows in enumerate(everything):
             others = [r for j, o in enumerate(everything) if j != i for r in o]
-            judge_with(rows, *fit(others, args.l2, say=False))
-            report(rows, f"{args.labels[i]} judged by a fit on the other folders")
+            model = fit(others, args.l2, say=False)
+            if model is not None:
+                judge_with(rows, *model)
+                report(rows, f"{args.labels[i]} judged by a fit on the other folders")
     return 0
 
 

@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from seglib.io import as_rgb
 from seglib.metrics import mask_iou
 from seglib.policy import FLAG_BELOW as FLAG_PICK_BELOW
 from seglib.policy import FLAG_FROM_TOP, Pick, confidence_factors, from_top
@@ -60,12 +61,13 @@ B_TOP = 0.0  # the label enters the frame from the top (recorded, no weight)
 B_BACKDROP = -8.0  # share of the label coloured like the rest of the photo (backdrop())
 B_WEAK_EDGE = -10.0  # share of the outline where the photo has no edge (weak_edge())
 FLAG_BELOW = 0.72  # a refined label below this confidence is flagged (20 % of set A)
-DOUBT_ABOVE = 0.5  # a feature is named when it lowers z by more (the odds by a third or more)
+DOUBT_ABOVE = 0.5  # a feature is named when it lowers z by more (the odds by 40 % or more)
 UNSURE_LOW, UNSURE_HIGH = 0.2, 0.8  # the network is unsure where p lies between these
 OUTLINE_PX = 2  # the outline band: pixels within this many of the label's edge (at 240 px)
 COLOUR_BINS = 8  # bins per CIELAB channel of backdrop()'s colour histograms
 EDGE_SIGMA = 1.0  # Gaussian blur (px at 240 px) before weak_edge()'s gradient
 WEAK_BELOW = 0.5  # an outline pixel is weak where the gradient is below this × the photo's p90
+WEAK_FLOOR = 10.0  # ... or below this (a flat photo has no p90 to speak of)
 
 
 @dataclass
@@ -109,18 +111,26 @@ def enters_from_top(mask: np.ndarray) -> bool:
     return from_top(mask) > FLAG_FROM_TOP
 
 
+def _same_size(image: np.ndarray, label: np.ndarray) -> np.ndarray:
+    label = np.asarray(label, dtype=bool)
+    if np.shape(image)[:2] != label.shape:
+        raise ValueError(f"label {label.shape} and photo {np.shape(image)[:2]} differ in size")
+    return label
+
+
 def backdrop(image: np.ndarray, label: np.ndarray) -> float:
-    """How much of ``label`` (bool H×W) is coloured like the rest of ``image`` (RGB H×W×3).
+    """How much of ``label`` (bool H×W) is coloured like the rest of ``image`` (RGB uint8
+    H×W×3, the same size).
 
     The mean over the label's pixels of P(outside | colour), from two colour histograms
     (``COLOUR_BINS`` per CIELAB channel, +0.5 per bin) of the label and of the rest of the
     photo: near 0 when the label's colours are its own, high when it swallowed a piece of the
     floor or of the backdrop between two shoes. 0 for an empty or full-frame label.
     """
-    label = np.asarray(label, dtype=bool)
+    label = _same_size(image, label)
     if not label.any() or label.all():
         return 0.0
-    q = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.int32) * COLOUR_BINS // 256
+    q = cv2.cvtColor(as_rgb(image), cv2.COLOR_RGB2LAB).astype(np.int32) * COLOUR_BINS // 256
     colour = (q[..., 0] * COLOUR_BINS + q[..., 1]) * COLOUR_BINS + q[..., 2]
     n = COLOUR_BINS ** 3
     inside = np.bincount(colour[label], minlength=n) + 0.5
@@ -131,22 +141,24 @@ def backdrop(image: np.ndarray, label: np.ndarray) -> float:
 
 def weak_edge(image: np.ndarray, label: np.ndarray) -> float:
     """The share of ``label``'s outline (its edge pixels away from the frame's edge) where
-    ``image`` has no edge: the CIELAB gradient (after a Gaussian blur of ``EDGE_SIGMA``),
-    its maximum within one pixel, is below ``WEAK_BELOW`` × the photo's 90th percentile. A
-    label that cuts across a leg or across the floor has a weak outline there. 0 when the
-    label has no outline inside the frame."""
-    m8 = np.asarray(label, dtype=np.uint8)
+    ``image`` (RGB uint8, the same size) has no edge: the CIELAB gradient (after a Gaussian
+    blur of ``EDGE_SIGMA``), its maximum within one pixel, is below ``WEAK_BELOW`` × the
+    photo's 90th percentile, or below ``WEAK_FLOOR``. A label that cuts across a leg or
+    across the floor has a weak outline there. 0 when the label has no outline inside the
+    frame."""
+    m8 = _same_size(image, label).astype(np.uint8)
     edge = m8 != cv2.erode(m8, np.ones((3, 3), np.uint8))
     edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = False
     if not edge.any():
         return 0.0
     sigma = EDGE_SIGMA * max(1.0, max(m8.shape) / 240)
-    lab = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32), (0, 0),
-                           sigma)
+    lab = cv2.GaussianBlur(cv2.cvtColor(as_rgb(image), cv2.COLOR_RGB2LAB).astype(np.float32),
+                           (0, 0), sigma)
     gx, gy = cv2.Sobel(lab, cv2.CV_32F, 1, 0), cv2.Sobel(lab, cv2.CV_32F, 0, 1)
     grad = np.sqrt((gx ** 2 + gy ** 2).sum(axis=-1))
     near = cv2.dilate(grad, np.ones((3, 3), np.uint8))
-    return float(np.mean(near[edge] < WEAK_BELOW * np.percentile(grad, 90)))
+    weak = max(WEAK_BELOW * float(np.percentile(grad, 90)), WEAK_FLOOR)
+    return float(np.mean(near[edge] < weak))
 
 
 def evidence(image: np.ndarray, label: np.ndarray, views: list[np.ndarray], prob: np.ndarray,
@@ -200,8 +212,8 @@ def doubt_words(e: Evidence) -> str:
         "moved": f"refinement moved {e.moved:.0%} of the pick",
         "pick_confidence": f"the policy was unsure of the pick ({e.pick_confidence:.2f})",
         "top": "it enters from the top: a leg, a hand or a box behind the object?",
-        "backdrop": (f"{e.backdrop:.0%} of the label has the colours of the background (the "
-                     f"floor, or the backdrop between two shoes?)"),
+        "backdrop": (f"{e.backdrop:.0%} of the label has the colours of the background (a "
+                     f"floor, or the backdrop between two objects?)"),
         "weak_edge": f"{e.weak_edge:.0%} of the outline runs where the photo shows no edge",
     }[worst]
 

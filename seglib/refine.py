@@ -50,12 +50,13 @@ train on). The trained models stay in ``LABELS/refine_model`` and ``refine_model
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,8 +92,8 @@ LOST_EVIDENCE = ("recovered after an interrupted run: refinement's evidence for 
                  "so its confidence is unknown")
 # each refined label's evidence (seglib.confidence.Evidence) and judgement, one row per photo
 EVIDENCE_CSV = "refine_evidence.csv"
-EVIDENCE_COLUMNS = ("stem", "round", *Evidence.__dataclass_fields__, "confidence", "flagged",
-                    "doubt")
+EVIDENCE_COLUMNS = ("stem", "round", "trimap_hash", *Evidence.__dataclass_fields__,
+                    "confidence", "flagged", "doubt")
 # why a photo keeps its label (RefineSummary.kept_why)
 KEPT_OVERRIDE = "chosen or drawn by a person (override, imported, edited)"
 KEPT_DONE = "redrawn by an earlier run"
@@ -244,17 +245,27 @@ def _record_lost_redraw(store: LabelStore, rec: LabelRecord, rnd: int,
     rec.trimap_hash = file_sha256(store.trimap_path(rec.stem))
     rec.source, rec.round, rec.chosen = "refined", rnd, idx[0]
     rec.reason = f"refined in round {rnd} ({SOURCE})"
-    row = evidence_rows.get(rec.stem, {})
-    try:
-        if row.get("round") != str(rnd):
-            raise ValueError(rec.stem)
-        e = Evidence(**{k: float(v) for k, v in row.items()
-                        if k in Evidence.__dataclass_fields__ and v not in ("", None)})
-        rec.confidence, rec.flagged, rec.doubt = judge_refined(e)
-    except (TypeError, ValueError):  # no row of this round, or an unreadable one
+    e = _evidence_of(evidence_rows.get(rec.stem, {}), rnd, rec.trimap_hash)
+    if e is None:
         rec.confidence, rec.flagged, rec.doubt = None, True, LOST_EVIDENCE
+    else:
+        rec.confidence, rec.flagged, rec.doubt = judge_refined(e)
     store.put(rec)
     return True
+
+
+def _evidence_of(row: dict[str, str], rnd: int, trimap_hash: str) -> Evidence | None:
+    """The :class:`Evidence` of an ``EVIDENCE_CSV`` row when it was written for this round's
+    redraw of this very trimap and holds every feature, in [0, 1]; else None."""
+    if row.get("round") != str(rnd) or not trimap_hash or row.get("trimap_hash") != trimap_hash:
+        return None
+    try:
+        values = {k: float(row[k]) for k in Evidence.__dataclass_fields__}
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not all(0.0 <= v <= 1.0 for v in values.values()):  # also rejects nan
+        return None
+    return Evidence(**values)
 
 
 def _confident(records: list[LabelRecord], labels_dir: Path) -> list[str]:
@@ -277,6 +288,16 @@ def _read_evidence(labels_dir: Path) -> dict[str, dict[str, str]]:
 def _write_evidence(labels_dir: Path, rows: dict[str, dict[str, str]]) -> None:
     if rows:
         write_csv(labels_dir / EVIDENCE_CSV, [rows[s] for s in sorted(rows)], EVIDENCE_COLUMNS)
+
+
+@contextlib.contextmanager
+def _evidence_kept(labels_dir: Path, rows: dict[str, dict[str, str]]) -> Iterator[None]:
+    """Write ``rows`` when the block ends, however it ends (Ctrl-C, an error): before the
+    store's lock saves ``labels.csv`` on its way out, so no recorded label lacks its row."""
+    try:
+        yield
+    finally:
+        _write_evidence(labels_dir, rows)
 
 
 def _trained_on(model_dir: Path) -> int:
@@ -464,7 +485,7 @@ def refine_labels(
             setup = functools.partial(load_model, summary.model, device)
             with tqdm(total=len(ok), initial=len(ok) - len(todo), unit="photo",
                       desc=f"refine round {rnd}/{rounds}", file=sys.stderr,
-                      disable=not progress) as bar:
+                      disable=not progress) as bar, _evidence_kept(labels_dir, evidence_rows):
                 for done in map_photos(_refine_job, todo, setup=setup, workers=workers,
                                        engine=engine, address=address, gpu=True):
                     bar.update()
@@ -477,28 +498,30 @@ def refine_labels(
                         why[stem] = out.kept
                         continue
                     assert out.candidates is not None and out.trimap is not None
+                    assert out.evidence is not None
+                    conf, flagged, doubt = judge_refined(out.evidence)  # before any write
                     rec = store.get(stem)
                     assert rec is not None
                     out.candidates.save(store.candidates_path(stem))
                     was = rec.chosen if rec.source == "pick" else ""
-                    rec.trimap_hash = store.write_trimap(stem, out.trimap)
+                    drawn = store.write_trimap(stem, out.trimap)
+                    # its evidence, before the record: a stop from here on leaves a redrawn
+                    # label that the next run judges from this row (_record_lost_redraw)
+                    evidence_rows[stem] = {"stem": stem, "round": str(rnd), "trimap_hash": drawn,
+                                           **{k: f"{v:.4f}" for k, v in
+                                              out.evidence.as_dict().items()},
+                                           "confidence": f"{conf:.4f}",
+                                           "flagged": str(int(flagged)), "doubt": doubt}
+                    rec.trimap_hash = drawn
                     rec.source, rec.round, rec.chosen = "refined", rnd, str(out.chosen)
                     rec.reason = (f"refined in round {rnd} ({SOURCE}"
                                   + (f"; the pick was {was})" if was else ")"))
-                    assert out.evidence is not None
-                    rec.confidence, rec.flagged, rec.doubt = judge_refined(out.evidence)
-                    evidence_rows[stem] = {"stem": stem, "round": str(rnd),
-                                           **{k: f"{v:.4f}" for k, v in
-                                              out.evidence.as_dict().items()},
-                                           "confidence": f"{rec.confidence:.4f}",
-                                           "flagged": str(int(rec.flagged)),
-                                           "doubt": rec.doubt}
+                    rec.confidence, rec.flagged, rec.doubt = conf, flagged, doubt
                     store.put(rec)
                     if store.save_due():  # the evidence first: a label it names but
                         _write_evidence(labels_dir, evidence_rows)  # labels.csv does not
                         store.save()  # yet is judged from it by the next run
                     changed.add(stem)
-            _write_evidence(labels_dir, evidence_rows)
         store.save()
     summary.changed = sorted(changed)
     summary.refined = len(changed)

@@ -44,6 +44,12 @@ def review_order(records: Iterable[LabelRecord]) -> list[str]:
                                                                       r.stem))]
 
 
+def confidence_text(confidence: float | None) -> str:
+    """A label's confidence for a caption: two decimals, or "unknown" (its evidence was
+    lost)."""
+    return "unknown" if confidence is None else f"{confidence:.2f}"
+
+
 def review_sheet(labels_dir: str | Path, images_dir: str | Path, count: int = 24,
                  stems: list[str] | None = None, flagged_only: bool = False,
                  ) -> tuple[list[np.ndarray], list[str]]:
@@ -70,7 +76,7 @@ def review_sheet(labels_dir: str | Path, images_dir: str | Path, count: int = 24
         if label.shape != photo.shape[:2]:
             photo = resize_image(photo, label.shape)
         pictures.append(spotlight(photo, label))
-        words = f"{stem} · {rec.source} · {rec.confidence or 0:.2f}"
+        words = f"{stem} · {rec.source} · {confidence_text(rec.confidence)}"
         if rec.flagged and rec.doubt:
             words += "\n" + "\n".join(textwrap.wrap(rec.doubt, 34)[:3])
         captions.append(words)
@@ -197,7 +203,7 @@ class Reviewer:
             chosen = {"override": st.override, **chosen}
         flag = f" · FLAGGED: {st.row.doubt}" if st.row.flagged else ""
         title = (f"{st.stem}: {st.row.source} {st.row.chosen} (confidence "
-                 f"{st.row.confidence or 0:.2f}){flag}"
+                 f"{confidence_text(st.row.confidence)}){flag}"
                  + (f" · override {st.override}" if st.override else ""))
         return viz.candidate_grid(st.photo, st.candidates.masks, short_captions(st.candidates),
                                   chosen, title=title)
@@ -347,7 +353,8 @@ def review_advice(report: list[dict[str, Any]], share: float = 0.2) -> dict[str,
     and, where truth exists (``iou_label``), how many bad labels (IoU < ``BAD_IOU``) they
     really hold. ``text`` says it in a sentence, and says when picks' confidences (the
     policy's, not a calibrated probability) are in the sum."""
-    rows = [r for r in report if r.get("confidence") is not None]
+    unknown = [r for r in report if r.get("confidence") is None and r.get("flagged")]
+    rows = [r for r in report if r.get("confidence") is not None] + unknown
     if not rows:
         return {"review": 0, "estimated_bad_there": None, "estimated_bad": None,
                 "bad_there": None, "bad": None, "text": "no labels with a confidence"}
@@ -355,8 +362,9 @@ def review_advice(report: list[dict[str, Any]], share: float = 0.2) -> dict[str,
                                                    r["stem"]))
     n = max(1, round(share * len(rows)))
     first = order[:n]
-    est_there = float(sum(1 - float(r["confidence"]) for r in first))
-    est = float(sum(1 - float(r["confidence"]) for r in rows))
+    est_there = float(sum(1 - float(r["confidence"]) for r in first
+                          if r["confidence"] is not None))
+    est = float(sum(1 - float(r["confidence"]) for r in rows if r["confidence"] is not None))
     scored = [r for r in rows if r.get("iou_label") is not None]
     bad = bad_there = None
     text = (f"Review the first {n} photos of {len(rows)} in the reviewer (flagged, then the "
@@ -368,6 +376,9 @@ def review_advice(report: list[dict[str, Any]], share: float = 0.2) -> dict[str,
                         if r.get("iou_label") is not None)
         text += (f" (against the true masks: {bad_there} of the {bad} labels with object IoU "
                  f"below {BAD_IOU})")
+    if unknown:
+        text += (f"; {len(unknown)} flagged labels have no confidence (an interrupted run lost "
+                 "their evidence) and are not in the estimate")
     picks = sum(r.get("source") == "pick" for r in rows)
     if picks:
         text += (f"; {picks} labels are picks, whose confidence is the policy's, not a "

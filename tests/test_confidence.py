@@ -68,6 +68,10 @@ def test_the_photo_tells_a_label_that_swallowed_the_backdrop_between_two_shoes()
     # the full frame and an empty label have nothing to say
     assert confidence.backdrop(photo, np.ones_like(pair)) == 0.0
     assert confidence.weak_edge(photo, np.zeros_like(pair)) == 0.0
+    with pytest.raises(ValueError, match="RGB uint8"):  # a grey photo is not taken for one
+        confidence.backdrop(photo[..., 0], pair)
+    with pytest.raises(ValueError, match="differ in size"):
+        confidence.weak_edge(photo, pair[:32])
     def net(m: np.ndarray) -> np.ndarray:
         return np.where(m, 0.98, 0.02).astype(np.float32)
 
@@ -76,6 +80,19 @@ def test_the_photo_tells_a_label_that_swallowed_the_backdrop_between_two_shoes()
     # every view and the network agree with the bridge: only the photo doubts it
     assert good[0] > confidence.FLAG_BELOW and good[2] == ""
     assert bad[0] < good[0] and "background" in bad[2]
+
+
+def test_a_cut_across_a_flat_backdrop_is_weak_on_a_photo_with_few_edges() -> None:
+    """A small object on a plain (noisy) backdrop: its edges are under a tenth of the frame,
+    so the photo's 90th gradient percentile is about zero; the floor still tells a cut across
+    the flat backdrop from the object's own edge."""
+    left, right = _disc(240, r=20, cx=90, cy=120), _disc(240, r=20, cx=150, cy=120)
+    noise = np.random.default_rng(0).normal(0, 2, (240, 240, 3))
+    photo = np.clip(_photo_of(left, right) + noise, 0, 255).astype(np.uint8)
+    bridged = left | right
+    bridged[105:136, 90:151] = True
+    assert confidence.weak_edge(photo, left | right) < 0.02
+    assert confidence.weak_edge(photo, bridged) > 0.1  # the bridge's two flat sides
 
 
 def test_each_doubt_lowers_the_confidence_and_is_named() -> None:
@@ -243,8 +260,10 @@ def test_bench_label_confidence_scores_and_fits_on_truth(tmp_path: Path,
     assert any(ln.startswith("fitted on") for ln in lines)
     assert sum(ln.split(":")[0] in confidence.COEFFICIENTS for ln in lines) == len(
         confidence.COEFFICIENTS)
-    # each folder scored by a model fitted on the other one (never on its own rows)
-    assert sum("judged by a fit on the other folders: 12 labels" in ln for ln in lines) == 2
+    # each folder scored by a model fitted on the other one (never on its own rows); the
+    # perfect network's labels are all good against the truth: nothing to fit on for B
+    assert sum("judged by a fit on the other folders: 12 labels" in ln for ln in lines) == 1
+    assert any(ln.startswith("cannot fit on 12 refined labels of which 0 are bad") for ln in lines)
 
     # evidence written by a seglib that did not record the photo's part: --photos computes it
     # from the photo and the written label as refinement did
@@ -256,7 +275,11 @@ def test_bench_label_confidence_scores_and_fits_on_truth(tmp_path: Path,
 
     write_csv(out / EVIDENCE_CSV, old, [k for k in old[0]])
     without = mod.rows_of(out, None, grades)
-    assert all(r["evidence"].backdrop == 0.0 for r in without if "evidence" in r)
+    assert all(r.get("incomplete") for r in without if "evidence" in r)
+    res = subprocess.run([sys.executable, str(root / "bench" / "label_confidence.py"), str(out),
+                          "--grades", str(grades), "--rejudge"],
+                         capture_output=True, text=True, timeout=300, cwd=root)
+    assert res.returncode != 0 and "pass --photos" in res.stderr  # never judged as if clean
     filled = [r for r in mod.rows_of(out, None, grades, images) if "evidence" in r]
     assert filled
     for r in filled:
@@ -362,3 +385,41 @@ def test_refine_writes_the_evidence_whenever_it_saves_labels_csv(
     assert s.refined >= 5 and len(saved) >= s.refined
     assert all(rows >= refined for rows, refined in saved)  # never a label without its row
 
+
+def test_a_refine_stopped_by_ctrl_c_keeps_the_evidence_of_what_it_recorded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C mid-round: the lock saves labels.csv on the way out, and the evidence of every
+    label it records is written with it (a rerun skips those labels and would never)."""
+    import seglib.refine as refine_mod
+
+    images, out, truth = _labeled_folder(tmp_path, n=12)
+    _perfect_network(truth, monkeypatch)
+    calls = {"n": 0}
+    real = refine_mod.judge_refined
+
+    def judge_then_stop(e: Evidence) -> tuple[float, bool, str]:
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real(e)
+
+    monkeypatch.setattr(refine_mod, "judge_refined", judge_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        refine_labels(images, out, rounds=1, min_photos=2, progress=False, log=lambda m: None)
+    rows = {r["stem"]: r for r in read_csv(out / EVIDENCE_CSV)}
+    refined = [r for r in LabelStore(out).records().values() if r.source == "refined"]
+    assert len(refined) == 4 and all(r.stem in rows for r in refined)
+    assert all(rows[r.stem]["trimap_hash"] == r.trimap_hash for r in refined)
+
+
+def test_review_advice_puts_labels_of_unknown_confidence_first_and_says_so() -> None:
+    from seglib.review import confidence_text, review_advice
+
+    report = [{"stem": f"p{i}", "confidence": c, "flagged": c < 0.5, "source": "refined"}
+              for i, c in enumerate([0.9, 0.95, 0.3, 0.99, 0.97, 0.9, 0.92, 0.96, 0.98, 0.94])]
+    report.append({"stem": "lost", "confidence": None, "flagged": True, "source": "refined"})
+    advice = review_advice(report)
+    assert advice["review"] == 2  # 20 % of the 11
+    assert "1 flagged labels have no confidence" in advice["text"]
+    assert advice["estimated_bad_there"] == pytest.approx(0.7)  # the lost one, then p2 (0.3)
+    assert confidence_text(None) == "unknown" and confidence_text(0.456) == "0.46"

@@ -298,16 +298,33 @@ def test_a_label_redrawn_by_a_killed_refine_is_judged_from_the_evidence_it_wrote
     save_trimap(out / f"{stem}.png", mask_to_trimap(mask))
     e = Evidence(agree=0.9, disagree=0.3, unsure=0.5, moved=0.1, pick_confidence=0.8, top=0,
                  backdrop=0.3, weak_edge=0.05)
-    write_csv(out / EVIDENCE_CSV, [{"stem": stem, "round": "1", **e.as_dict()}],
-              EVIDENCE_COLUMNS)
+    drawn = file_sha256(out / f"{stem}.png")
+    others = [s for s in sorted(truth) if s != stem][:4]
+    for st in others:  # redrawn too, but their rows do not vouch for these very labels
+        c = Candidates.load(out / "candidates" / f"{st}.npz")
+        m = cv2.erode(c.masks[0].astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        _with_refined(c, m)[0].save(out / "candidates" / f"{st}.npz")
+        save_trimap(out / f"{st}.png", mask_to_trimap(m))
+    row = {"stem": stem, "round": "1", "trimap_hash": drawn, **e.as_dict()}
+    stale = [dict(row, stem=others[0], trimap_hash="0" * 64),  # another label's evidence
+             dict(row, stem=others[1], round="2"),  # another round's
+             dict(row, stem=others[2], trimap_hash=file_sha256(out / f"{others[2]}.png"),
+                  backdrop="nan"),  # unreadable
+             {k: v for k, v in dict(row, stem=others[3], trimap_hash=file_sha256(
+                 out / f"{others[3]}.png")).items() if k != "weak_edge"}]  # an older seglib's
+    write_csv(out / EVIDENCE_CSV, [row, *stale], EVIDENCE_COLUMNS)
     monkeypatch.setattr("seglib.train.train_run", lambda *a, **k: None)
     monkeypatch.setattr("seglib.data.load_dataset", lambda *a, **k: None)
     monkeypatch.setattr("seglib.predict.load_model", lambda *a, **k: None)
     monkeypatch.setattr("seglib.refine._refine_job", lambda model, job: RefinedPhoto(
         job[0], kept=KEPT_UNSURE))
     refine_labels(images, out, rounds=1, min_photos=2, progress=False, log=lambda m: None)
-    rec = LabelStore(out).get(stem)
+    recs = LabelStore(out).records()
+    rec = recs[stem]
     assert (rec.source, rec.chosen) == ("refined", str(idx))
     conf, flagged, doubt = judge_refined(e)
     assert rec.confidence == pytest.approx(conf, abs=1e-4) and rec.flagged == flagged
     assert rec.doubt == doubt and "background" in doubt
+    for st in others:
+        assert recs[st].source == "refined" and recs[st].confidence is None, st
+        assert recs[st].flagged and recs[st].doubt == LOST_EVIDENCE
