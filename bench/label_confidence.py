@@ -19,7 +19,8 @@ share of the bad labels among the 20 % least confident, and the flags' precision
 logistic model of :mod:`seglib.confidence` (P(good) from the refined labels' evidence in
 ``refine_evidence.csv``, L2-penalised, with torch) and prints the coefficients and the flag
 threshold that reaches recall 0.7 on the fitted rows; never score a fit on its own rows:
-``--cross`` scores each folder (or grade file) with a fit on the others. ``--photos`` fills in the evidence from the photo itself (``backdrop``, ``weak_edge``) where
+``--cross`` scores each folder (or grade file) with a fit on the others. ``--photos`` fills
+in the evidence from the photo itself (``backdrop``, ``weak_edge``) where
 ``refine_evidence.csv`` was written by a seglib that did not record it, from each photo and
 its written label (refinement computes it the same way, at the candidates' size).
 """
