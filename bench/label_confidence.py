@@ -36,9 +36,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from seglib.confidence import COEFFICIENTS, Evidence, backdrop, judge_refined, weak_edge  # noqa: E402
+from seglib.confidence import COEFFICIENTS, Evidence, judge_refined, photo_evidence  # noqa: E402
 from seglib.io import read_image, resize_image  # noqa: E402
-from seglib.refine import EVIDENCE_CSV  # noqa: E402
+from seglib.refine import EVIDENCE_CSV, evidence_values  # noqa: E402
 from seglib.review import load_candidates  # noqa: E402
 from seglib.store import LabelStore  # noqa: E402
 from seglib.tables import read_csv  # noqa: E402
@@ -81,8 +81,7 @@ def _photo_evidence(labels: Path, photos: Path, stem: str, file: str) -> dict[st
     candidates')."""
     size = load_candidates(labels, stem).shape
     lab = resize_mask(load_trimap(labels / f"{stem}.png") == OBJECT, size)
-    image = resize_image(read_image(photos / file), size)
-    return {"backdrop": backdrop(image, lab), "weak_edge": weak_edge(image, lab)}
+    return photo_evidence(resize_image(read_image(photos / file), size), lab)
 
 
 def rows_of(labels: Path, truth: Path | None, grades: Path | None,
@@ -113,8 +112,7 @@ def rows_of(labels: Path, truth: Path | None, grades: Path | None,
         row = {"stem": stem, "source": r.source, "confidence": r.confidence or 0.0,
                "flagged": r.flagged, "doubt": r.doubt, "quality": q, "bad": bad}
         if r.source == "refined" and stem in ev:
-            recorded = {k: float(v) for k, v in ev[stem].items()
-                        if k in Evidence.__dataclass_fields__ and v not in ("", None)}
+            recorded = evidence_values(ev[stem])
             if not {"backdrop", "weak_edge"} <= recorded.keys():
                 if photos is None:  # an older seglib's row: the photo's part is missing
                     row["incomplete"] = True

@@ -47,6 +47,7 @@ import numpy as np
 
 from seglib.io import as_rgb
 from seglib.metrics import mask_iou
+from seglib.opencv_candidates import LAB_COLOURS, lab_bins
 from seglib.policy import FLAG_BELOW as FLAG_PICK_BELOW
 from seglib.policy import FLAG_FROM_TOP, Pick, confidence_factors, from_top
 
@@ -64,7 +65,6 @@ FLAG_BELOW = 0.72  # a refined label below this confidence is flagged (20 % of s
 DOUBT_ABOVE = 0.5  # a feature is named when it lowers z by more (the odds by 40 % or more)
 UNSURE_LOW, UNSURE_HIGH = 0.2, 0.8  # the network is unsure where p lies between these
 OUTLINE_PX = 2  # the outline band: pixels within this many of the label's edge (at 240 px)
-COLOUR_BINS = 8  # bins per CIELAB channel of backdrop()'s colour histograms
 EDGE_SIGMA = 1.0  # Gaussian blur (px at 240 px) before weak_edge()'s gradient
 WEAK_BELOW = 0.5  # an outline pixel is weak where the gradient is below this × the photo's p90
 WEAK_FLOOR = 10.0  # ... or below this (a flat photo has no p90 to speak of)
@@ -123,18 +123,16 @@ def backdrop(image: np.ndarray, label: np.ndarray) -> float:
     H×W×3, the same size).
 
     The mean over the label's pixels of P(outside | colour), from two colour histograms
-    (``COLOUR_BINS`` per CIELAB channel, +0.5 per bin) of the label and of the rest of the
+    (:func:`seglib.opencv_candidates.lab_bins`, +0.5 per bin) of the label and of the rest of the
     photo: near 0 when the label's colours are its own, high when it swallowed a piece of the
     floor or of the backdrop between two shoes. 0 for an empty or full-frame label.
     """
     label = _same_size(image, label)
     if not label.any() or label.all():
         return 0.0
-    q = cv2.cvtColor(as_rgb(image), cv2.COLOR_RGB2LAB).astype(np.int32) * COLOUR_BINS // 256
-    colour = (q[..., 0] * COLOUR_BINS + q[..., 1]) * COLOUR_BINS + q[..., 2]
-    n = COLOUR_BINS ** 3
-    inside = np.bincount(colour[label], minlength=n) + 0.5
-    outside = np.bincount(colour[~label], minlength=n) + 0.5
+    colour = lab_bins(cv2.cvtColor(as_rgb(image), cv2.COLOR_RGB2LAB))
+    inside = np.bincount(colour[label], minlength=LAB_COLOURS) + 0.5
+    outside = np.bincount(colour[~label], minlength=LAB_COLOURS) + 0.5
     p_in, p_out = (inside / inside.sum())[colour[label]], (outside / outside.sum())[colour[label]]
     return float(np.mean(p_out / (p_in + p_out)))
 
@@ -161,6 +159,12 @@ def weak_edge(image: np.ndarray, label: np.ndarray) -> float:
     return float(np.mean(near[edge] < weak))
 
 
+def photo_evidence(image: np.ndarray, label: np.ndarray) -> dict[str, float]:
+    """What the photo itself says of ``label``: the :class:`Evidence` fields ``backdrop`` and
+    ``weak_edge``."""
+    return {"backdrop": backdrop(image, label), "weak_edge": weak_edge(image, label)}
+
+
 def evidence(image: np.ndarray, label: np.ndarray, views: list[np.ndarray], prob: np.ndarray,
              pick: np.ndarray, pick_confidence: float | None) -> Evidence:
     """The :class:`Evidence` of ``label`` (bool H×W) on ``image`` (RGB, the same size) from
@@ -184,8 +188,7 @@ def evidence(image: np.ndarray, label: np.ndarray, views: list[np.ndarray], prob
         pick_confidence=float(np.clip(pick_confidence if pick_confidence is not None else 0.0,
                                       0, 1)),
         top=float(enters_from_top(label)),
-        backdrop=backdrop(image, label),
-        weak_edge=weak_edge(image, label),
+        **photo_evidence(image, label),
     )
 
 

@@ -99,6 +99,8 @@ REFINE_BONUS = 0.15  # the refined pick is preferred to the pick it refines
 TOP_Y = 0.16  # a pick starting this high (share of the height) may have a leg / hand in it
 TOP_UPPER = 0.3  # ... and then its top part (share of its height) must win itself back
 EDGE = 3  # width of the frame-edge strip that seeds the background model, in work pixels
+LAB_BINS = 8  # bins per CIELAB channel of the colour histograms (lab_bins)
+LAB_COLOURS = LAB_BINS ** 3
 BRIGHT_L = 215  # a background this bright (median Lab L of the frame's edge, 0..255) is white
 POLISH_SIDE = 480  # the refined pick is polished at the photo's size, up to this longer side
 POLISH_BAND = 5  # ... in a band this wide around its outline (px of a 240 px photo; scaled)
@@ -168,13 +170,21 @@ def grabcut(bgr: np.ndarray, mask: np.ndarray | None = None,
     return (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
 
 
+def lab_bins(lab: np.ndarray) -> np.ndarray:
+    """Each pixel's colour as one of ``LAB_COLOURS`` bins (int32 H×W) from a uint8 CIELAB
+    image: ``LAB_BINS`` bins per channel. The colour histograms of this module and of
+    :func:`seglib.confidence.backdrop` count these."""
+    q = lab.astype(np.int32) // (256 // LAB_BINS)
+    return (q[..., 0] * LAB_BINS + q[..., 1]) * LAB_BINS + q[..., 2]
+
+
 def _separation(lab_q: np.ndarray, mask: np.ndarray) -> float:
     """1 - histogram intersection of the colours inside and outside ``mask`` (0..1)."""
     n_in, n_out = np.count_nonzero(mask), np.count_nonzero(~mask)
     if n_in == 0 or n_out == 0:
         return 0.0
-    hin = np.bincount(lab_q[mask], minlength=512) / n_in
-    hout = np.bincount(lab_q[~mask], minlength=512) / n_out
+    hin = np.bincount(lab_q[mask], minlength=LAB_COLOURS) / n_in
+    hout = np.bincount(lab_q[~mask], minlength=LAB_COLOURS) / n_out
     return float(1 - np.minimum(hin, hout).sum())
 
 
@@ -340,8 +350,7 @@ def candidate_features(small: np.ndarray, masks: list[np.ndarray], sources: list
                        soft: np.ndarray) -> np.ndarray:
     """One row of :data:`FEATURES` per candidate (work size), for :func:`predict_iou`."""
     lab = cv2.cvtColor(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), cv2.COLOR_BGR2LAB)
-    lab_q = ((lab[..., 0] // 32).astype(np.int32) * 64 + (lab[..., 1] // 32) * 8
-             + (lab[..., 2] // 32))
+    lab_q = lab_bins(lab)
     gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
     mag = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
     mag = cv2.dilate(mag, np.ones((3, 3), np.uint8))
@@ -441,8 +450,7 @@ def segment_quality(small: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
     intersection of its colours inside and outside. Whether the mask is the object plays no
     part: a plain background scores high."""
     lab = cv2.cvtColor(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), cv2.COLOR_BGR2LAB)
-    lab_q = ((lab[..., 0] // 32).astype(np.int32) * 64 + (lab[..., 1] // 32) * 8
-             + (lab[..., 2] // 32))
+    lab_q = lab_bins(lab)
     gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
     mag = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
     strong = cv2.dilate(mag, np.ones((3, 3), np.uint8)) > max(float(np.percentile(mag, 70)),

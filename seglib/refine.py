@@ -260,12 +260,20 @@ def _evidence_of(row: dict[str, str], rnd: int, trimap_hash: str) -> Evidence | 
     if row.get("round") != str(rnd) or not trimap_hash or row.get("trimap_hash") != trimap_hash:
         return None
     try:
-        values = {k: float(row[k]) for k in Evidence.__dataclass_fields__}
-    except (KeyError, TypeError, ValueError):
+        values = evidence_values(row)
+    except (TypeError, ValueError):
         return None
-    if not all(0.0 <= v <= 1.0 for v in values.values()):  # also rejects nan
+    if values.keys() != Evidence.__dataclass_fields__.keys() or not all(
+            0.0 <= v <= 1.0 for v in values.values()):  # also rejects nan
         return None
     return Evidence(**values)
+
+
+def evidence_values(row: dict[str, str]) -> dict[str, float]:
+    """The :class:`Evidence` features an ``EVIDENCE_CSV`` row holds (a row written by an
+    older seglib lacks some), as numbers; ``ValueError`` for one that is not a number."""
+    return {k: float(v) for k, v in row.items()
+            if k in Evidence.__dataclass_fields__ and v not in ("", None)}
 
 
 def _confident(records: list[LabelRecord], labels_dir: Path) -> list[str]:
