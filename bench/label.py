@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seglib.candidates import Candidates
-from seglib.io import list_images, read_image
-from seglib.policy import pick
-from seglib.sam_candidates import SamProposer
-from seglib.trimap import mask_to_trimap
+from seglib.backends.sam import SamProposer
+from seglib.core.images import list_images, read_image
+from seglib.masks.candidates import Candidates
+from seglib.masks.policy import pick
+from seglib.masks.trimap import mask_to_trimap
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "shoes" / "images"
 
@@ -68,7 +68,7 @@ def main() -> int:
     from segment_anything import sam_model_registry
 
     try:
-        from seglib.opencv_candidates import propose as opencv_propose
+        from seglib.backends.opencv import propose as opencv_propose
     except ImportError:  # pragma: no cover - the backend ships with seglib
         opencv_propose = None
 

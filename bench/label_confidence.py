@@ -2,7 +2,7 @@
 
     python bench/label_confidence.py LABELS --truth TRUTH          # true masks: IoU per label
     python bench/label_confidence.py LABELS --grades GRADES.csv    # hand grades of the labels
-    python bench/label_confidence.py LABELS... --truth T --fit     # fit seglib.confidence's B*
+    python bench/label_confidence.py LABELS... --truth T --fit     # fit the confidence's B* weights
     python bench/label_confidence.py LABELS --grades G.csv --photos PHOTOS --rejudge
 
 ``TRUTH`` holds a true mask per photo, ``<stem>.png`` (0/255, object white, or a trimap): a
@@ -16,7 +16,7 @@ truth or grades, in the same order: ``--truth`` and ``--grades`` take one value 
 Printed per run: the Spearman correlation between confidence and quality (IoU, or grade), the
 share of the bad labels among the 20 % least confident, and the flags' precision and recall
 (targets in issue 18: >= 0.5, >= 70 %, precision >= 0.5 at recall >= 0.7). ``--fit`` fits the
-logistic model of :mod:`seglib.confidence` (P(good) from the refined labels' evidence in
+logistic model of :mod:`seglib.labels.confidence` (P(good) from the refined labels' evidence in
 ``refine_evidence.csv``, L2-penalised, with torch) and prints the coefficients and the flag
 threshold that reaches recall 0.7 on the fitted rows; never score a fit on its own rows:
 ``--cross`` scores each folder (or grade file) with a fit on the others. ``--photos`` fills
@@ -36,13 +36,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from seglib.confidence import COEFFICIENTS, Evidence, judge_refined, photo_evidence  # noqa: E402
-from seglib.io import read_image, resize_image  # noqa: E402
-from seglib.refine import EVIDENCE_CSV, evidence_values  # noqa: E402
-from seglib.review import load_candidates  # noqa: E402
-from seglib.store import LabelStore  # noqa: E402
-from seglib.tables import read_csv  # noqa: E402
-from seglib.trimap import OBJECT, load_trimap, resize_mask  # noqa: E402
+from seglib.core.images import read_image, resize_image  # noqa: E402
+from seglib.core.tables import read_csv  # noqa: E402
+from seglib.labels.confidence import COEFFICIENTS, Evidence, judge_refined, photo_evidence  # noqa: E402
+from seglib.labels.review import load_candidates  # noqa: E402
+from seglib.labels.store import LabelStore  # noqa: E402
+from seglib.masks.trimap import OBJECT, load_trimap, resize_mask  # noqa: E402
+from seglib.refine.rounds import EVIDENCE_CSV, evidence_values  # noqa: E402
 
 BAD_IOU = 0.8
 FEATURES = tuple(COEFFICIENTS)
@@ -124,7 +124,7 @@ def rows_of(labels: Path, truth: Path | None, grades: Path | None,
 
 
 def report(rows: list[dict], title: str, rejudge: bool = False) -> None:
-    if rejudge:  # the current seglib.confidence on the recorded evidence
+    if rejudge:  # the current seglib.labels.confidence on the recorded evidence
         for r in rows:
             if "evidence" in r:
                 r["confidence"], r["flagged"], r["doubt"] = judge_refined(r["evidence"])
@@ -213,7 +213,7 @@ def main() -> int:
     ap.add_argument("--cross", action="store_true",
                     help="score each folder with a model fitted on the other folders' rows")
     ap.add_argument("--rejudge", action="store_true",
-                    help="judge the recorded evidence with the current seglib.confidence")
+                    help="judge the recorded evidence with the current seglib.labels.confidence")
     ap.add_argument("--photos", type=Path, default=None,
                     help="the photos: compute the photo's evidence where it was not recorded")
     ap.add_argument("-v", action="store_true", help="one line per label, least confident first")

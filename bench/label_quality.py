@@ -34,10 +34,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from seglib.io import list_images, read_image
-from seglib.metrics import mask_iou
-from seglib.opencv_candidates import grabcut, propose
-from seglib.policy import pick
+from seglib.backends.opencv import propose
+from seglib.core.images import list_images, read_image
+from seglib.masks.metrics import mask_iou
+from seglib.masks.policy import pick
+from seglib.masks.shapes import grabcut
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "shoes" / "images"
 

@@ -58,9 +58,10 @@ def driver_seconds(images: Path, labels: Path) -> float:
     """Seconds per photo of the writing process's own work for a labeled folder: hash the
     photo, write its candidates and its trimap (``labels.csv`` is rewritten at most every
     few seconds, left out)."""
-    from seglib.candidates import Candidates
-    from seglib.io import file_sha256, list_images
-    from seglib.trimap import load_trimap, save_trimap
+    from seglib.core.files import file_sha256
+    from seglib.core.images import list_images
+    from seglib.masks.candidates import Candidates
+    from seglib.masks.trimap import load_trimap, save_trimap
 
     photos = {p.stem: p for p in list_images(images)}
     done = sorted((labels / "candidates").glob("*.npz"))
@@ -78,7 +79,7 @@ def driver_seconds(images: Path, labels: Path) -> float:
 
 def ray_startup(workers: int) -> float:
     """Seconds to start a local Ray instance, start ``workers`` actors and shut it down."""
-    from seglib.parallel import map_photos
+    from seglib.core.parallel import map_photos
 
     t = time.perf_counter()
     list(map_photos(abs, range(workers), engine="ray", workers=workers))
@@ -121,7 +122,7 @@ def main() -> int:
         driver = driver_seconds(args.images, root / "1 worker")
         startup = None
         if "ray" in times:
-            from seglib.errors import SeglibError
+            from seglib.core.errors import SeglibError
 
             try:
                 startup = ray_startup(args.workers)

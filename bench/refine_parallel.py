@@ -43,7 +43,7 @@ def run(images: Path, out: Path, n: int, workers: int) -> tuple[float, str]:
 
 def labels_apart(a: Path, b: Path) -> tuple[float, float, int]:
     """Share of byte-identical trimaps, mean object IoU between the two folders, photos."""
-    from seglib.trimap import OBJECT, load_trimap
+    from seglib.masks.trimap import OBJECT, load_trimap
 
     same, ious = 0, []
     names = sorted(p.name for p in a.glob("*.png"))

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FIRST_SEED = 1337  # seglib.data.SPLIT_SEED: the seed the suite itself trains with
+FIRST_SEED = 1337  # seglib.training.data.SPLIT_SEED: the seed the suite itself trains with
 TESTS = (
     "tests/test_refine.py::test_refine_small_sample_end_to_end",
     "tests/test_train.py::test_training_learns_the_toy_task",

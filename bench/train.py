@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
-from seglib.device import autocast_dtype, pick_device
-from seglib.models import build_model, count_flops, seed_cnn, unet
-from seglib.train import train_step, use_channels_last
+from seglib.core.device import autocast_dtype, pick_device
+from seglib.training.loop import train_step, use_channels_last
+from seglib.training.models import build_model, count_flops, seed_cnn, unet
 
 
 def make_step(arch: str, size: int, batch: int, device: torch.device, amp: bool, cl: bool):
@@ -100,9 +100,9 @@ def truth_iou(run: Path, images: Path, truth: Path, tta: bool) -> tuple[float, i
     import cv2
     import numpy as np
 
-    from seglib.io import list_images, read_image
-    from seglib.metrics import mask_iou
-    from seglib.predict import load_model, predict_image
+    from seglib.core.images import list_images, read_image
+    from seglib.masks.metrics import mask_iou
+    from seglib.training.predict import load_model, predict_image
 
     model = load_model(run / "best.pt")
     photos = {p.stem: p for p in list_images(images)}
@@ -117,9 +117,9 @@ def truth_iou(run: Path, images: Path, truth: Path, tta: bool) -> tuple[float, i
 
 
 def compare_recipes(images: Path, trimaps: Path, truth: Path, device: str = "auto") -> None:
-    from seglib.data import load_dataset
-    from seglib.presets import get_preset
-    from seglib.train import train_run
+    from seglib.training.data import load_dataset
+    from seglib.training.loop import train_run
+    from seglib.training.presets import get_preset
 
     quick = get_preset("quick")
     plain = quick.with_overrides(jitter=0.0, dice=0.0, border_weight=1.0, select="val_loss",

@@ -13,7 +13,7 @@ import timeit
 import cv2
 import numpy as np
 
-from seglib.trimap import contour_scan_loops, mask_to_trimap
+from seglib.masks.trimap import contour_scan_loops, mask_to_trimap
 
 
 def sneaker_mask(size: int = 240) -> np.ndarray:

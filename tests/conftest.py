@@ -200,7 +200,7 @@ def _one_torch_thread() -> Iterator[None]:
 def train_seed() -> int:
     """The seed of the tests' training runs: ``$SEGLIB_TEST_SEED``, else train_run's own
     default (data.SPLIT_SEED)."""
-    from seglib.data import SPLIT_SEED
+    from seglib.training.data import SPLIT_SEED
 
     return int(os.environ.get(SEED_ENV) or SPLIT_SEED)
 
@@ -223,7 +223,7 @@ class Bounds:
 
     def _check(self, name: str, value: float, op: str, limit: float) -> None:
         if self.record is not None:
-            from seglib.device import precision
+            from seglib.core.device import precision
 
             row = {"test": self.test, "name": name, "value": value, "op": op, "limit": limit,
                    "seed": self.seed, "precision": precision()}
@@ -244,7 +244,7 @@ def bounds(request: pytest.FixtureRequest, train_seed: int) -> Bounds:
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """The smoke course run once for the session (tests/test_notebooks.py, test_browser.py)."""
-    from seglib import course
+    from seglib.course import runner as course
 
     out = tmp_path_factory.mktemp("course") / "smoke run"  # a space in the path, on purpose
     # headless, as the runner always is (interactive=False): widget messages through a kernel
@@ -270,7 +270,7 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory, _one_torch_thread: None) -> Path:
     """A tiny trained run (smoke preset, 32 px, 1 epoch) on 12 sample pairs."""
-    from seglib.train import train_run
+    from seglib.training.loop import train_run
 
     root = tmp_path_factory.mktemp("trained")
     copy_pairs(root / "images", root / "trimaps", 12)
@@ -286,8 +286,8 @@ def ray_local() -> Iterator[object]:
     import os
 
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'seglib[ray]')")
-    from seglib.errors import SeglibError
-    from seglib.parallel import ray_connect
+    from seglib.core.errors import SeglibError
+    from seglib.core.parallel import ray_connect
 
     # Ray's workers import seglib (and tests/parallel_toys.py) as this process does
     paths = [str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]

@@ -50,7 +50,7 @@ CRASH_ONCE = "SEGLIB_TEST_CRASH_ONCE"  # a file: the first worker that removes i
 def propose_or_exit(image):
     """The opencv proposer, but the worker exits (as if killed) when it is the first to
     remove the file named by $SEGLIB_TEST_CRASH_ONCE."""
-    from seglib.opencv_candidates import propose
+    from seglib.backends.opencv import propose
 
     marker = os.environ.get(CRASH_ONCE)
     if marker:

@@ -19,10 +19,10 @@ import pytest
 import torch
 from conftest import HUGE_HW, ROOT, BadFolder, Cli
 
-from seglib.candidates import Candidates
-from seglib.errors import SeglibError
-from seglib.sam_weights import PATCH_EMBED_KEY
-from seglib.trimap import load_trimap
+from seglib.backends.sam_weights import PATCH_EMBED_KEY
+from seglib.core.errors import SeglibError
+from seglib.masks.candidates import Candidates
+from seglib.masks.trimap import load_trimap
 
 
 def assert_one_line_error(code: int, err: str, *names: str) -> str:
@@ -140,9 +140,9 @@ def test_label_wrong_checkpoints_are_one_line(bad_folder, cli: Cli, tmp_path: Pa
 
 def test_label_with_sam_on_the_messy_folder(bad_folder, tmp_path: Path) -> None:
     """The SAM path (a tiny random SAM) sees at most 1024 pixels; trimaps keep photo sizes."""
-    from seglib.labeling import label_folder
-    from seglib.sam_candidates import SamProposer
-    from seglib.sam_weights import tiny_sam
+    from seglib.backends.sam import SamProposer
+    from seglib.backends.sam_weights import tiny_sam
+    from seglib.labels.labeling import label_folder
 
     bf = bad_folder(n_good=1)
     seen: dict[tuple[int, int], tuple[int, ...]] = {}
@@ -353,7 +353,7 @@ def test_course_empty_photo_folder_fails_before_any_notebook(
         tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     import papermill
 
-    from seglib import course
+    from seglib.course import runner as course
 
     def no_notebooks(*a: object, **k: object) -> None:
         raise AssertionError("a notebook was started for an empty folder")
@@ -369,8 +369,8 @@ def test_course_empty_photo_folder_fails_before_any_notebook(
 
 
 def test_course_accepts_the_messy_folder(bad_folder, tmp_path: Path) -> None:
-    from seglib import course
-    from seglib.io import list_images, pick_photos
+    from seglib.core.images import list_images, pick_photos
+    from seglib.course import runner as course
 
     bf = bad_folder(huge=False)
     p = course.build_parameters("quick", images=bf.images, out=tmp_path / "o")
@@ -383,10 +383,10 @@ def test_course_accepts_the_messy_folder(bad_folder, tmp_path: Path) -> None:
 
 def test_compare_scoring_skips_other_sizes_and_names_unreadable_photos(
         bad_folder, tmp_path: Path, trained_run: Path) -> None:
-    from seglib import compare
-    from seglib.errors import ImageReadError
-    from seglib.io import list_images
-    from seglib.predict import load_model
+    from seglib.core.errors import ImageReadError
+    from seglib.core.images import list_images
+    from seglib.course import compare
+    from seglib.training.predict import load_model
 
     bf = bad_folder(huge=False)
     truth = bf.write_trimaps(tmp_path / "truth")
@@ -401,7 +401,7 @@ def test_compare_scoring_skips_other_sizes_and_names_unreadable_photos(
 
 
 def test_compare_load_runs_names_the_bad_checkpoint(tmp_path: Path) -> None:
-    from seglib import compare
+    from seglib.course import compare
 
     run = tmp_path / "models" / "model_10"
     run.mkdir(parents=True)
@@ -476,10 +476,10 @@ import sys
 from pathlib import Path
 import numpy as np, torch
 torch.set_num_threads(1)
-from seglib.labeling import label_folder
-from seglib.opencv_candidates import propose
-from seglib.predict import load_model, predict_image
-from seglib.io import read_image
+from seglib.labels.labeling import label_folder
+from seglib.backends.opencv import propose
+from seglib.training.predict import load_model, predict_image
+from seglib.core.images import read_image
 
 def rss(field):
     for line in open("/proc/self/status"):
@@ -629,7 +629,7 @@ def test_label_rerun_after_labels_csv_was_overwritten(labeled, cli: Cli) -> None
 
 
 def test_train_options_out_of_range(sample_pairs, cli: Cli, tmp_path: Path) -> None:
-    from seglib.train import train_run
+    from seglib.training.loop import train_run
 
     images, trimaps, _ = sample_pairs(4)
     for opt, value in (("--lr", "-1"), ("--lr", "nan"), ("--epochs", "0")):

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from seglib import course, io
+from seglib.core import images as io
+from seglib.course import runner as course
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"

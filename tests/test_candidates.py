@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seglib.candidates import Candidates
-from seglib.errors import SeglibError
+from seglib.core.errors import SeglibError
+from seglib.masks.candidates import Candidates
 
 
 def test_save_load_roundtrip(tmp_path: Path) -> None:

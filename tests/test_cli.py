@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from seglib.cli import COMMANDS, main
-from seglib.trimap import load_trimap, mask_to_trimap
+from seglib.masks.trimap import load_trimap, mask_to_trimap
 
 
 def test_help_lists_every_command() -> None:

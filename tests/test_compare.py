@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from seglib import compare
+from seglib.course import compare
 
 
 def test_interval_is_students_t_over_the_repeats() -> None:

@@ -1,4 +1,4 @@
-"""The confidence of the label actually written (seglib.confidence), for every label source."""
+"""The confidence of the label actually written (seglib.labels.confidence), per label source."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import pytest
 from test_labeling import label, make_folder
 from test_refine import _labeled_folder
 
-from seglib import confidence
 from seglib.cli import main
-from seglib.confidence import SURE, Evidence, evidence, judge_refined, refined_confidence
-from seglib.labeling import repick_folder
-from seglib.refine import EVIDENCE_CSV, _confident, refine_labels
-from seglib.review import review_order, review_sheet
-from seglib.store import LabelRecord, LabelStore, record_from_row
-from seglib.tables import read_csv
-from seglib.trimap import OBJECT, load_trimap, save_trimap
+from seglib.core.tables import read_csv
+from seglib.labels import confidence
+from seglib.labels.confidence import SURE, Evidence, evidence, judge_refined, refined_confidence
+from seglib.labels.labeling import repick_folder
+from seglib.labels.review import review_order, review_sheet
+from seglib.labels.store import LabelRecord, LabelStore, record_from_row
+from seglib.masks.trimap import OBJECT, load_trimap, save_trimap
+from seglib.refine.rounds import EVIDENCE_CSV, _confident, refine_labels
 
 
 def _disc(h: int = 64, r: int = 14, cx: int = 32, cy: int = 36) -> np.ndarray:
@@ -168,10 +168,9 @@ def _perfect_network(truth: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPat
     """Refine's training and model replaced by a network that predicts the true masks (sure
     of itself; hardly sure on photo ``unsure``); the views, the vote and the evidence run as
     they are."""
-    import seglib.refine
-
+    import seglib.refine.rounds
     current = [""]
-    real_job = seglib.refine._refine_job
+    real_job = seglib.refine.rounds._refine_job
 
     def job(model, item):
         current[0] = item[0]
@@ -183,11 +182,11 @@ def _perfect_network(truth: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPat
         z = np.where(t, 4.0, -4.0) * (0.05 if current[0] == unsure else 1.0)
         return np.stack([z, -z, np.full_like(z, -8.0)]).astype(np.float32)
 
-    monkeypatch.setattr("seglib.train.train_run", lambda *a, **k: None)
-    monkeypatch.setattr("seglib.data.load_dataset", lambda *a, **k: None)
-    monkeypatch.setattr("seglib.predict.load_model", lambda *a, **k: None)
-    monkeypatch.setattr("seglib.predict.predict_logits", logits)
-    monkeypatch.setattr("seglib.refine._refine_job", job)
+    monkeypatch.setattr("seglib.training.loop.train_run", lambda *a, **k: None)
+    monkeypatch.setattr("seglib.training.data.load_dataset", lambda *a, **k: None)
+    monkeypatch.setattr("seglib.training.predict.load_model", lambda *a, **k: None)
+    monkeypatch.setattr("seglib.training.predict.predict_logits", logits)
+    monkeypatch.setattr("seglib.refine.rounds._refine_job", job)
 
 
 def test_refined_labels_carry_their_own_confidence(tmp_path: Path,
@@ -271,7 +270,7 @@ def test_bench_label_confidence_scores_and_fits_on_truth(tmp_path: Path,
     recorded = {r["stem"]: r for r in read_csv(out / EVIDENCE_CSV)}
     old = [{k: v for k, v in r.items() if k not in ("backdrop", "weak_edge")}
            for r in recorded.values()]
-    from seglib.tables import write_csv
+    from seglib.core.tables import write_csv
 
     write_csv(out / EVIDENCE_CSV, old, [k for k in old[0]])
     without = mod.rows_of(out, None, grades)
@@ -308,9 +307,9 @@ def test_spearman_of_the_bench_ranks_ties_by_their_mean() -> None:
 
 
 def test_pick_doubt_names_what_lowered_the_policy_s_confidence() -> None:
-    from seglib.candidates import Candidates
-    from seglib.confidence import pick_doubt
-    from seglib.policy import Pick, pick
+    from seglib.labels.confidence import pick_doubt
+    from seglib.masks.candidates import Candidates
+    from seglib.masks.policy import Pick, pick
 
     frame = np.ones((64, 64), bool)  # the seed policy's background pick: flagged
     shoe = _disc()
@@ -327,8 +326,8 @@ def test_pick_doubt_names_what_lowered_the_policy_s_confidence() -> None:
 
 
 def test_an_override_naming_an_empty_mask_stays_flagged() -> None:
-    from seglib.candidates import Candidates
-    from seglib.labeling import pick_photo
+    from seglib.labels.labeling import pick_photo
+    from seglib.masks.candidates import Candidates
 
     shoe = _disc()
     cands = Candidates(np.stack([shoe, np.zeros_like(shoe)]), [0.9, 0.5], [0.9, 0.5],
@@ -350,8 +349,8 @@ def test_policy_report_after_refinement_compares_the_backend_s_own_candidates(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Refinement appends its mask to the candidates with predicted IoU 1; the RQ3 report
     (notebook 04, summary.json) must not count it as the seed policy's pick."""
-    from seglib.candidates import Candidates
-    from seglib.review import policy_report
+    from seglib.labels.review import policy_report
+    from seglib.masks.candidates import Candidates
 
     images, out, truth = _labeled_folder(tmp_path, n=12)
     _perfect_network(truth, monkeypatch)
@@ -371,7 +370,7 @@ def test_refine_writes_the_evidence_whenever_it_saves_labels_csv(
     (it was written only at the round's end: a rerun skips those labels and never wrote it)."""
     images, out, truth = _labeled_folder(tmp_path, n=12)
     _perfect_network(truth, monkeypatch)
-    monkeypatch.setattr("seglib.store.SAVE_EVERY", 0.0)  # every label saved as it is made
+    monkeypatch.setattr("seglib.labels.store.SAVE_EVERY", 0.0)  # every label saved as it is made
     saved: list[tuple[int, int]] = []  # (evidence rows, refined records) at each save
     real_save = LabelStore.save
 
@@ -390,7 +389,7 @@ def test_a_refine_stopped_by_ctrl_c_keeps_the_evidence_of_what_it_recorded(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C mid-round: the lock saves labels.csv on the way out, and the evidence of every
     label it records is written with it (a rerun skips those labels and would never)."""
-    import seglib.refine as refine_mod
+    import seglib.refine.rounds as refine_mod
 
     images, out, truth = _labeled_folder(tmp_path, n=12)
     _perfect_network(truth, monkeypatch)
@@ -413,7 +412,7 @@ def test_a_refine_stopped_by_ctrl_c_keeps_the_evidence_of_what_it_recorded(
 
 
 def test_review_advice_puts_labels_of_unknown_confidence_first_and_says_so() -> None:
-    from seglib.review import confidence_text, review_advice
+    from seglib.labels.review import confidence_text, review_advice
 
     report = [{"stem": f"p{i}", "confidence": c, "flagged": c < 0.5, "source": "refined"}
               for i, c in enumerate([0.9, 0.95, 0.3, 0.99, 0.97, 0.9, 0.92, 0.96, 0.98, 0.94])]

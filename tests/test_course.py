@@ -9,9 +9,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from seglib import course
 from seglib.cli import main
-from seglib.errors import SeglibError
+from seglib.core.errors import SeglibError
+from seglib.course import runner as course
 
 
 def test_cli_help_names_presets_and_options() -> None:
@@ -134,10 +134,10 @@ def _labeled_folder(tmp_path: Path) -> tuple[Path, Path]:
     """Three photos labeled by a fake proposer: #0 the square object, #1 the background."""
     import numpy as np
 
-    from seglib.candidates import Candidates
-    from seglib.io import write_png_atomic
-    from seglib.labeling import label_folder
-    from seglib.trimap import mask_to_trimap, save_trimap
+    from seglib.core.files import write_png_atomic
+    from seglib.labels.labeling import label_folder
+    from seglib.masks.candidates import Candidates
+    from seglib.masks.trimap import mask_to_trimap, save_trimap
 
     images, truth = tmp_path / "images", tmp_path / "trimaps"
     obj = np.zeros((40, 40), bool)
@@ -159,13 +159,13 @@ def _labeled_folder(tmp_path: Path) -> tuple[Path, Path]:
 def test_reviewer_override_and_repick_without_the_model(tmp_path: Path) -> None:
     import numpy as np
 
-    from seglib import review
-    from seglib.trimap import OBJECT, load_trimap
+    from seglib.course import widgets
+    from seglib.masks.trimap import OBJECT, load_trimap
 
     images, labels = _labeled_folder(tmp_path)
     before = load_trimap(labels / "p1.png")
     assert (before == OBJECT).sum() == 20 * 16  # foreground picks the square
-    rv = review.Reviewer(labels, images)
+    rv = widgets.Reviewer(labels, images)
     assert len(rv.stems) == 3 and rv.state("p1").photo.shape == (40, 40, 3)
     rv.choose("p1", "1")
     assert (labels / "overrides.csv").read_text() == "stem,candidate\np1,1\n"
@@ -190,7 +190,7 @@ def test_reviewer_override_and_repick_without_the_model(tmp_path: Path) -> None:
 
 
 def test_policy_report_scores_picks_against_truth(tmp_path: Path) -> None:
-    from seglib import review
+    from seglib.labels import review
 
     _, labels = _labeled_folder(tmp_path)
     rows = review.policy_report(labels, tmp_path / "trimaps", progress=False)
@@ -202,7 +202,7 @@ def test_policy_report_scores_picks_against_truth(tmp_path: Path) -> None:
     assert s["photos_with_truth"] == 3
     assert all(r["seed_background"] and not r["foreground_background"] for r in rows)
     assert s["seed_background_rate"] == 1.0 and s["foreground_background_rate"] == 0.0
-    from seglib import viz
+    from seglib.course import figures as viz
 
     fig = viz.policy_figure(rows)  # RQ3: background rate, confidence, IoU per policy
     assert len(fig.axes) == 3

@@ -7,7 +7,9 @@ import pytest
 import torch
 from toys import toy_pairs
 
-from seglib.data import (
+from seglib.core.errors import SeglibError
+from seglib.core.files import write_jpeg_atomic, write_png_atomic
+from seglib.training.data import (
     batches,
     find_pairs,
     jitter_batch,
@@ -19,8 +21,6 @@ from seglib.data import (
     subset_sizes,
     take_subset,
 )
-from seglib.errors import SeglibError
-from seglib.io import write_jpeg_atomic, write_png_atomic
 
 
 def test_labels_become_classes_and_resize_keeps_them(tmp_path):

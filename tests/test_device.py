@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seglib.device import autocast, autocast_dtype, cpu_supports_bf16, pick_device, precision
-from seglib.errors import SeglibError
+from seglib.core.device import autocast, autocast_dtype, cpu_supports_bf16, pick_device, precision
+from seglib.core.errors import SeglibError
 
 
 def test_auto_picks_an_available_device(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from seglib.cli import main
-from seglib.export import ExportItem, assign_splits, mask_polygons, split_of
-from seglib.store import LabelStore
-from seglib.trimap import load_trimap
+from seglib.formats.export import ExportItem, assign_splits, mask_polygons, split_of
+from seglib.labels.store import LabelStore
+from seglib.masks.trimap import load_trimap
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_IMAGES = ROOT / "data" / "sample" / "images"

@@ -10,11 +10,11 @@ import pytest
 from toys import toy_pairs
 
 from seglib.cli import main
-from seglib.errors import SeglibError
-from seglib.folders import describe_changes, folder_kind, mark_folder, refuse_output
-from seglib.io import write_png_atomic
-from seglib.train import train_run
-from seglib.trimap import load_trimap
+from seglib.core.errors import SeglibError
+from seglib.core.files import write_png_atomic
+from seglib.core.folders import describe_changes, folder_kind, mark_folder, refuse_output
+from seglib.masks.trimap import load_trimap
+from seglib.training.loop import train_run
 
 
 @pytest.fixture(scope="module")

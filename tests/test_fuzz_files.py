@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
-from seglib.candidates import Candidates
-from seglib.errors import SeglibError
-from seglib.trimap import load_trimap
+from seglib.core.errors import SeglibError
+from seglib.masks.candidates import Candidates
+from seglib.masks.trimap import load_trimap
 
 FUZZ = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -134,8 +134,8 @@ def test_candidates_load_on_any_arrays(arrays_in: dict[str, np.ndarray]) -> None
 
 # -- run files -------------------------------------------------------------------------------
 def _valid_run_payload() -> dict:
-    from seglib.models import build_model
-    from seglib.train import FORMAT
+    from seglib.training.loop import FORMAT
+    from seglib.training.models import build_model
 
     model = build_model("unet", width=2)
     return {"format": FORMAT, "state_dict": model.state_dict(),
@@ -157,8 +157,8 @@ VALUES = st.recursive(
 @given(damaged(VALID_RUN[:400] + VALID_RUN[-200:]) | st.binary(max_size=300))
 @pytest.mark.parametrize("name", ["best.pt", "last.pt"])
 def test_run_checkpoints_on_damaged_bytes(name: str, data: bytes) -> None:
-    from seglib.predict import load_model
-    from seglib.train import load_checkpoint
+    from seglib.training.loop import load_checkpoint
+    from seglib.training.predict import load_model
 
     path = write(data, name)
     ends_well(load_checkpoint, path)
@@ -170,7 +170,7 @@ def test_run_checkpoints_on_damaged_bytes(name: str, data: bytes) -> None:
                        VALUES),
        st.sampled_from(["ok", "random", "missing"]))
 def test_load_model_on_any_config(config: dict, state: str) -> None:
-    from seglib.predict import load_model
+    from seglib.training.predict import load_model
 
     payload = _valid_run_payload()
     payload["config"] = config
@@ -186,7 +186,7 @@ def test_load_model_on_any_config(config: dict, state: str) -> None:
 @FUZZ
 @given(st.binary(max_size=200) | VALUES.map(lambda v: __import__("json").dumps(v).encode()))
 def test_run_metrics_on_any_metrics_json(data: bytes) -> None:
-    from seglib.compare import run_metrics
+    from seglib.course.compare import run_metrics
 
     path = write(data, "metrics.json")
     (path.parent / "model_10").mkdir()

@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from seglib.coco import read_coco
-from seglib.errors import SeglibError
-from seglib.trimap import load_trimap
+from seglib.core.errors import SeglibError
+from seglib.formats.coco import read_coco
+from seglib.masks.trimap import load_trimap
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
@@ -197,7 +197,7 @@ def fixed_masks(stems: list[str], shape: tuple[int, int]) -> dict[str, np.ndarra
 
 
 def _record(labels: Path, stem: str):
-    from seglib.store import LabelStore
+    from seglib.labels.store import LabelStore
 
     return LabelStore(labels).get(stem)
 
@@ -208,7 +208,7 @@ def test_import_makes_the_masks_labels_and_names_what_it_skips(labels_copy: Path
     from pycocotools.coco import COCO
 
     from seglib.cli import main
-    from seglib.trimap import mask_to_trimap
+    from seglib.masks.trimap import mask_to_trimap
 
     labels = labels_copy
     stems = sorted(p.stem for p in labels.glob("*.png"))
@@ -259,7 +259,7 @@ def test_imported_labels_survive_a_repick(labels_copy: Path, tmp_path: Path) -> 
 def test_an_older_override_never_comes_back_over_an_imported_mask(labels_copy: Path,
                                                                   tmp_path: Path) -> None:
     from seglib.cli import main
-    from seglib.store import LabelStore
+    from seglib.labels.store import LabelStore
 
     labels = labels_copy
     stems = sorted(p.stem for p in labels.glob("*.png"))
@@ -294,9 +294,9 @@ def test_import_errors_are_one_line(labels_copy: Path, tmp_path: Path) -> None:
 def _refinable_folder(root: Path, n: int = 30, size: int = 64) -> tuple[Path, Path, dict]:
     """A sample folder labeled as the labeler would, with a trouser leg in every third pick
     (as tests/test_refine.py makes it), written through the label store."""
-    from seglib.candidates import Candidates
-    from seglib.sample import write_sample
-    from seglib.store import LabelStore
+    from seglib.course.sample import write_sample
+    from seglib.labels.store import LabelStore
+    from seglib.masks.candidates import Candidates
 
     write_sample(root / "sample", n=n, size=size)
     images, labels = root / "sample" / "images", root / "labels"
@@ -325,8 +325,8 @@ def _refinable_folder(root: Path, n: int = 30, size: int = 64) -> tuple[Path, Pa
 
 def test_imported_labels_survive_refine_and_train(tmp_path: Path) -> None:
     from seglib.cli import main
-    from seglib.refine import KEPT_OVERRIDE, refine_labels
-    from seglib.train import train_run
+    from seglib.refine.rounds import KEPT_OVERRIDE, refine_labels
+    from seglib.training.loop import train_run
 
     images, labels, truth = _refinable_folder(tmp_path, n=12)
     stems = sorted(truth)
@@ -374,8 +374,9 @@ def test_import_keeps_what_another_run_wrote_while_it_waited_for_the_lock(
         labels_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from contextlib import contextmanager
 
-    from seglib.coco import import_coco
-    from seglib.store import LabelStore, folder_lock
+    from seglib.core.folders import folder_lock
+    from seglib.formats.coco import import_coco
+    from seglib.labels.store import LabelStore
 
     labels = labels_copy
     stems = sorted(p.stem for p in labels.glob("*.png"))

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from seglib.candidates import Candidates
 from seglib.cli import main
-from seglib.store import LOCK_NAME
-from seglib.trimap import load_trimap
+from seglib.core.folders import LOCK_NAME
+from seglib.masks.candidates import Candidates
+from seglib.masks.trimap import load_trimap
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
@@ -121,8 +121,8 @@ def test_ctrl_c_during_label_keeps_finished_photos(sample_pairs, tmp_path: Path)
 
 
 def test_ctrl_c_during_train_then_resume(sample_pairs, tmp_path: Path) -> None:
-    from seglib.predict import load_model
-    from seglib.train import load_checkpoint
+    from seglib.training.loop import load_checkpoint
+    from seglib.training.predict import load_model
 
     images, trimaps, _ = sample_pairs(12)
     out = tmp_path / "run"
@@ -159,7 +159,7 @@ def test_ctrl_c_during_course_prints_one_line(tmp_path: Path) -> None:
     path = tmp_path / "01_sleep.ipynb"
     nbformat.write(nb, str(path))
     out = tmp_path / "course"
-    code = ("import sys; from pathlib import Path; import seglib.course as c; "
+    code = ("import sys; from pathlib import Path; import seglib.course.runner as c; "
             f"c.notebook_paths = lambda folder=None: [Path({str(path)!r})]; "
             "from seglib.cli import main; sys.exit(main(sys.argv[1:]))")
     run = subprocess.Popen([sys.executable, "-c", code, "course", "--preset", "smoke", "--out",

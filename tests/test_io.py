@@ -6,15 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from seglib.errors import ImageReadError, SeglibError
-from seglib.io import (
-    list_images,
-    pair_by_stem,
-    pick_photos,
-    read_image,
-    write_bytes_atomic,
-    write_png_atomic,
-)
+from seglib.core.errors import ImageReadError, SeglibError
+from seglib.core.files import write_bytes_atomic, write_png_atomic
+from seglib.core.images import list_images, pair_by_stem, pick_photos, read_image
 
 
 def _write(path: Path, img: np.ndarray) -> Path:
@@ -108,7 +102,7 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path: Path) -> None:
                                              ((97, 301, 3), 128), ((120, 90, 3), 160),
                                              ((5, 4000, 3), 160)])
 def test_resize_max_side_is_the_area_shrink_it_always_was(shape: tuple, side: int) -> None:
-    from seglib.io import fit_size, resize_image, resize_max_side
+    from seglib.core.images import fit_size, resize_image, resize_max_side
 
     img = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     h, w = shape[:2]

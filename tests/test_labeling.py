@@ -15,13 +15,14 @@ import cv2
 import numpy as np
 import pytest
 
-from seglib.candidates import Candidates
+from seglib.backends.opencv import propose
 from seglib.cli import main
-from seglib.errors import SeglibError
-from seglib.labeling import label_folder, repick_folder
-from seglib.opencv_candidates import propose
-from seglib.store import LOCK_NAME, LabelStore
-from seglib.trimap import load_trimap, mask_to_trimap
+from seglib.core.errors import SeglibError
+from seglib.core.folders import LOCK_NAME
+from seglib.labels.labeling import label_folder, repick_folder
+from seglib.labels.store import LabelStore
+from seglib.masks.candidates import Candidates
+from seglib.masks.trimap import load_trimap, mask_to_trimap
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,9 +69,8 @@ def label(images: Path, out: Path, proposer=propose, **kw):  # noqa: ANN001, ANN
 
 def test_label_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                               monkeypatch: pytest.MonkeyPatch) -> None:
-    import seglib.sam_weights
-
-    monkeypatch.setattr(seglib.sam_weights, "find_checkpoint", lambda *a, **k: None)
+    import seglib.backends.sam_weights
+    monkeypatch.setattr(seglib.backends.sam_weights, "find_checkpoint", lambda *a, **k: None)
     stems = make_folder(tmp_path / "img", 3)
     cv2.imwrite(str(tmp_path / "img" / "tall.png"), photo(9, h=90, w=50))
     out = tmp_path / "out"
@@ -262,9 +262,8 @@ def test_sigkill_at_random_moments_then_finish(tmp_path: Path) -> None:
 def test_sam_backend_without_checkpoint_is_a_clear_error(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import seglib.sam_weights
-
-    monkeypatch.setattr(seglib.sam_weights, "find_checkpoint", lambda *a, **k: None)
+    import seglib.backends.sam_weights
+    monkeypatch.setattr(seglib.backends.sam_weights, "find_checkpoint", lambda *a, **k: None)
     make_folder(tmp_path / "img", 1)
     assert main(["label", str(tmp_path / "img"), "--out", str(tmp_path / "o"),
                  "--backend", "sam"]) == 2
@@ -277,8 +276,8 @@ def test_sam_backend_without_checkpoint_is_a_clear_error(
 
 def test_label_folder_with_a_sam_proposer(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
-    from seglib.sam_candidates import SamProposer
-    from seglib.sam_weights import tiny_sam
+    from seglib.backends.sam import SamProposer
+    from seglib.backends.sam_weights import tiny_sam
 
     torch.set_num_threads(1)
     make_folder(tmp_path / "img", 2)
@@ -327,15 +326,14 @@ def test_label_refine_option_runs_the_refinement_after_labeling(
     assert "refinement skipped (only " in capsys.readouterr().out
     assert len(csv_rows(out)) == 4
     # the rounds, device and workers reach refine_labels, which sees the finished labels.csv
-    import seglib.refine
-
+    import seglib.refine.rounds
     calls = []
 
-    def fake_refine(images: Path, labels: Path, **kw: object) -> seglib.refine.RefineSummary:
+    def fake_refine(images: Path, labels: Path, **kw: object) -> seglib.refine.rounds.RefineSummary:
         calls.append((Path(images), Path(labels), kw, len(csv_rows(Path(labels)))))
-        return seglib.refine.RefineSummary(labels_dir=Path(labels), skipped="test")
+        return seglib.refine.rounds.RefineSummary(labels_dir=Path(labels), skipped="test")
 
-    monkeypatch.setattr(seglib.refine, "refine_labels", fake_refine)
+    monkeypatch.setattr(seglib.refine.rounds, "refine_labels", fake_refine)
     assert main(["label", str(img), "--out", str(out), "--backend", "opencv",
                  "--refine", "3", "--device", "cpu", "--workers", "2"]) == 0
     assert calls == [(img, out, {"rounds": 3, "device": "cpu", "workers": 2, "engine": "local",

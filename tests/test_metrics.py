@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seglib.errors import SeglibError
-from seglib.io import write_png_atomic
-from seglib.metrics import (
+from seglib.core.errors import SeglibError
+from seglib.core.files import write_png_atomic
+from seglib.masks.metrics import (
     Scores,
     confusion,
     evaluate_folders,

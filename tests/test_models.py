@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seglib.models import (
+from seglib.training.models import (
     SameConv2d,
     SameConvTranspose2d,
     build_model,

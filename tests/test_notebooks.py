@@ -10,7 +10,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from seglib import course
+from seglib.course import runner as course
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(course.NOTEBOOKS_DIR.glob("*.ipynb"))
@@ -118,7 +118,7 @@ def test_smoke_notebooks_have_inline_figures_and_no_errors(smoke_run) -> None:
 
 
 def test_smoke_run_without_checkpoint_says_so_in_one_line(smoke_run, monkeypatch) -> None:
-    from seglib.sam_weights import find_checkpoint
+    from seglib.backends.sam_weights import find_checkpoint
 
     if find_checkpoint() is not None:
         pytest.skip("a SAM checkpoint is installed on this machine")
@@ -140,7 +140,8 @@ def test_headless_run_builds_no_widget_and_says_so(smoke_run) -> None:
 
 
 def test_photo_picker_redraws_the_grid_for_the_picked_photos(smoke_run, monkeypatch) -> None:
-    from seglib import compare, io
+    from seglib.core import images as io
+    from seglib.course import compare, widgets
 
     runs = compare.load_runs(smoke_run.out / "models", ["10", "711"], device="cpu")
     photos = io.list_images(ROOT / "data" / "sample" / "images")[:10]
@@ -152,7 +153,7 @@ def test_photo_picker_redraws_the_grid_for_the_picked_photos(smoke_run, monkeypa
         return real(runs_, sel, labels_dir)
 
     monkeypatch.setattr(compare, "predictions", recording)
-    ui = compare.photo_picker(runs, photos, photos[:2], smoke_run.out / "labels")
+    ui = widgets.photo_picker(runs, photos, photos[:2], smoke_run.out / "labels")
     picker, _grid = ui.children
     assert drawn == [[p.stem for p in photos[:2]]]  # drawn once when built
     picker.value = tuple(p.stem for p in photos)

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from seglib.candidates import Candidates
-from seglib.opencv_candidates import propose
-from seglib.policy import pick
+from seglib.backends.opencv import propose
+from seglib.masks.candidates import Candidates
+from seglib.masks.policy import pick
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "shoes" / "images"
 
@@ -63,8 +63,8 @@ def test_large_photo_comes_back_at_its_own_size() -> None:
 
 
 def test_finds_the_shoe_on_sample_photos_better_than_plain_grabcut() -> None:
-    from seglib.policy import is_background_like
-    from seglib.sample import sample_photo
+    from seglib.course.sample import sample_photo
+    from seglib.masks.policy import is_background_like
 
     ours, plain, seed, seed_bg = [], [], [], []
     for i in range(14):  # every kind of the sample twice: plain, pair, box, floor, leg, ...
@@ -82,7 +82,7 @@ def test_finds_the_shoe_on_sample_photos_better_than_plain_grabcut() -> None:
 
 
 def test_background_regions_are_proposed_as_clean_segments_but_not_as_the_object() -> None:
-    from seglib.sample import sample_photo
+    from seglib.course.sample import sample_photo
 
     p = sample_photo(0)  # "floor": a floor strip across the bottom edge
     c = propose(p.image)
@@ -125,8 +125,8 @@ def test_tiny_photo_gives_no_candidates() -> None:
 @pytest.mark.shared
 @pytest.mark.skipif(not SHARED.is_dir(), reason="shared shoe photos not present")
 def test_shared_photos_give_a_central_object() -> None:
-    from seglib.io import read_image
-    from seglib.policy import geometry
+    from seglib.core.images import read_image
+    from seglib.masks.policy import geometry
 
     files = sorted(SHARED.glob("*.jpg"))[:: max(1, len(list(SHARED.glob("*.jpg"))) // 6)][:6]
     for f in files:
@@ -135,7 +135,7 @@ def test_shared_photos_give_a_central_object() -> None:
 
 
 def test_refine_drops_a_leg_entering_from_the_top() -> None:
-    from seglib.opencv_candidates import refine
+    from seglib.backends.opencv import refine
 
     rng = np.random.default_rng(5)
     h = w = 160
@@ -163,7 +163,7 @@ def test_the_refined_pick_is_offered_and_preferred() -> None:
 
 
 def test_polish_moves_a_coarse_outline_onto_the_photos_edges() -> None:
-    from seglib.opencv_candidates import polish
+    from seglib.masks.shapes import polish
 
     img, truth = synthetic_photo(3)
     small = cv2.resize(truth.astype(np.uint8), (60, 45), interpolation=cv2.INTER_AREA)
@@ -185,7 +185,7 @@ def test_polish_moves_a_coarse_outline_onto_the_photos_edges() -> None:
 
 def test_on_a_white_background_the_refined_pick_keeps_the_faint_parts(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import seglib.opencv_candidates as oc
+    import seglib.backends.opencv as oc
 
     rng = np.random.default_rng(0)
     img = (np.full((120, 160, 3), 250.0) + rng.normal(0, 1.0, (120, 160, 3)))

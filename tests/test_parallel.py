@@ -1,4 +1,4 @@
-"""seglib.parallel: the same values in one process, in a local pool and on a local Ray cluster;
+"""seglib.core.parallel: the same values in one process, in a local pool and on a local Ray cluster;
 a worker that dies takes only its item down; errors of the per-item function reach the caller."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import sys
 import parallel_toys as toys
 import pytest
 
-from seglib.errors import SeglibError
-from seglib.parallel import map_photos, parse_workers
+from seglib.core.errors import SeglibError
+from seglib.core.parallel import map_photos, parse_workers
 
 ITEMS = list(range(12))
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seglib.candidates import Candidates
-from seglib.errors import SeglibError
-from seglib.policy import clean_complement, foreground_score, mask_for_choice, parse_choice, pick
+from seglib.core.errors import SeglibError
+from seglib.masks.candidates import Candidates
+from seglib.masks.policy import foreground_score, mask_for_choice, parse_choice, pick
+from seglib.masks.shapes import clean_complement
 
 H = W = 120
 

@@ -13,9 +13,11 @@ import torch
 from toys import toy_pairs
 
 from seglib.cli import main
-from seglib.errors import SeglibError
-from seglib.io import write_png_atomic
-from seglib.predict import (
+from seglib.core.errors import SeglibError
+from seglib.core.files import write_png_atomic
+from seglib.masks.trimap import load_trimap, mask_to_trimap
+from seglib.training.loop import train_run
+from seglib.training.predict import (
     TrainedModel,
     load_model,
     logits_to_trimap,
@@ -23,9 +25,7 @@ from seglib.predict import (
     predict_image,
     predict_logits,
 )
-from seglib.presets import get_preset
-from seglib.train import train_run
-from seglib.trimap import load_trimap, mask_to_trimap
+from seglib.training.presets import get_preset
 
 
 @pytest.fixture(scope="module")

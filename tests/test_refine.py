@@ -8,12 +8,14 @@ import cv2
 import numpy as np
 import pytest
 
-from seglib.candidates import Candidates
 from seglib.cli import main
-from seglib.io import file_sha256
-from seglib.labeling import repick_folder
-from seglib.presets import get_preset
-from seglib.refine import (
+from seglib.core.files import file_sha256
+from seglib.course.sample import write_sample
+from seglib.labels.labeling import repick_folder
+from seglib.labels.store import LabelRecord, LabelStore
+from seglib.masks.candidates import Candidates
+from seglib.masks.trimap import load_trimap, mask_to_trimap, save_trimap
+from seglib.refine.rounds import (
     EVIDENCE_COLUMNS,
     EVIDENCE_CSV,
     KEPT_DONE,
@@ -31,9 +33,7 @@ from seglib.refine import (
     refined_mask,
     voting_candidates,
 )
-from seglib.sample import write_sample
-from seglib.store import LabelRecord, LabelStore
-from seglib.trimap import load_trimap, mask_to_trimap, save_trimap
+from seglib.training.presets import get_preset
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -262,11 +262,11 @@ def test_a_refine_killed_before_labels_csv_finishes_on_the_next_run(
     save_trimap(out / f"{stem}.png", mask_to_trimap(mask))
     drawn = load_trimap(out / f"{stem}.png")
     # the next run; its training and votes are not what this test is about
-    monkeypatch.setattr("seglib.train.train_run", lambda *a, **k: None)
-    monkeypatch.setattr("seglib.data.load_dataset", lambda *a, **k: None)
-    monkeypatch.setattr("seglib.predict.load_model", lambda *a, **k: None)
+    monkeypatch.setattr("seglib.training.loop.train_run", lambda *a, **k: None)
+    monkeypatch.setattr("seglib.training.data.load_dataset", lambda *a, **k: None)
+    monkeypatch.setattr("seglib.training.predict.load_model", lambda *a, **k: None)
     voted: list[str] = []
-    monkeypatch.setattr("seglib.refine._refine_job", lambda model, job: voted.append(
+    monkeypatch.setattr("seglib.refine.rounds._refine_job", lambda model, job: voted.append(
         job[0]) or RefinedPhoto(job[0], kept=KEPT_UNSURE))
     s = refine_labels(images, out, rounds=1, min_photos=2, progress=False, log=lambda m: None)
     rec = LabelStore(out).get(stem)
@@ -282,8 +282,8 @@ def test_a_label_redrawn_by_a_killed_refine_is_judged_from_the_evidence_it_wrote
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """refine writes a round's evidence before labels.csv: a label a killed run redrew and
     whose evidence it wrote is judged from that evidence by the next run, as if not killed."""
-    from seglib.confidence import Evidence, judge_refined
-    from seglib.tables import write_csv
+    from seglib.core.tables import write_csv
+    from seglib.labels.confidence import Evidence, judge_refined
 
     images, out, truth = _labeled_folder(tmp_path, n=12)
     store = LabelStore(out)
@@ -313,10 +313,10 @@ def test_a_label_redrawn_by_a_killed_refine_is_judged_from_the_evidence_it_wrote
              {k: v for k, v in dict(row, stem=others[3], trimap_hash=file_sha256(
                  out / f"{others[3]}.png")).items() if k != "weak_edge"}]  # an older seglib's
     write_csv(out / EVIDENCE_CSV, [row, *stale], EVIDENCE_COLUMNS)
-    monkeypatch.setattr("seglib.train.train_run", lambda *a, **k: None)
-    monkeypatch.setattr("seglib.data.load_dataset", lambda *a, **k: None)
-    monkeypatch.setattr("seglib.predict.load_model", lambda *a, **k: None)
-    monkeypatch.setattr("seglib.refine._refine_job", lambda model, job: RefinedPhoto(
+    monkeypatch.setattr("seglib.training.loop.train_run", lambda *a, **k: None)
+    monkeypatch.setattr("seglib.training.data.load_dataset", lambda *a, **k: None)
+    monkeypatch.setattr("seglib.training.predict.load_model", lambda *a, **k: None)
+    monkeypatch.setattr("seglib.refine.rounds._refine_job", lambda model, job: RefinedPhoto(
         job[0], kept=KEPT_UNSURE))
     refine_labels(images, out, rounds=1, min_photos=2, progress=False, log=lambda m: None)
     recs = LabelStore(out).records()

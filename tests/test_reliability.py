@@ -18,9 +18,10 @@ from conftest import Cli
 from PIL import Image
 
 from seglib.cli import main
-from seglib.errors import SeglibError
-from seglib.io import list_images, read_image, scan_images, write_bytes_atomic
-from seglib.trimap import load_trimap
+from seglib.core.errors import SeglibError
+from seglib.core.files import write_bytes_atomic
+from seglib.core.images import list_images, read_image, scan_images
+from seglib.masks.trimap import load_trimap
 
 
 def one_error_line(code: int, err: str, *names: str) -> str:
@@ -271,7 +272,7 @@ def test_a_loss_that_becomes_nan_stops_training_without_best_pt(tmp_path: Path, 
 
 
 def test_training_presets_check_their_overrides_in_the_same_place() -> None:
-    from seglib.presets import get_preset
+    from seglib.training.presets import get_preset
 
     with pytest.raises(SeglibError, match="size must be a whole number from 16 to 1024"):
         get_preset("smoke").with_overrides(size=100000)
@@ -320,14 +321,14 @@ def test_bad_course_parameters_stop_before_notebook_01(
 
 
 def test_good_course_parameters_pass_and_are_typed(tmp_path: Path) -> None:
-    from seglib.course import build_parameters
+    from seglib.course.runner import build_parameters
 
     p = build_parameters("smoke", out=tmp_path / "c", overrides={
         "epochs": 3.0, "image_size": None, "show_photos": 2, "device": "cpu",
         "subsets": ["10", "711B"], "backend": "opencv", "workers": 2.0, "repeats": 1})
     assert p["epochs"] == 3 and isinstance(p["epochs"], int) and p["workers"] == 2
     assert p["repeats"] == 1
-    from seglib.course import get_preset
+    from seglib.course.runner import get_preset
 
     assert get_preset("quick").params["workers"] == "auto"  # every core for the real folder
     assert p["image_size"] is None and p["subsets"] == ["10", "711B"]
@@ -368,7 +369,7 @@ def test_trimap_skips_photos_and_grey_images_among_masks(tmp_path: Path, cli: Cl
 # -- 9. damaged checkpoints: say which, and what still works ---------------------------------
 def test_a_damaged_checkpoint_found_by_auto_falls_back_to_opencv(
         tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch, sample_pairs) -> None:
-    from seglib.sam_weights import CHECKPOINTS
+    from seglib.backends.sam_weights import CHECKPOINTS
 
     images, _, _ = sample_pairs(3)
     monkeypatch.chdir(tmp_path)
@@ -408,7 +409,7 @@ def test_a_damaged_last_pt_says_to_delete_it_not_to_pass_best_pt(two_epoch_run, 
 
 
 def test_a_damaged_best_pt_does_not_block_resume(two_epoch_run, cli: Cli) -> None:
-    from seglib.train import load_checkpoint
+    from seglib.training.loop import load_checkpoint
 
     argv, out = two_epoch_run
     (out / "best.pt").write_bytes(b"\x00" * 64)
@@ -425,9 +426,9 @@ def test_a_damaged_best_pt_does_not_block_resume(two_epoch_run, cli: Cli) -> Non
 # -- 11. messages name the user's files, not temporary ones ----------------------------------
 def test_refine_trains_on_the_label_folder_itself_and_names_it(
         tmp_path: Path, cli: Cli, sample_pairs, monkeypatch: pytest.MonkeyPatch) -> None:
-    import seglib.train
-    from seglib.refine import _confident, refine_labels
-    from seglib.store import LabelStore
+    import seglib.training.loop
+    from seglib.labels.store import LabelStore
+    from seglib.refine.rounds import _confident, refine_labels
 
     images, _, _ = sample_pairs(8)
     labels = tmp_path / "labels"
@@ -444,7 +445,7 @@ def test_refine_trains_on_the_label_folder_itself_and_names_it(
         seen.append((Path(trimaps), kw["dataset"].train.stems + kw["dataset"].val.stems))
         raise Stop
 
-    monkeypatch.setattr(seglib.train, "train_run", fake_train_run)
+    monkeypatch.setattr(seglib.training.loop, "train_run", fake_train_run)
     logged: list[str] = []
     with pytest.raises(Stop):
         refine_labels(images, labels, rounds=1, size=16, min_photos=2, device="cpu",
@@ -463,7 +464,7 @@ def test_refine_trains_on_the_label_folder_itself_and_names_it(
 ])
 def test_a_junk_candidates_file_is_named_without_pickle_advice(tmp_path: Path, content: bytes,
                                                                 reason: str) -> None:
-    from seglib.candidates import Candidates
+    from seglib.masks.candidates import Candidates
 
     path = tmp_path / "c.npz"
     path.write_bytes(content)
@@ -475,7 +476,7 @@ def test_a_junk_candidates_file_is_named_without_pickle_advice(tmp_path: Path, c
 
 
 def test_a_candidates_file_with_python_objects_says_so(tmp_path: Path) -> None:
-    from seglib.candidates import Candidates
+    from seglib.masks.candidates import Candidates
 
     path = tmp_path / "c.npz"
     np.savez(path, shape=np.array([1, 2, 2]), bits=np.array([object()], dtype=object))

@@ -15,7 +15,7 @@ import torch
 from conftest import ROOT
 
 from seglib.cli import main
-from seglib.errors import SeglibError
+from seglib.core.errors import SeglibError
 
 SOURCES = sorted((ROOT / "seglib").rglob("*.py"))
 
@@ -59,10 +59,10 @@ def test_every_torch_load_is_weights_only_and_nothing_unpickles() -> None:
 
 # Writes that are not temp-file-and-rename, each with why it is fine.
 DIRECT_WRITES = {
-    ("io.py", "write_bytes_atomic"),  # the temp file itself
-    ("store.py", "folder_lock"),  # the lock file, created with O_EXCL
+    ("files.py", "write_bytes_atomic"),  # the temp file itself
+    ("folders.py", "folder_lock"),  # the lock file, created with O_EXCL
     ("sam_weights.py", "_fetch_resumable"),  # <file>.part, renamed once its sha256 is right
-    ("course.py", "kernel_of_this_python"),  # kernel.json in a temporary folder
+    ("runner.py", "kernel_of_this_python"),  # kernel.json in a temporary folder
 }
 # serializer -> index of its file argument; it must be an in-memory buffer
 SERIALIZERS = {("torch", "save"): 1, ("json", "dump"): 1, ("np", "save"): 0, ("np", "savez"): 0,
@@ -124,13 +124,13 @@ def ok(p):
 
 
 def test_every_file_is_written_atomically() -> None:
-    """Files are written through seglib.io's atomic helpers (or into an in-memory buffer)."""
+    """Files are written through seglib.core.files's atomic helpers (or an in-memory buffer)."""
     direct, to_paths = set(), []
     for path in SOURCES:
         d, t = file_writes(path.read_text(encoding="utf-8"), path.name)
         direct |= d
         to_paths += t
-    assert to_paths == [], "write to io.BytesIO and use seglib.io.write_bytes_atomic"
+    assert to_paths == [], "write to io.BytesIO and use seglib.core.files.write_bytes_atomic"
     assert direct == DIRECT_WRITES
 
 
@@ -168,10 +168,10 @@ def test_the_payload_really_runs_code_without_weights_only(tmp_path: Path) -> No
 @pytest.mark.parametrize("wrap", ["", "run", "sam"])
 def test_malicious_files_are_refused_everywhere(tmp_path: Path, wrap: str,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    from seglib import compare
-    from seglib.predict import load_model
-    from seglib.sam_weights import load_sam
-    from seglib.train import load_checkpoint
+    from seglib.backends.sam_weights import load_sam
+    from seglib.course import compare
+    from seglib.training.loop import load_checkpoint
+    from seglib.training.predict import load_model
 
     marker = tmp_path / "marker"
     photos = tmp_path / "photos"
@@ -207,7 +207,7 @@ def test_malicious_files_are_refused_everywhere(tmp_path: Path, wrap: str,
 
 
 def test_candidates_with_pickled_objects_are_refused(tmp_path: Path) -> None:
-    from seglib.candidates import Candidates
+    from seglib.masks.candidates import Candidates
 
     marker = tmp_path / "marker"
     path = tmp_path / "c.npz"
@@ -310,7 +310,7 @@ def test_output_folder_equal_to_the_input_folder_is_refused(
     if command == "predict":
         from conftest import copy_pairs
 
-        from seglib.train import train_run
+        from seglib.training.loop import train_run
 
         copy_pairs(tmp_path / "i", tmp_path / "t", 4)
         train_run(tmp_path / "i", tmp_path / "t", tmp_path / "run", preset="smoke", epochs=1,

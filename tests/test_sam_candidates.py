@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from seglib.candidates import Candidates
-from seglib.sam_candidates import SamProposer, prompt_layout, stability_score
-from seglib.sam_weights import tiny_sam
+from seglib.backends.sam import SamProposer, prompt_layout, stability_score
+from seglib.backends.sam_weights import tiny_sam
+from seglib.masks.candidates import Candidates
 
 # Random weights give near-identical, low-scoring masks: switch the generator's filters and
 # duplicate removal off so everything mode hands back every mask it decoded.

@@ -18,10 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from seglib import sam_weights
-from seglib.cli import main
-from seglib.errors import SeglibError
-from seglib.sam_weights import (
+from seglib.backends import sam_weights
+from seglib.backends.sam_weights import (
     CHECKPOINTS,
     PATCH_EMBED_KEY,
     Checkpoint,
@@ -32,6 +30,8 @@ from seglib.sam_weights import (
     read_state_dict,
     tiny_sam,
 )
+from seglib.cli import main
+from seglib.core.errors import SeglibError
 
 
 def fake_state(embed_dim: int) -> dict[str, torch.Tensor]:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from seglib.cli import main
-from seglib.io import list_images, read_image
-from seglib.sample import (
+from seglib.core.images import list_images, read_image
+from seglib.course.sample import (
     DISTRACTOR_KINDS,
     KINDS,
     make_photo,
@@ -18,7 +18,7 @@ from seglib.sample import (
     sample_photo,
     write_sample,
 )
-from seglib.trimap import BORDER, load_trimap, mask_to_trimap
+from seglib.masks.trimap import BORDER, load_trimap, mask_to_trimap
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "data" / "sample"

@@ -11,7 +11,7 @@ from conftest import SAMPLE, sample_stems
 from toys import toy_pairs
 
 from seglib.cli import main
-from seglib.train import train_run
+from seglib.training.loop import train_run
 
 N_PHOTOS = 6
 
@@ -168,7 +168,7 @@ def test_a_worker_killed_mid_run_takes_only_its_photo(photos, labeled_once, tmp_
     one-process run's."""
     from parallel_toys import CRASH_ONCE, propose_or_exit
 
-    from seglib.labeling import label_folder
+    from seglib.labels.labeling import label_folder
 
     marker = tmp_path / "crash-once"
     marker.touch()
@@ -191,7 +191,7 @@ def test_a_worker_killed_mid_run_takes_only_its_photo(photos, labeled_once, tmp_
 # -- refine -------------------------------------------------------------------------------------
 def test_refine_votes_with_two_workers_give_the_same_labels(photos, tmp_path):
     """The per-photo votes in two workers: the same trimaps, candidates and rows."""
-    from seglib.refine import KEPT_UNSURE, refine_labels
+    from seglib.refine.rounds import KEPT_UNSURE, refine_labels
 
     one = tmp_path / "one"
     _label(photos, one)

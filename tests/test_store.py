@@ -12,14 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_labeling import CountingProposer, make_folder, photo
 
-from seglib.candidates import Candidates
+from seglib.backends.opencv import propose
 from seglib.cli import main
-from seglib.errors import SeglibError
-from seglib.labeling import label_folder, repick_folder
-from seglib.opencv_candidates import propose
-from seglib.store import COLUMNS, LabelRecord, LabelStore, record_from_row
-from seglib.tables import write_csv
-from seglib.trimap import load_trimap, mask_to_trimap, save_trimap
+from seglib.core.errors import SeglibError
+from seglib.core.tables import write_csv
+from seglib.labels.labeling import label_folder, repick_folder
+from seglib.labels.store import COLUMNS, LabelRecord, LabelStore, record_from_row
+from seglib.masks.candidates import Candidates
+from seglib.masks.trimap import load_trimap, mask_to_trimap, save_trimap
 
 
 def label(images: Path, out: Path, proposer=propose, **kw):  # noqa: ANN001, ANN201
@@ -366,18 +366,17 @@ def test_a_trimap_without_a_record_is_kept_when_seglib_did_not_draw_it(tmp_path:
 
 def test_a_photo_whose_label_cannot_be_written_is_a_failed_row(tmp_path: Path,
                                                                monkeypatch) -> None:
-    import seglib.store
-
+    import seglib.labels.store
     images, out = tmp_path / "img", tmp_path / "out"
     stems = make_folder(images, 3)
-    real = seglib.store.save_trimap
+    real = seglib.masks.trimap.save_trimap
 
     def refuse(path, trimap):  # noqa: ANN001, ANN202
         if Path(path).stem == stems[1]:
             raise SeglibError(f"{path}: File name too long; rename the photo")
         return real(path, trimap)
 
-    monkeypatch.setattr(seglib.store, "save_trimap", refuse)
+    monkeypatch.setattr(seglib.labels.store, "save_trimap", refuse)
     s = label(images, out)
     assert s.ok == 2 and s.failed == 1
     assert "File name too long" in LabelStore(out).get(stems[1]).reason

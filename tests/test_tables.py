@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seglib.errors import SeglibError
-from seglib.io import file_sha256
-from seglib.tables import read_csv, write_csv
+from seglib.core.errors import SeglibError
+from seglib.core.files import file_sha256
+from seglib.core.tables import read_csv, write_csv
 
 
 @pytest.mark.parametrize("name", ["=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)", "\tx",

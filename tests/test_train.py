@@ -15,18 +15,18 @@ import pytest
 import torch
 from toys import toy_pairs
 
-import seglib.train as train_mod
+import seglib.training.loop as train_mod
 from seglib.cli import main
-from seglib.errors import SeglibError
-from seglib.presets import PRESETS, get_preset
-from seglib.store import folder_lock
-from seglib.train import (
+from seglib.core.errors import SeglibError
+from seglib.core.folders import folder_lock
+from seglib.training.loop import (
     load_checkpoint,
     segmentation_loss,
     selection_score,
     train_run,
     train_standard,
 )
+from seglib.training.presets import PRESETS, get_preset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -169,8 +169,8 @@ def test_standard_models_share_validation(toy, tmp_path, capsys):
 
 
 def test_repeats_train_each_model_again_with_another_seed_on_the_same_split(toy, tmp_path):
-    from seglib.compare import repeat_runs
-    from seglib.presets import get_preset
+    from seglib.course.compare import repeat_runs
+    from seglib.training.presets import get_preset
 
     out = tmp_path / "rep"
     p = get_preset("smoke").with_overrides(size=16, repeats=2)
@@ -288,7 +288,7 @@ def test_run_config_holds_every_preset_field(toy, tmp_path):
 @pytest.mark.parametrize("keys", [OLD_CONFIG_KEYS, ("arch", "size", "preset", "epochs", "n_train",
                                                     "n_val", "shuffle", "seed", "val_stems")])
 def test_checkpoints_with_an_older_config_still_load_and_resume(toy, tmp_path, keys):
-    from seglib.predict import load_model, predict_logits
+    from seglib.training.predict import load_model, predict_logits
 
     out = tmp_path / "run"
     p = get_preset("smoke").with_overrides(size=16, epochs=2)

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from seglib.errors import SeglibError
-from seglib.trimap import (
+from seglib.core.errors import SeglibError
+from seglib.masks.trimap import (
     BACKGROUND,
     BORDER,
     OBJECT,
@@ -193,8 +193,8 @@ def test_resize_mask_shrinks_as_the_policy_and_the_candidates_always_did(
         shape: tuple[int, int], side: int, seed: int) -> None:
     import cv2
 
-    from seglib.io import fit_size
-    from seglib.trimap import resize_mask
+    from seglib.core.images import fit_size
+    from seglib.masks.trimap import resize_mask
 
     m = _blobs(shape, seed)
     h, w = shape
@@ -211,7 +211,7 @@ def test_resize_mask_grows_as_it_always_did(shape: tuple[int, int], size: tuple[
                                             seed: int) -> None:
     import cv2
 
-    from seglib.trimap import resize_mask
+    from seglib.masks.trimap import resize_mask
 
     m = _blobs(shape, seed)
     old = cv2.resize(m.astype(np.uint8) * 255, size[::-1], interpolation=cv2.INTER_LINEAR) > 127
@@ -228,8 +228,8 @@ def test_resize_mask_shrinking_differs_from_the_old_twins_only_at_the_outline(
     differ from it only at output pixels whose source area holds both object and background."""
     import cv2
 
-    from seglib.metrics import mask_iou
-    from seglib.trimap import resize_mask
+    from seglib.masks.metrics import mask_iou
+    from seglib.masks.trimap import resize_mask
 
     m = _blobs(shape, seed)
     new = resize_mask(m, size)
@@ -242,7 +242,7 @@ def test_resize_mask_shrinking_differs_from_the_old_twins_only_at_the_outline(
 
 
 def test_resize_mask_reaches_the_size_and_keeps_a_same_size_mask() -> None:
-    from seglib.trimap import resize_mask
+    from seglib.masks.trimap import resize_mask
 
     m = np.zeros((40, 60), bool)
     m[10:30, 20:40] = True

@@ -10,8 +10,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from seglib import viz  # noqa: E402
-from seglib.trimap import BACKGROUND, BORDER, OBJECT, mask_to_trimap  # noqa: E402
+from seglib.course import figures as viz  # noqa: E402
+from seglib.masks import draw  # noqa: E402
+from seglib.masks.trimap import BACKGROUND, BORDER, OBJECT, mask_to_trimap  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -35,12 +36,12 @@ def test_overlay_tints_only_the_mask_and_keeps_shape() -> None:
     img = np.full((10, 12, 3), 100, np.uint8)
     m = np.zeros((10, 12), bool)
     m[3:7, 4:9] = True
-    out = viz.overlay(img, m, color=(1.0, 0.0, 0.0), alpha=0.5)
+    out = draw.overlay(img, m, color=(1.0, 0.0, 0.0), alpha=0.5)
     assert out.shape == img.shape and out.dtype == np.uint8
     assert np.array_equal(out[~m], img[~m])
     assert out[5, 6, 0] > 100 and out[5, 6, 2] < 100
     with pytest.raises(ValueError, match="does not match"):
-        viz.overlay(img, m[:5])
+        draw.overlay(img, m[:5])
 
 
 def test_overlay_of_a_trimap_matches_the_old_prediction_overlay_within_one_level() -> None:
@@ -53,7 +54,7 @@ def test_overlay_of_a_trimap_matches_the_old_prediction_overlay_within_one_level
     old[t == OBJECT] = old[t == OBJECT] * (1 - 0.45) + np.array([0, 255, 0]) * 0.45
     old[t == BORDER] = (255, 0, 0)
     old = old.clip(0, 255).astype(np.uint8)
-    new = viz.overlay(img, t == OBJECT, (0.0, 1.0, 0.0), 0.45, edge=t == BORDER,
+    new = draw.overlay(img, t == OBJECT, (0.0, 1.0, 0.0), 0.45, edge=t == BORDER,
                       edge_color=(1.0, 0.0, 0.0))
     assert np.abs(new.astype(int) - old).max() <= 1
     assert np.array_equal(new[t == BORDER], old[t == BORDER])
@@ -62,7 +63,7 @@ def test_overlay_of_a_trimap_matches_the_old_prediction_overlay_within_one_level
 
 def test_trimap_rgb_uses_three_grey_levels() -> None:
     t = mask_to_trimap(_mask())
-    rgb = viz.trimap_rgb(t)
+    rgb = draw.trimap_rgb(t)
     assert rgb.shape == (*t.shape, 3)
     assert sorted(np.unique(rgb).tolist()) == [0, 127, 254]
 
@@ -111,12 +112,6 @@ def test_curves_and_table() -> None:
     assert table._repr_html_().count("<tr>") == 3
 
 
-def test_contact_sheet_tiles_pictures() -> None:
-    sheet = viz.contact_sheet([_photo(), mask_to_trimap(_mask()), _photo(10, 40)], cols=2,
-                              size=16, pad=1)
-    assert sheet.shape == (2 * 17 + 1, 2 * 17 + 1, 3)
-
-
 def test_captioned_grid_fills_rows() -> None:
     fig = viz.captioned_grid([_photo()] * 5, [f"p{i}" for i in range(5)], cols=3)
     assert len(fig.axes) == 6 and len([ax for ax in fig.axes if ax.images]) == 5
@@ -138,7 +133,7 @@ def test_spotlight_dims_outside_and_outlines_the_mask() -> None:
     img = np.full((80, 80, 3), 200, np.uint8)
     m = np.zeros((80, 80), bool)
     m[20:60, 20:60] = True
-    out = viz.spotlight(img, m, color=(1.0, 0.0, 0.0), dim=0.5)
+    out = draw.spotlight(img, m, color=(1.0, 0.0, 0.0), dim=0.5)
     assert (out[~m] == 100).all()
     assert (out[40, 40] == 200).all()
     assert tuple(out[20, 40]) == (255, 0, 0) and tuple(out[21, 40]) == (255, 0, 0)

@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from seglib.io import write_png_atomic
-from seglib.trimap import mask_to_trimap
+from seglib.core.files import write_png_atomic
+from seglib.masks.trimap import mask_to_trimap
 
 
 def toy_pairs(root: Path, n: int, h: int = 30, w: int = 40, seed: int = 0) -> tuple[Path, Path]:

@@ -1,0 +1,194 @@
+"""The labeling backends: one registry entry says how to build a backend's proposer.
+
+A proposer turns an RGB photo into :class:`~seglib.masks.candidates.Candidates`. The CLI
+(``label --backend``), notebook 01 and the course runner all ask this registry which backend
+to use; none of them knows a backend by name. Adding a backend is one module with a
+``build_proposer(checkpoint, *, model_type, mode, points_per_side, device)`` function plus one
+:data:`BACKENDS` entry (and its optional extra in ``pyproject.toml``).
+
+``auto`` takes the first backend of :data:`AUTO_ORDER` that can run here: a checkpoint
+backend when one of its checkpoints is given or found (``$SEGLIB_CHECKPOINT``, then the
+usual folders), else the opencv backend, which needs none.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seglib.core.errors import SeglibError
+from seglib.masks.candidates import Candidates
+
+Proposer = Callable[[np.ndarray], Candidates]
+Say = Callable[[str], None]
+MODES = ("prompt", "everything")  # the modes of a checkpoint backend (--mode, -p sam_mode)
+CLASSICAL = "classical"  # the mode recorded for a backend without modes
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One labeling backend.
+
+    ``builder`` is ``"module:function"`` (imported only when the backend is used, so torch
+    and its model code load only when needed); ``finder`` (checkpoint backends) is
+    ``"module:function"`` returning a checkpoint found on this machine or None; ``get_one``
+    says in one line how to get a checkpoint.
+    """
+
+    name: str
+    builder: str
+    modes: tuple[str, ...] = (CLASSICAL,)
+    max_side: int = 1024  # photos are read at most this long side
+    wants_gpu: bool = False  # a Ray worker of this backend asks for a GPU
+    finder: str = ""
+    get_one: str = ""
+    title: str = ""  # the name said in messages ("SAM"); default: ``name``
+
+    @property
+    def shown(self) -> str:
+        return self.title or self.name
+
+    @property
+    def needs_checkpoint(self) -> bool:
+        return bool(self.finder)
+
+    def find_checkpoint(self, model_type: str | None = None) -> Path | None:
+        return _resolve(self.finder)(model_type=model_type) if self.finder else None
+
+    def mode(self, asked: str) -> str:
+        """The mode recorded for a run asked for ``asked`` (a backend without modes: its own)."""
+        return asked if asked in self.modes else self.modes[0]
+
+
+BACKENDS: dict[str, Backend] = {
+    "sam": Backend(
+        "sam", "seglib.backends.sam:build_proposer", modes=MODES, wants_gpu=True,
+        finder="seglib.backends.sam_weights:find_checkpoint",
+        get_one="python -m seglib weights vit_b", title="SAM"),
+    "opencv": Backend("opencv", "seglib.backends.opencv:build_proposer"),
+}
+AUTO_ORDER = ("sam", "opencv")  # what ``auto`` tries, first that can run
+CHOICES = ("auto", *BACKENDS)
+
+
+def _resolve(spec: str) -> Callable:
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def get(name: str) -> Backend:
+    """The backend ``name``, or a one-line error listing the names."""
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise SeglibError(f"unknown backend {name!r}; choose one of {', '.join(CHOICES)}"
+                          ) from None
+
+
+def spec(name: str) -> Backend:
+    """The registry entry of ``name``, or the defaults (1024 px, no GPU) for a proposer a
+    caller made itself and named ``name`` (a notebook's own function, a test's fake)."""
+    return BACKENDS.get(name) or Backend(name, builder="")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The backend a run uses and its checkpoint (None for a backend that needs none)."""
+
+    backend: Backend
+    checkpoint: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+
+def choose(name: str = "auto", checkpoint: str | Path | None = None,
+           model_type: str | None = None, say: Say | None = None) -> Choice:
+    """The backend to use: ``name``, or with ``auto`` the first of :data:`AUTO_ORDER` that
+    has what it needs. A checkpoint that was asked for and is missing, or a named checkpoint
+    backend with none found, is a one-line error saying how to get one; ``auto`` falling back
+    says so through ``say``."""
+    given = Path(checkpoint) if checkpoint else None
+    names = AUTO_ORDER if name == "auto" else (get(name).name,)
+    missing: list[Backend] = []
+    for n in names:
+        b = BACKENDS[n]
+        if not b.needs_checkpoint:
+            if missing and say is not None:
+                say(f"notice: no {' or '.join(m.shown for m in missing)} checkpoint found, "
+                    f"using the {n} backend (for "
+                    + "; ".join(f"{m.shown} labels run `{m.get_one}`" for m in missing) + ")")
+            return Choice(b)
+        if given is not None:
+            if not given.is_file():
+                raise SeglibError(f"{given}: checkpoint file not found; get one with "
+                                  f"`{b.get_one}`")
+            return Choice(b, given)
+        found = b.find_checkpoint(model_type)
+        if found is not None:
+            return Choice(b, found)
+        missing.append(b)
+    b = BACKENDS[names[-1]]
+    raise SeglibError(f"no {b.shown} checkpoint found; get one with `{b.get_one}` or pass "
+                      "--checkpoint PATH")
+
+
+def fallback() -> Backend:
+    """The first backend of :data:`AUTO_ORDER` that needs no checkpoint."""
+    return next(BACKENDS[n] for n in AUTO_ORDER if not BACKENDS[n].needs_checkpoint)
+
+
+def build_proposer(choice: Choice, *, model_type: str | None = None, mode: str = "prompt",
+                   points_per_side: int = 32, device: str = "auto") -> Proposer:
+    """Load ``choice``'s model now and return its proposer (a worker's ``setup`` calls this
+    once per worker)."""
+    build = _resolve(choice.backend.builder)
+    return build(choice.checkpoint, model_type=model_type, mode=mode,
+                 points_per_side=points_per_side, device=device)
+
+
+def proposer_setup(choice: Choice, **settings: object) -> Callable[[], Proposer]:
+    """A picklable ``setup`` that builds ``choice``'s proposer where it runs (each worker
+    loads the model once; a checkpoint path must be readable there, docs/scaling.md)."""
+    return functools.partial(build_proposer, choice, **settings)
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A proposer loaded in this process, with the backend and mode it records."""
+
+    choice: Choice
+    proposer: Proposer
+    mode: str
+
+    @property
+    def name(self) -> str:
+        return self.choice.name
+
+
+def open_proposer(name: str = "auto", checkpoint: str | Path | None = None, *,
+                  model_type: str | None = None, mode: str = "prompt",
+                  points_per_side: int = 32, device: str = "auto",
+                  say: Say | None = None) -> Opened:
+    """Choose a backend (:func:`choose`) and load its proposer here. With ``auto`` and no
+    checkpoint asked for, a checkpoint that cannot be loaded (damaged, another model's) is
+    said through ``say`` and the next backend of :data:`AUTO_ORDER` is used."""
+    choice = choose(name, checkpoint, model_type, say=say)
+    settings = dict(model_type=model_type, mode=mode, points_per_side=points_per_side,
+                    device=device)
+    try:
+        proposer = build_proposer(choice, **settings)
+    except SeglibError as exc:
+        if name != "auto" or checkpoint or not choice.backend.needs_checkpoint:
+            raise  # asked for this checkpoint or this backend: say why and stop
+        choice = Choice(fallback())
+        if say is not None:
+            say(f"notice: {exc}; using the {choice.name} backend this time")
+        proposer = build_proposer(choice, **settings)
+    return Opened(choice, proposer, choice.backend.mode(mode))

@@ -1,1 +1,0 @@
-"""One module per ``python -m seglib`` command: ``HELP``, ``add_arguments``, ``run``."""

@@ -1,0 +1,665 @@
+"""Training loop: a run folder with ``best.pt``, ``last.pt``, ``history.csv``, ``metrics.json``.
+
+- ``best.pt``: ``{"format", "state_dict", "config", "epoch", "metrics"}`` of the epoch with
+  the lowest validation loss (or the highest validation object IoU with the preset's
+  ``select="iou_object"``); plain tensors and Python values, loaded with
+  ``torch.load(weights_only=True)``.
+- ``last.pt``: the same plus optimizer and shuffle-generator state, written after every epoch;
+  ``resume=True`` continues from it.
+- ``history.csv``: one row per epoch; ``metrics.json``: the best epoch's validation metrics.
+- ``manifest.json``: what the run was made from, written before the first epoch:
+  ``{"schema", "kind": "run", "photos": {stem: sha256}, "labels": {stem: sha256},
+  "options"}`` for every photo/trimap pair loaded (training and validation). ``resume=True``
+  continues only a run whose manifest matches the photos, labels and options and whose
+  ``last.pt`` is readable; anything else stops with one line naming the difference.
+
+Every file is written atomically (temp file + rename): Ctrl-C or a SIGKILL mid-epoch leaves
+the previous complete files in place.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from seglib.core.device import autocast, autocast_dtype, pick_device
+from seglib.core.errors import SeglibError
+from seglib.core.files import write_bytes_atomic
+from seglib.core.folders import (
+    describe_changes,
+    folder_lock,
+    hash_files,
+    read_json,
+    refuse_output,
+    write_json,
+)
+from seglib.core.parallel import import_ray, map_photos, preloaded
+from seglib.masks.metrics import Scores
+from seglib.training.data import (
+    SPLIT_SEED,
+    STANDARD_SUBSETS,
+    Dataset,
+    Tensors,
+    batches,
+    load_dataset,
+    subset_sizes,
+    take_subset,
+)
+from seglib.training.models import build_model, count_params
+from seglib.training.presets import Preset, get_preset, repeat_name
+
+FORMAT = "seglib-run-v1"
+MANIFEST = "manifest.json"
+MANIFEST_SCHEMA = 1
+RESUME_KEYS = ("arch", "size", "width", "n_train", "shuffle", "seed", "val_stems")
+HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "pixel_accuracy", "mean_iou",
+                  "iou_object", "seconds")
+
+
+@dataclass
+class RunResult:
+    """What a finished (or resumed-and-finished) training run produced."""
+
+    out: Path
+    best: Path
+    metrics: dict
+    history: list[dict]
+    config: dict
+    seconds: float
+    n_train: int
+    n_val: int
+    skipped: list = field(default_factory=list)
+
+
+def use_channels_last(device: torch.device) -> bool:
+    """channels_last helps the bf16 (oneDNN) CPU path and CUDA; plain fp32 CPU runs it slower."""
+    return device.type == "cuda" or (device.type == "cpu" and autocast_dtype(device) is not None)
+
+
+def save_checkpoint(path: Path, payload: dict) -> Path:
+    """``torch.save`` to memory, then an atomic write."""
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return write_bytes_atomic(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a run checkpoint safely (``weights_only=True``) or raise a one-line error."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.pt"
+    if not path.is_file():
+        raise SeglibError(f"{path}: checkpoint not found; pass RUN/best.pt from a training run")
+    try:
+        with warnings.catch_warnings():  # odd pickles warn before they fail; the error says it
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
+        from seglib.core.files import unreadable_reason
+
+        why = unreadable_reason(path, exc)
+        if path.name == "last.pt":
+            raise SeglibError(f"{path}: the resume state is damaged ({why}); "
+                              f"{_start_over(path.parent)}") from None
+        raise SeglibError(f"{path}: not a seglib checkpoint ({why}); pass the "
+                          "best.pt written by 'python -m seglib train'") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "state_dict" not in ckpt:
+        raise SeglibError(f"{path}: not a seglib checkpoint (no seglib config inside); pass "
+                          "the best.pt written by 'python -m seglib train'")
+    return ckpt
+
+
+class RunMismatchError(SeglibError):
+    """A run folder that ``resume`` cannot continue (other photos, labels or options, no
+    manifest, or no readable ``last.pt``)."""
+
+
+@dataclass
+class RunInputs:
+    """What a run is made from: ``{stem: sha256}`` of the photos and of their trimaps."""
+
+    photos: dict[str, str]
+    labels: dict[str, str]
+
+
+def run_inputs(dataset: Dataset) -> RunInputs:
+    """Hash the photos and trimaps of every pair ``dataset`` loaded (training and validation)."""
+    used = set(dataset.train.stems) | set(dataset.val.stems)
+    pairs = [p for p in dataset.scan.pairs if p.stem in used]
+    return RunInputs(hash_files({p.stem: p.image for p in pairs}),
+                     hash_files({p.stem: p.trimap for p in pairs}))
+
+
+def _start_over(out: Path) -> str:
+    return f"train into a new --out, or delete {out} to start over"
+
+
+def check_resume(out: Path, inputs: RunInputs, config: dict) -> dict:
+    """The run's ``last.pt`` when ``out`` can be resumed with these inputs and options;
+    otherwise a :class:`RunMismatchError` naming the difference and the fix."""
+    manifest = read_json(out / MANIFEST)
+    if manifest is None:
+        raise RunMismatchError(f"{out}: has no {MANIFEST} (made by an older seglib), so its "
+                               f"photos and labels cannot be checked; {_start_over(out)}")
+    changes = (describe_changes(manifest.get("photos") or {}, inputs.photos, "photo")
+               + describe_changes(manifest.get("labels") or {}, inputs.labels, "label",
+                                  added=False))
+    if changes:
+        raise RunMismatchError(f"{out}: {'; '.join(changes)} since the run was made: resume "
+                               f"needs the same photos and labels; {_start_over(out)}")
+    old = manifest.get("options") or {}
+    for key in RESUME_KEYS:
+        if old.get(key) != config[key]:
+            raise RunMismatchError(f"{out}: was trained with {key}={old.get(key)!r}, not "
+                                   f"{config[key]!r}; use the same options, or "
+                                   f"{_start_over(out)}")
+    last_path = out / "last.pt"
+    if not last_path.is_file():
+        raise RunMismatchError(f"{last_path}: missing, so the run cannot continue (its best.pt "
+                               f"is kept); {_start_over(out)}")
+    try:
+        return load_checkpoint(last_path)
+    except SeglibError as exc:
+        raise RunMismatchError(str(exc)) from None
+
+
+def _log_default(msg: str) -> None:
+    tqdm.write(msg, file=sys.stderr)
+
+
+def segmentation_loss(logits: torch.Tensor, y: torch.Tensor, border_weight: float = 1.0,
+                      dice: float = 0.0, photo_weights: torch.Tensor | None = None,
+                      ) -> torch.Tensor:
+    """Cross-entropy (border class weighted by ``border_weight``; 0 ignores it) plus ``dice``
+    times a soft Dice loss of the object class over the batch (border pixels left out).
+
+    ``photo_weights`` (N) weight each photo's pixels in both terms.
+    """
+    logits = logits.float()
+    if photo_weights is None and border_weight in (0.0, 1.0):
+        loss = F.cross_entropy(logits, y, ignore_index=2 if border_weight == 0.0 else -100)
+    else:
+        cls_w = torch.tensor([1.0, 1.0, border_weight], device=logits.device)
+        pix = cls_w[y]
+        if photo_weights is not None:
+            pix = pix * photo_weights.to(pix.device).view(-1, 1, 1)
+        ce = F.cross_entropy(logits, y, reduction="none")
+        loss = (ce * pix).sum() / pix.sum().clamp_min(1e-6)
+    if dice > 0:
+        keep = (y != 2).float()
+        if photo_weights is not None:
+            keep = keep * photo_weights.to(keep.device).view(-1, 1, 1)
+        prob = logits.softmax(1)[:, 0] * keep
+        truth = (y == 0).float() * keep
+        inter = (prob * truth).sum()
+        loss = loss + dice * (1 - (2 * inter + 1) / (prob.sum() + truth.sum() + 1))
+    return loss
+
+
+def loss_for(p: Preset) -> Callable[..., torch.Tensor]:
+    """The preset's training loss as a function of (logits, targets[, label confidence])."""
+    def loss(logits: torch.Tensor, y: torch.Tensor,
+             confidence: torch.Tensor | None = None) -> torch.Tensor:
+        w = None
+        if confidence is not None and p.confidence_weight > 0:
+            w = 1 - p.confidence_weight * (1 - confidence.float())
+        return segmentation_loss(logits, y, p.border_weight, p.dice, w)
+    return loss
+
+
+def evaluate_tensors(model: torch.nn.Module, data: Tensors, device: torch.device,
+                     batch: int = 32, amp: bool = True,
+                     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                     ) -> dict:
+    """Validation loss (``loss_fn``, default cross-entropy) and metrics on preloaded tensors."""
+    scores = Scores()
+    model.eval()
+    cl = use_channels_last(device) and amp
+    with torch.no_grad():
+        for start in range(0, len(data), batch):
+            x = data.images[start:start + batch].float().to(device)
+            y = data.targets[start:start + batch].long().to(device)
+            if cl:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast(device, amp):
+                logits = model(x)
+            logits = logits.float()
+            loss = loss_fn(logits, y) if loss_fn else F.cross_entropy(logits, y)
+            scores.add_loss(loss.item(), y.numel())
+            scores.add(logits.argmax(1).cpu().numpy(), y.cpu().numpy())
+    return scores.summary()
+
+
+def _make_optimizer(p: Preset, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if p.optimizer == "rmsprop":
+        # Keras RMSprop defaults: rho 0.9, eps 1e-7
+        return torch.optim.RMSprop(model.parameters(), lr=p.lr, alpha=0.9, eps=1e-7)
+    if p.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=p.lr)
+    raise SeglibError(f"unknown optimizer {p.optimizer!r}; choose adam or rmsprop")
+
+
+def _write_history(path: Path, history: Sequence[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    for row in history:
+        w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in HISTORY_FIELDS})
+    write_bytes_atomic(path, buf.getvalue().encode())
+
+
+def _write_json(path: Path, data: dict) -> None:
+    write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def selection_score(select: str, metrics: dict) -> float:
+    """Lower is better: the validation loss, or minus the validation object IoU."""
+    if select == "iou_object":
+        return -float(metrics.get("iou_object") or 0.0)
+    if select == "val_loss":
+        return float(metrics["val_loss"])
+    raise SeglibError(f"unknown checkpoint selection {select!r}; choose val_loss or iou_object")
+
+
+def _row_metrics(m: dict) -> dict:
+    return {"val_loss": m.get("val_loss"), "pixel_accuracy": m.get("pixel_accuracy"),
+            "mean_iou": m.get("mean_iou"), "iou_object": m.get("iou_object")}
+
+
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
+               y: torch.Tensor, device: torch.device, amp: bool,
+               loss_fn: Callable[..., torch.Tensor] | None = None,
+               confidence: torch.Tensor | None = None) -> torch.Tensor:
+    """One optimisation step (autocast forward, fp32 loss, backward, update); returns the loss.
+
+    ``loss_fn(logits, targets)`` defaults to cross-entropy; with ``confidence`` (the labels'
+    confidence per photo) it is called as ``loss_fn(logits, targets, confidence)``.
+    """
+    with autocast(device, amp):
+        logits = model(x)
+    if confidence is None:
+        loss = (loss_fn or F.cross_entropy)(logits.float(), y)
+    else:
+        loss = (loss_fn or F.cross_entropy)(logits.float(), y, confidence)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def train_run(
+    images: str | Path,
+    trimaps: str | Path,
+    out: str | Path,
+    *,
+    n: int | None = None,
+    shuffle: bool = True,
+    preset: str | Preset = "quick",
+    arch: str | None = None,
+    size: int | None = None,
+    epochs: int | None = None,
+    batch: int | None = None,
+    lr: float | None = None,
+    seed: int = SPLIT_SEED,
+    device: str = "auto",
+    amp: bool = True,
+    resume: bool = False,
+    dataset: Dataset | None = None,
+    inputs: RunInputs | None = None,
+    log: Callable[[str], None] | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Train one model on the first ``n`` training pairs and write the run folder ``out``.
+
+    ``preset`` gives the defaults; ``arch``/``size``/``epochs``/``batch``/``lr`` override it.
+    ``shuffle=False`` keeps one fixed batch order (the "711B" model). ``dataset`` reuses pairs
+    already loaded by :func:`seglib.training.data.load_dataset` at the same size, and ``inputs`` its
+    :func:`run_inputs` (hashed once for several runs). With ``resume`` an interrupted run
+    continues from ``last.pt`` and a finished one is returned as is, when its
+    ``manifest.json`` matches the photos, labels and options (else :class:`RunMismatchError`);
+    a folder with no run in it starts a new run.
+
+    The run folder is locked (``out/.seglib.lock``) while training: a second run started on
+    the same folder stops with a one-line error naming the lock.
+    """
+    p = get_preset(preset) if isinstance(preset, str) else preset
+    p = p.with_overrides(arch=arch, size=size, epochs=epochs, batch=batch, lr=lr)
+    selection_score(p.select, {"val_loss": 0.0})  # an unknown selection fails before loading
+    out = Path(out)
+    refuse_output(out, inputs=[images, trimaps], allow="run")
+    with folder_lock(out):
+        return _train_locked(images, trimaps, out, p, n=n, shuffle=shuffle, seed=seed,
+                             device=device, amp=amp, resume=resume, dataset=dataset,
+                             inputs=inputs, log=log, progress=progress)
+
+
+def _train_locked(images: str | Path, trimaps: str | Path, out: Path, p: Preset, *,
+                  n: int | None, shuffle: bool, seed: int, device: str, amp: bool,
+                  resume: bool, dataset: Dataset | None, inputs: RunInputs | None,
+                  log: Callable[[str], None] | None, progress: bool) -> RunResult:
+    say = log or _log_default
+    best_path, last_path = out / "best.pt", out / "last.pt"
+    has_run = any((out / f).exists() for f in ("best.pt", "last.pt", "history.csv"))
+    if not resume and has_run:
+        raise SeglibError(f"{out}: already holds a training run; pass --resume to continue it "
+                          "or choose another --out folder")
+    if dataset is None or dataset.size != p.size:
+        dataset = load_dataset(images, trimaps, p.size, seed=SPLIT_SEED, log=log)
+        inputs = None
+    train = take_subset(dataset.train.stems, n, log=say)
+    train_data = dataset.train.select(range(len(train)))
+    n_train, n_val = len(train_data), len(dataset.val)
+    total_epochs = p.epochs_for(n_train)
+    every = p.validate_every(total_epochs)
+    dev = pick_device(device)
+    recipe = p.as_dict()  # every preset field, under its own name ("preset" for the name)
+    config = {"preset": recipe.pop("name"), **recipe, "epochs": total_epochs, "num_classes": 3,
+              "shuffle": bool(shuffle), "seed": int(seed), "n_requested": n, "n_train": n_train,
+              "n_val": n_val, "images": str(images), "trimaps": str(trimaps),
+              "val_stems": list(dataset.val.stems)}
+    inputs = inputs or run_inputs(dataset)
+    last = check_resume(out, inputs, config) if has_run else None
+
+    torch.manual_seed(seed)
+    model = build_model(p.arch, width=p.width).to(dev)
+    loss_fn = loss_for(p)
+    cl = amp and use_channels_last(dev)
+    if cl:
+        model = model.to(memory_format=torch.channels_last)
+    opt = _make_optimizer(p, model)
+    gen = torch.Generator().manual_seed(seed)
+    history: list[dict] = []
+    start_epoch, best_score, best_metrics, elapsed = 0, float("inf"), {}, 0.0
+
+    if last is not None:
+        model.load_state_dict(last["state_dict"])
+        opt.load_state_dict(last["optimizer"])
+        gen.set_state(last["generator"])
+        history = list(last["history"])
+        start_epoch = int(last["epoch"])
+        best_score = float(last.get("best_score", last.get("best_val_loss", best_score)))
+        elapsed = float(last.get("seconds", 0.0))
+        if best_path.exists():  # may be one epoch ahead of last.pt after a kill
+            try:
+                best_metrics = load_checkpoint(best_path).get("metrics", {})
+            except SeglibError:  # last.pt is fine: go on, the next validation rewrites best.pt
+                if start_epoch >= total_epochs:
+                    raise SeglibError(f"{best_path}: damaged, and the run is finished, so no "
+                                      "epoch will write it again; delete best.pt and last.pt "
+                                      "and train again") from None
+                say(f"notice: {best_path} is damaged; resuming from last.pt, the next "
+                    "validation writes a new best.pt")
+                best_metrics, best_score = {}, float("inf")
+            if best_metrics:
+                best_score = min(best_score, selection_score(p.select, best_metrics))
+        say(f"{out}: resuming after epoch {start_epoch} of {total_epochs}")
+
+    if start_epoch < total_epochs:
+        say(f"{out.name}: {p.arch} on {n_train} photos ({'shuffled' if shuffle else 'fixed order'})"
+            f", {n_val} validation, {total_epochs} epochs at {p.size}px, device {dev.type}"
+            + (f", autocast {autocast_dtype(dev)}" if amp and autocast_dtype(dev) else ""))
+    if last is None:
+        write_json(out / MANIFEST, {
+            "schema": MANIFEST_SCHEMA, "kind": "run", "photos": inputs.photos,
+            "labels": inputs.labels,
+            "options": {k: v for k, v in config.items() if k not in ("images", "trimaps")}})
+    bar = tqdm(range(start_epoch, total_epochs), desc=out.name, unit="epoch",
+               initial=start_epoch, total=total_epochs, disable=not progress)
+    with bar:
+        for epoch in bar:
+            t0 = time.perf_counter()
+            for group in opt.param_groups:
+                group["lr"] = p.lr_at(epoch, total_epochs)
+            model.train()
+            loss_sum, seen = 0.0, 0
+            weighted = p.confidence_weight > 0
+            for x, y, *conf in batches(train_data, p.batch, shuffle, p.flips, gen, p.jitter,
+                                       confidence=weighted):
+                x, y = x.to(dev), y.to(dev)
+                if cl:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                loss = train_step(model, opt, x, y, dev, amp, loss_fn,
+                                  conf[0] if conf else None)
+                loss_sum += loss.item() * len(x)
+                seen += len(x)
+            row: dict = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen)}
+            validate = epoch == 0 or (epoch + 1) % every == 0 or epoch + 1 == total_epochs
+            if validate:
+                m = evaluate_tensors(model, dataset.val, dev, amp=amp, loss_fn=loss_fn)
+                row.update(_row_metrics(m))
+            _check_finite(out, epoch + 1, row, p.lr)
+            elapsed += time.perf_counter() - t0
+            row["seconds"] = round(elapsed, 2)
+            history.append(row)
+            if validate and selection_score(p.select, m) < best_score:
+                best_score = selection_score(p.select, m)
+                best_metrics = dict(m, epoch=epoch + 1)
+                save_checkpoint(best_path, {
+                    "format": FORMAT, "state_dict": _cpu_state(model), "config": config,
+                    "epoch": epoch + 1, "metrics": best_metrics})
+                _write_json(out / "metrics.json", _metrics_doc(best_metrics, config, elapsed,
+                                                               False))
+            save_checkpoint(last_path, {
+                "format": FORMAT, "state_dict": _cpu_state(model), "config": config,
+                "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                "epoch": epoch + 1, "history": history, "best_score": best_score,
+                "seconds": elapsed})
+            _write_history(out / "history.csv", history)
+            post = {"loss": f"{row['train_loss']:.3f}"}
+            if validate:
+                post.update(val=f"{m['val_loss']:.3f}", iou=f"{m['iou_object'] or 0:.3f}")
+            bar.set_postfix(post)
+
+    doc = _metrics_doc(best_metrics, config, elapsed, True)
+    _write_json(out / "metrics.json", doc)
+    return RunResult(out, best_path, doc, history, config, elapsed, n_train, n_val,
+                     list(dataset.skipped))
+
+
+def _check_finite(out: Path, epoch: int, row: dict, lr: float) -> None:
+    """A loss that became NaN or infinite ends the run with one line (the weights of that
+    epoch are not saved; ``last.pt`` keeps the epoch before)."""
+    losses = [row[k] for k in ("train_loss", "val_loss") if row.get(k) is not None]
+    if all(math.isfinite(v) for v in losses):
+        return
+    raise SeglibError(f"{out}: training diverged at epoch {epoch} (loss "
+                      f"{', '.join(f'{v:g}' for v in losses)}); train again with a smaller "
+                      f"learning rate (--lr, now {lr:g}) in a new --out folder")
+
+
+def _cpu_state(model: torch.nn.Module) -> dict:
+    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+
+
+def _metrics_doc(best: dict, config: dict, seconds: float, finished: bool) -> dict:
+    doc = dict(best)
+    doc.update(arch=config["arch"], size=config["size"], preset=config["preset"],
+               n_train=config["n_train"], n_val=config["n_val"], shuffle=config["shuffle"],
+               epochs=config["epochs"], train_seconds=round(seconds, 1), finished=finished)
+    return doc
+
+
+def standard_run_dir(out: str | Path, name: str) -> Path:
+    """``out/model_<name>`` (e.g. ``runs/quick/model_711B``)."""
+    return Path(out) / f"model_{name}"
+
+
+def train_standard(
+    images: str | Path,
+    trimaps: str | Path,
+    out: str | Path,
+    *,
+    preset: str | Preset = "quick",
+    subsets: Sequence[str] = STANDARD_SUBSETS,
+    log: Callable[[str], None] | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    **kwargs: object,
+) -> dict[str, RunResult]:
+    """Train the standard models (10, 161, 207, 711 and 711B) into ``out/model_<name>``,
+    each ``preset.repeats`` times (repeat r > 1 into ``out/model_<name>_r<r>``, seed + r - 1;
+    the first repeat of every model first, then the second, ...).
+
+    The photos are loaded once; all models share the same validation photos. Reruns skip
+    finished models and resume interrupted ones. Writes ``out/summary.csv``.
+
+    ``engine="ray"`` trains the models at once as Ray tasks (:func:`train_standard_ray`);
+    ``address`` and ``workers`` are those of :func:`seglib.core.parallel.map_photos`.
+    """
+    p = get_preset(preset) if isinstance(preset, str) else preset
+    p = p.with_overrides(**{k: kwargs.pop(k, None) for k in ("arch", "size", "epochs",
+                                                              "batch", "lr")})
+    if engine not in ("local", "ray"):
+        raise SeglibError(f"unknown engine {engine!r}; choose local or ray")
+    if engine == "ray":
+        import_ray()  # not installed: one line before the photos are loaded
+    refuse_output(out, inputs=[images, trimaps], allow="runs")
+    with folder_lock(Path(out)):
+        if engine == "ray":
+            return train_standard_ray(images, trimaps, Path(out), p, subsets, log,
+                                      address=address, workers=workers, **kwargs)
+        return _train_standard_locked(images, trimaps, Path(out), p, subsets, log, **kwargs)
+
+
+def _train_standard_locked(images: str | Path, trimaps: str | Path, out: Path, p: Preset,
+                           subsets: Sequence[str], log: Callable[[str], None] | None,
+                           **kwargs: object) -> dict[str, RunResult]:
+    say = log or _log_default
+    dataset = load_dataset(images, trimaps, p.size, log=log)
+    inputs = run_inputs(dataset)
+    sizes = subset_sizes(len(dataset.train) + len(dataset.val), subsets)
+    if len(dataset.train) < 711:
+        shown = ", ".join(f"{k}={v}" for k, v in sizes.items())
+        say(f"only {len(dataset.train)} training photos: subset sizes {shown}")
+    results: dict[str, RunResult] = {}
+    seed = int(kwargs.pop("seed", SPLIT_SEED))  # type: ignore[call-overload]
+    for r in range(1, max(1, p.repeats) + 1):  # repeat r: seed + r - 1, run repeat_name
+        for name in subsets:
+            run = repeat_name(name, r)
+            results[run] = train_run(
+                images, trimaps, standard_run_dir(out, run), n=sizes[name],
+                shuffle=not name.endswith("B"), preset=p, resume=True, dataset=dataset,
+                inputs=inputs, log=log, seed=seed + r - 1, **kwargs)  # type: ignore[arg-type]
+    write_summary(Path(out) / "summary.csv", results)
+    return results
+
+
+RUN_FILES = (MANIFEST, "last.pt", "history.csv", "best.pt", "metrics.json")  # as written
+
+
+def _train_in_temp(dataset: Dataset, job: tuple) -> tuple[dict[str, bytes], RunResult]:
+    """A Ray task: train one model in a temporary folder, starting from ``files`` (an
+    interrupted run's), and return the run folder's files and result."""
+    images, trimaps, name, n, shuffle, p, files, kwargs = job
+    with tempfile.TemporaryDirectory(prefix="seglib-train-") as tmp:
+        run_dir = Path(tmp) / f"model_{name}"
+        run_dir.mkdir()
+        for fname, data in files.items():
+            write_bytes_atomic(run_dir / fname, data)
+        r = train_run(images, trimaps, run_dir, n=n, shuffle=shuffle, preset=p, resume=True,
+                      dataset=dataset, progress=False, log=lambda m: None, **kwargs)
+        out = {f: (run_dir / f).read_bytes() for f in RUN_FILES if (run_dir / f).is_file()}
+    return out, r
+
+
+def train_standard_ray(images: str | Path, trimaps: str | Path, out: Path, p: Preset,
+                       subsets: Sequence[str], log: Callable[[str], None] | None = None, *,
+                       address: str | None = None, workers: int | None = None,
+                       **kwargs: object) -> dict[str, RunResult]:
+    """The standard models as Ray tasks, all at once (one GPU each when the cluster has
+    GPUs, else one CPU and one torch thread each); call it holding ``out``'s lock.
+
+    The photos are loaded here once and sent to the workers, so the nodes need no copy of
+    them. Each task trains in a temporary folder of its node and returns the run's files;
+    this process writes them to ``out/model_<name>``: no shared folder is needed, and a
+    model interrupted mid-way restarts from its last ``last.pt`` written here (a model's
+    progress inside a task is lost when the task is). Each model equals the one
+    :func:`train_run` trains with one torch thread on the same device.
+    """
+    say = log or _log_default
+    dataset = load_dataset(images, trimaps, p.size, log=log)
+    kwargs = dict(kwargs, inputs=run_inputs(dataset))  # hashed here: nodes need no photos
+    sizes = subset_sizes(len(dataset.train) + len(dataset.val), subsets)
+    jobs, order = [], []
+    seed = int(kwargs.pop("seed", SPLIT_SEED))  # type: ignore[call-overload]
+    for r in range(1, max(1, p.repeats) + 1):  # repeat r: seed + r - 1, run repeat_name
+        for name in subsets:
+            run = repeat_name(name, r)
+            order.append(run)
+            run_dir = standard_run_dir(out, run)
+            files = {f: (run_dir / f).read_bytes() for f in RUN_FILES
+                     if (run_dir / f).is_file()}
+            jobs.append((images, trimaps, run, sizes[name], not name.endswith("B"), p, files,
+                         dict(kwargs, seed=seed + r - 1)))
+    results: dict[str, RunResult] = {}
+    failed: list[str] = []
+    with tqdm(total=len(jobs), desc="train (ray)", unit="model", file=sys.stderr) as bar:
+        for done in map_photos(_train_in_temp, jobs, setup=preloaded(dataset),
+                               engine="ray", address=address, workers=workers, gpu=True):
+            bar.update()
+            name = done.item[2]
+            if not done.ok:
+                failed.append(f"model_{name}: {done.error}")
+                continue
+            files, r = done.value
+            sent = done.item[6]
+            run_dir = standard_run_dir(out, name)
+            with folder_lock(run_dir):
+                for fname in RUN_FILES:
+                    if fname in files and files[fname] != sent.get(fname):  # new or changed
+                        write_bytes_atomic(run_dir / fname, files[fname])
+            results[name] = dataclasses.replace(r, out=run_dir, best=run_dir / "best.pt")
+            say(f"model_{name}: {r.n_train} photos, {r.metrics.get('epochs')} epochs, "
+                f"{r.seconds:.0f} s")
+    results = {name: results[name] for name in order if name in results}
+    write_summary(out / "summary.csv", results)
+    if failed:
+        raise SeglibError("; ".join(failed))
+    return results
+
+
+def write_summary(path: Path, results: dict[str, RunResult]) -> None:
+    """One CSV row per model: photos, epochs, time and validation metrics."""
+    fields = ("model", "n_train", "n_val", "epochs", "best_epoch", "train_seconds", "val_loss",
+              "pixel_accuracy", "mean_iou", "iou_object", "iou_object_per_photo")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields)
+    w.writeheader()
+    for name, r in results.items():
+        m = r.metrics
+        w.writerow({"model": name, "n_train": r.n_train, "n_val": r.n_val,
+                    "epochs": m.get("epochs"), "best_epoch": m.get("epoch"),
+                    "train_seconds": m.get("train_seconds"),
+                    **{k: _round(m.get(k)) for k in fields[6:]}})
+    write_bytes_atomic(path, buf.getvalue().encode())
+
+
+def _round(v: object) -> object:
+    return round(v, 4) if isinstance(v, float) else v
+
+
+def describe(model_or_arch: torch.nn.Module | str) -> str:
+    """``"unet: 491,891 parameters"``."""
+    m = build_model(model_or_arch) if isinstance(model_or_arch, str) else model_or_arch
+    name = model_or_arch if isinstance(model_or_arch, str) else type(m).__name__
+    return f"{name}: {count_params(m):,} parameters"
+
+
+__all__ = ["RunResult", "RunInputs", "RunMismatchError", "run_inputs", "check_resume",
+           "train_run", "train_standard", "train_standard_ray", "load_checkpoint",
+           "evaluate_tensors", "save_checkpoint", "standard_run_dir", "use_channels_last"]
