@@ -114,6 +114,15 @@ def test_candidates_load_on_damaged_bytes(data: bytes) -> None:
         assert c.masks.ndim == 3 and len(c.predicted_iou) == len(c)
 
 
+def test_candidates_whose_zip_flags_say_encrypted_are_one_line() -> None:
+    """A flipped bit in a member's zip flags reads as 'encrypted' (zipfile's RuntimeError)."""
+    data = bytearray(VALID_NPZ)
+    at = data.index(b"PK\x01\x02") + 8  # the first member's flags in the central directory
+    data[at] |= 0x01
+    with pytest.raises(SeglibError, match="not a seglib candidates file"):
+        Candidates.load(write(bytes(data), "c.npz"))
+
+
 ANY_ARRAY = st.one_of(
     arrays(st.sampled_from([np.uint8, np.int64, np.float32, np.bool_]),
            array_shapes(min_dims=0, max_dims=3, max_side=4)),

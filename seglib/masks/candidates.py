@@ -121,6 +121,7 @@ class Candidates:
                     object_score=z["object_score"] if "object_score" in z.files else None,
                 )
         except (OSError, KeyError, ValueError, TypeError, IndexError, EOFError, MemoryError,
+                RuntimeError, NotImplementedError,  # zipfile: "encrypted", unknown compression
                 zipfile.BadZipFile, zlib.error, _NotCandidates) as exc:
             raise SeglibError(
                 f"{path}: not a seglib candidates file ({_reason(exc)}); delete it and label "
