@@ -252,6 +252,7 @@ class _Pool:
         return True
 
     def busy(self) -> list[_Proc]:
+        """The workers holding an item."""
         return [p for p in self.procs if p.busy]
 
     def collect(self) -> Iterator[Outcome]:
@@ -433,12 +434,14 @@ class _RayPool:
             self.feed(a)
 
     def new_actor(self) -> Any:
+        """One more actor, set up (in place of one that died)."""
         actor = self.remote.remote(self.fn, self.setup, 1)
         self.actors.append(actor)
         self.ready([actor])
         return actor
 
     def feed(self, actor: Any) -> None:
+        """Give ``actor`` the next item, if one is left."""
         nxt = next(self.todo, None)
         if nxt is not None:
             self.running[actor.run.remote(nxt[1])] = (actor, nxt)
