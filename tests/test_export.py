@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from seglib.cli import main
-from seglib.formats.export import ExportItem, assign_splits, mask_polygons, split_of
+from seglib.formats.export import assign_splits, split_of
+from seglib.formats.items import ExportItem
+from seglib.formats.polygons import mask_polygons
 from seglib.labels.store import LabelStore
 from seglib.masks.trimap import load_trimap
 

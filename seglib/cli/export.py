@@ -1,4 +1,5 @@
-"""``python -m seglib export LABELS --format coco|yolo|oxford-pet|voc --out DIR``."""
+"""``python -m seglib export LABELS --format coco|yolo|oxford-pet|voc --out DIR``: the formats
+and their help come from :data:`seglib.formats.registry.FORMATS`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from seglib.cli import options
-from seglib.formats.export import FORMATS
+from seglib.formats.registry import FORMATS, format_help
 
 HELP = ("Export a label folder for other tools: COCO (CVAT, Label Studio), YOLO (Ultralytics), "
         "Oxford-IIIT Pet or Pascal VOC (torchvision). The object is trimap label 1.")
@@ -14,10 +15,8 @@ HELP = ("Export a label folder for other tools: COCO (CVAT, Label Studio), YOLO 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("labels", type=Path, help="output folder of `python -m seglib label`")
-    p.add_argument("--format", choices=FORMATS, required=True, dest="fmt",
-                   help="coco: one instances JSON with RLE masks; yolo: Ultralytics "
-                        "segmentation; oxford-pet: Oxford-IIIT Pet trimaps; voc: Pascal VOC "
-                        "class PNGs")
+    p.add_argument("--format", choices=list(FORMATS), required=True, dest="fmt",
+                   help=format_help())
     p.add_argument("--out", type=Path, required=True,
                    help="folder for the export (not the photo or label folder)")
     p.add_argument("--photos", type=Path,

@@ -195,88 +195,129 @@ class _Proc:
     busy: tuple[int, Any] | None = None
 
 
-def _pool_map(fn: Callable[..., Any], items: Iterable[Any], workers: int,
-              setup: Callable[[], Any] | None) -> Iterator[Outcome]:
-    ctx = mp.get_context("spawn")  # fork is unsafe with threads (torch, OpenCV) in the driver
-    threads = max(1, cpu_count() // workers)
-    todo = iter(enumerate(items))
-    procs: list[_Proc] = []
+def _died(process: Any) -> str:
+    """Why a pool process ended, once it has been joined."""
+    code = process.exitcode
+    return f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
 
-    def start() -> tuple[Any, Connection]:
-        here, there = ctx.Pipe()
-        proc = ctx.Process(target=_worker_main, args=(there, threads), daemon=True)
-        proc.start()
+
+class _Pool:
+    """The driver's side of the local pool: its worker processes and the items still to do.
+
+    Each worker holds at most one item (``_Proc.busy``); :meth:`collect` hands out the
+    outcomes of the workers that answered or died, and gives each of them its next item.
+    """
+
+    def __init__(self, fn: Callable[..., Any], setup: Callable[[], Any] | None, *,
+                 todo: Iterator[tuple[int, Any]], threads: int) -> None:
+        self.ctx = mp.get_context("spawn")  # fork is unsafe with threads (torch, OpenCV)
+        self.fn, self.setup, self.todo, self.threads = fn, setup, todo, threads
+        self.procs: list[_Proc] = []
+
+    def _start(self, p: _Proc) -> None:
+        """A new process for ``p``, sent the work and then ``p``'s item."""
+        here, there = self.ctx.Pipe()
+        p.process = self.ctx.Process(target=_worker_main, args=(there, self.threads),
+                                     daemon=True)
+        p.process.start()
         there.close()
-        here.send((fn, setup))
-        return proc, here
+        here.send((self.fn, self.setup))
+        p.conn = here
+        self._send(p, p.busy)
+        self.procs.append(p)
 
-    def _take(p: _Proc) -> bool:
-        p.busy = next(todo, None)
+    def _take(self, p: _Proc) -> bool:
+        p.busy = next(self.todo, None)
         return p.busy is not None
 
-    def send(p: _Proc, msg: Any) -> None:
+    @staticmethod
+    def _send(p: _Proc, msg: Any) -> None:
         try:
             p.conn.send(msg)
         except OSError:  # it just died: wait() sees its end, its item is reported then
             pass
 
-    def feed(p: _Proc) -> bool:
-        if not _take(p):
+    def start_workers(self, workers: int) -> None:
+        """Up to ``workers`` processes, one per item while there are items."""
+        for _ in range(workers):
+            if not self.add_worker():
+                break
+
+    def add_worker(self) -> bool:
+        """One more process when an item is left for it; False when none is."""
+        p = _Proc(None, None)  # type: ignore[arg-type]
+        if not self._take(p):
             return False
-        send(p, p.busy)
+        self._start(p)
         return True
 
-    try:
-        for _ in range(workers):
-            p = _Proc(None, None)  # type: ignore[arg-type]
-            if not _take(p):
-                break
-            p.process, p.conn = start()
-            send(p, p.busy)
-            procs.append(p)
-        while any(p.busy for p in procs):
-            busy = [p for p in procs if p.busy]
-            ready = wait([p.conn for p in busy] + [p.process.sentinel for p in busy])
-            for p in busy:
-                if p.conn not in ready and p.process.sentinel not in ready:
-                    continue
-                index, item = p.busy  # type: ignore[misc]
-                try:
-                    kind, _, value = p.conn.recv()
-                except (EOFError, OSError):
-                    p.process.join()
-                    code = p.process.exitcode
-                    why = (f"killed by signal {-code}" if code is not None and code < 0
-                           else f"exit code {code}")
-                    p.busy = None
-                    yield Outcome(item, error=f"its worker process died ({why}); run the "
-                                              "command again to retry it", index=index)
-                    procs.remove(p)
-                    p.conn.close()
-                    new = _Proc(None, None)  # type: ignore[arg-type]
-                    if _take(new):  # a new worker takes the dead one's place
-                        new.process, new.conn = start()
-                        send(new, new.busy)
-                        procs.append(new)
-                    continue
-                if kind in ("setup", "raise"):
-                    raise value
-                p.busy = None
-                yield Outcome(item, value, index=index)
-                if not feed(p):
-                    send(p, None)
-    finally:
-        for p in procs:
+    def busy(self) -> list[_Proc]:
+        """The workers holding an item."""
+        return [p for p in self.procs if p.busy]
+
+    def collect(self) -> Iterator[Outcome]:
+        """Wait for the busy workers; yield the outcome of each that answered or died."""
+        busy = self.busy()
+        ready = wait([p.conn for p in busy] + [p.process.sentinel for p in busy])
+        for p in busy:
+            if p.conn not in ready and p.process.sentinel not in ready:
+                continue
+            outcome = self._receive(p)
+            yield outcome
+            self._refill(p, died=not outcome.ok)
+
+    def _receive(self, p: _Proc) -> Outcome:
+        """``p``'s answer: its item's value, or an error when ``p`` died on it; an error
+        raised by ``fn`` or ``setup`` is raised here."""
+        index, item = p.busy  # type: ignore[misc]
+        try:
+            kind, _, value = p.conn.recv()
+        except (EOFError, OSError):
+            p.process.join()
+            p.busy = None
+            return Outcome(item, error=f"its worker process died ({_died(p.process)}); run the "
+                                       "command again to retry it", index=index)
+        if kind in ("setup", "raise"):
+            raise value
+        p.busy = None
+        return Outcome(item, value, index=index)
+
+    def _refill(self, p: _Proc, *, died: bool) -> None:
+        """After ``p`` answered: its next item, or the end; a dead ``p`` gets a successor."""
+        if died:
+            self.procs.remove(p)
+            p.conn.close()
+            self.add_worker()  # a new worker takes the dead one's place
+        elif self._take(p):
+            self._send(p, p.busy)
+        else:
+            self._send(p, None)
+
+    def close(self) -> None:
+        """Tell every worker to stop; kill the ones that do not within 5 s."""
+        for p in self.procs:
             try:
                 p.conn.send(None)
             except OSError:
                 pass
-        for p in procs:
+        for p in self.procs:
             p.process.join(timeout=5)
             if p.process.is_alive():
                 p.process.kill()
                 p.process.join()
             p.conn.close()
+
+
+def _pool_map(fn: Callable[..., Any], items: Iterable[Any], workers: int,
+              setup: Callable[[], Any] | None) -> Iterator[Outcome]:
+    pool = _Pool(fn, setup, todo=iter(enumerate(items)),
+                 threads=max(1, cpu_count() // workers))
+    try:
+        pool.start_workers(workers)
+        while pool.busy():
+            yield from pool.collect()
+    finally:
+        pool.close()
 
 
 # -- Ray ----------------------------------------------------------------------------------------
@@ -352,6 +393,82 @@ class _RayWorker:
             return "raise", _picklable_error(exc)
 
 
+def _first_line(exc: BaseException) -> str:
+    """The first line of an error's words, at most 200 characters ("" when it has none)."""
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+
+
+class _RayPool:
+    """The driver's side of a Ray run: the actors, the items still to do and the ones running.
+
+    Each actor holds at most one item; :meth:`collect` hands out the outcomes of the items
+    that finished and gives their actor the next item (a new actor when one died).
+    """
+
+    def __init__(self, ray: Any, remote: Any, fn: Callable[..., Any],
+                 setup: Callable[[], Any] | None, *, actors: list[Any]) -> None:
+        self.ray, self.remote, self.fn, self.setup = ray, remote, fn, setup
+        self.actors = actors  # every actor made, for the caller to kill at the end
+        self.todo: Iterator[tuple[int, Any]] = iter(())
+        self.running: dict[Any, tuple[Any, tuple[int, Any]]] = {}  # ref -> (actor, item)
+
+    def ready(self, group: list[Any]) -> None:
+        """Wait until the actors are set up; raise a setup error as it was raised."""
+        from ray.exceptions import RayActorError
+
+        try:
+            errors = self.ray.get([a.ready.remote() for a in group])
+        except RayActorError as exc:  # the worker process could not even start
+            raise SeglibError(f"a Ray worker could not start ({_first_line(exc)}); install the "
+                              f"same seglib on every node ({INSTALL_RAY})") from None
+        for err in errors:
+            if err is not None:
+                raise err
+
+    def start(self, items: Iterable[Any], *, n: int) -> None:
+        """``n`` actors, set up, each given its first item."""
+        self.todo = iter(enumerate(items))
+        self.actors.extend(self.remote.remote(self.fn, self.setup, 1) for _ in range(n))
+        self.ready(self.actors)
+        for a in list(self.actors):
+            self.feed(a)
+
+    def new_actor(self) -> Any:
+        """One more actor, set up (in place of one that died)."""
+        actor = self.remote.remote(self.fn, self.setup, 1)
+        self.actors.append(actor)
+        self.ready([actor])
+        return actor
+
+    def feed(self, actor: Any) -> None:
+        """Give ``actor`` the next item, if one is left."""
+        nxt = next(self.todo, None)
+        if nxt is not None:
+            self.running[actor.run.remote(nxt[1])] = (actor, nxt)
+
+    def collect(self) -> Iterator[Outcome]:
+        """Wait for an item to finish; yield its outcome and give its actor the next item."""
+        from ray.exceptions import RayActorError
+
+        done, _ = self.ray.wait(list(self.running), num_returns=1)
+        for ref in done:
+            actor, (index, item) = self.running.pop(ref)
+            try:
+                kind, value = self.ray.get(ref)
+            except RayActorError as exc:
+                yield Outcome(item, error=f"its Ray worker died on it, also when Ray retried "
+                                          f"it ({_first_line(exc)}); run the command again to "
+                                          f"retry it", index=index)
+                self.ray.kill(actor, no_restart=True)
+                self.actors.remove(actor)
+                self.feed(self.new_actor())
+                continue
+            if kind == "raise":
+                raise value
+            yield Outcome(item, value, index=index)
+            self.feed(actor)
+
+
 def _ray_map(fn: Callable[..., Any], items: Iterable[Any], workers: int | None,
              address: str | None, setup: Callable[[], Any] | None, gpu: bool,
              retries: int) -> Iterator[Outcome]:
@@ -362,73 +479,29 @@ def _ray_map(fn: Callable[..., Any], items: Iterable[Any], workers: int | None,
 def _ray_iter(ray: Any, fn: Callable[..., Any], items: Iterable[Any], workers: int | None,
               address: str | None, setup: Callable[[], Any] | None, gpu: bool,
               retries: int) -> Iterator[Outcome]:
-    from ray.exceptions import RayActorError
-
     started = ray_connect(address, workers)
     actors: list[Any] = []
     try:
         slots, num_gpus = ray_slots(gpu)
-        n = workers or slots
         remote = ray.remote(_RayWorker).options(
             num_cpus=1, num_gpus=num_gpus, max_restarts=retries, max_task_retries=retries)
-
-        def ready(group: list[Any]) -> None:
-            """Wait until the actors are set up; raise a setup error as it was raised."""
-            try:
-                errors = ray.get([a.ready.remote() for a in group])
-            except RayActorError as exc:  # the worker process could not even start
-                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-                raise SeglibError(f"a Ray worker could not start ({first}); install the same "
-                                  f"seglib on every node ({INSTALL_RAY})") from None
-            for err in errors:
-                if err is not None:
-                    raise err
-
-        def new_actor() -> Any:
-            actor = remote.remote(fn, setup, 1)
-            actors.append(actor)
-            ready([actor])
-            return actor
-
-        todo = iter(enumerate(items))
-        running: dict[Any, tuple[Any, tuple[int, Any]]] = {}  # object ref -> (actor, item)
-
-        def feed(actor: Any) -> None:
-            nxt = next(todo, None)
-            if nxt is not None:
-                running[actor.run.remote(nxt[1])] = (actor, nxt)
-
-        actors.extend(remote.remote(fn, setup, 1) for _ in range(n))
-        ready(actors)
-        for a in list(actors):
-            feed(a)
-        while running:
-            done, _ = ray.wait(list(running), num_returns=1)
-            for ref in done:
-                actor, (index, item) = running.pop(ref)
-                try:
-                    kind, value = ray.get(ref)
-                except RayActorError as exc:
-                    why = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-                    yield Outcome(item, error=f"its Ray worker died on it, also when Ray retried "
-                                              f"it ({why}); run the command again to retry it",
-                                  index=index)
-                    ray.kill(actor, no_restart=True)
-                    actors.remove(actor)
-                    feed(new_actor())
-                    continue
-                if kind == "raise":
-                    raise value
-                yield Outcome(item, value, index=index)
-                feed(actor)
+        pool = _RayPool(ray, remote, fn, setup, actors=actors)
+        pool.start(items, n=workers or slots)
+        while pool.running:
+            yield from pool.collect()
     finally:
-        for a in actors:
-            try:
-                ray.kill(a, no_restart=True)
-            except Exception:  # noqa: BLE001, S110 - already gone
-                pass
-        if started:
-            ray.shutdown()
+        _ray_release(ray, actors, started=started)
+
+
+def _ray_release(ray: Any, actors: list[Any], *, started: bool) -> None:
+    """Kill the run's actors; shut Ray down when the run started it."""
+    for a in actors:
+        try:
+            ray.kill(a, no_restart=True)
+        except Exception:  # noqa: BLE001, S110 - already gone
+            pass
+    if started:
+        ray.shutdown()
 
 
 __all__ = ["ENGINES", "Outcome", "map_photos", "preloaded", "parse_workers",

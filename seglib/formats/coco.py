@@ -1,12 +1,18 @@
-"""Reading object masks from a COCO instances file (as CVAT, Label Studio and pycocotools write
-it), matched to photos by file-name stem.
+"""COCO read and write in one place: the instances file as CVAT, Label Studio and pycocotools
+write it.
 
-:func:`read_coco` is the one parser: it decodes every annotation's ``segmentation`` with
-pycocotools, whether polygons, uncompressed RLE (``counts`` a list) or compressed RLE
-(``counts`` a string), and merges the annotations of one image into one mask (their union).
-Images without annotations are not returned (a file listing every photo of a task says
-nothing about the ones nobody drew on); problems are kept per image, never raised, except for
-a file that is not COCO at all.
+Writing (:func:`write_coco`, the ``coco`` export format): ``OUT/annotations/
+instances_default.json`` and ``OUT/images/`` (CVAT's "COCO 1.0" layout): one annotation per
+photo, the whole object (trimap label 1) as RLE (``polygons=True``: polygons, for Label
+Studio), bbox and area from the mask, ``iscrowd`` 0.
+
+Reading (:func:`read_coco`, the one parser): it decodes every annotation's ``segmentation``
+with pycocotools, whether polygons, uncompressed RLE (``counts`` a list) or compressed RLE
+(``counts`` a string), and merges the annotations of one image into one mask (their union),
+matched to photos by file-name stem. Images without annotations are not returned (a file
+listing every photo of a task says nothing about the ones nobody drew on); problems are kept
+per image, never raised, except for a file that is not COCO at all. :func:`import_coco` makes
+those masks the labels of their photos.
 """
 
 from __future__ import annotations
@@ -15,15 +21,72 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
+from typing import Any
 
 import numpy as np
 
 from seglib.core.errors import SeglibError
+from seglib.core.files import write_bytes_atomic
+from seglib.core.images import read_image
+from seglib.formats.items import ExportItem, ExportSummary, copy_photo, iter_items
+from seglib.formats.polygons import outline_polygons
+from seglib.labels.store import LABELS_CSV, LabelStore
+from seglib.masks.trimap import OBJECT, load_trimap
 
+COCO_JSON = Path("annotations") / "instances_default.json"
 # Label Studio renames uploaded photos "<8 hex digits>-<name>"; the name is the photo's
 UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(?=.)")
 
 
+# -- writing -------------------------------------------------------------------------------------
+def mask_rle(mask: np.ndarray) -> dict:
+    """``mask`` as COCO compressed RLE (pycocotools), ``counts`` as a str for JSON."""
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def mask_bbox(mask: np.ndarray) -> list[float]:
+    """COCO ``[x, y, width, height]`` of the mask's pixels (all zeros for an empty mask)."""
+    ys, xs = np.nonzero(mask)
+    if not len(xs):
+        return [0.0, 0.0, 0.0, 0.0]
+    return [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1),
+            float(ys.max() - ys.min() + 1)]
+
+
+def write_coco(items: list[ExportItem], out: Path, summary: ExportSummary, *,
+               category: str = "object", polygons: bool = False,
+               spread: dict | None = None) -> Path:
+    """``OUT/annotations/instances_default.json`` and ``OUT/images/`` (see the module doc)."""
+    images, annotations = [], []
+    for it, trimap, image in iter_items(items, summary, "coco", **(spread or {})):
+        mask = trimap == OBJECT
+        h, w = mask.shape
+        photo = copy_photo(it, image, out / "images" / it.photo.name)
+        image_id = len(images) + 1
+        images.append({"id": image_id, "file_name": photo.name, "width": w, "height": h})
+        if not mask.any():
+            continue
+        if polygons:
+            segmentation = [[round(float(v), 3) for v in p.reshape(-1)]
+                            for p in outline_polygons(mask)]
+        else:
+            segmentation = mask_rle(mask)
+        annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
+                            "segmentation": segmentation, "area": float(mask.sum()),
+                            "bbox": mask_bbox(mask), "iscrowd": 0, "attributes": {}})
+    doc = {"info": {"description": "labels exported by seglib", "version": "1.0"},
+           "licenses": [], "images": images, "annotations": annotations,
+           "categories": [{"id": 1, "name": category, "supercategory": ""}]}
+    path = out / COCO_JSON
+    write_bytes_atomic(path, json.dumps(doc, ensure_ascii=False).encode("utf-8"))
+    return path
+
+
+# -- reading -------------------------------------------------------------------------------------
 @dataclass
 class CocoMask:
     """The union of one image's annotations, kept as compressed RLE (a few kB per photo,
@@ -101,19 +164,8 @@ def segmentation_rle(segmentation: object, height: int, width: int) -> dict:
     return rle
 
 
-def decode_segmentation(segmentation: object, height: int, width: int) -> np.ndarray:
-    """One annotation's ``segmentation`` as a bool H×W mask (raises ValueError if malformed)."""
-    return _decode(segmentation_rle(segmentation, height, width))
-
-
-def read_coco(path: str | Path, category: str | None = None) -> CocoFile:
-    """Masks by photo stem from the COCO instances file ``path`` (see the module doc).
-
-    With ``category``, only annotations of the category of that name are read.
-    """
-    from pycocotools import mask as mask_utils
-
-    path = Path(path).expanduser()
+def _load_coco_json(path: Path) -> dict:
+    """The parsed file, checked to be a COCO instances file (else a one-line error)."""
     try:
         doc = json.loads(path.read_bytes().decode("utf-8-sig"))
     except FileNotFoundError:
@@ -126,56 +178,95 @@ def read_coco(path: str | Path, category: str | None = None) -> CocoFile:
             and isinstance(doc.get("annotations"), list)):
         raise SeglibError(f"{path}: not a COCO instances file (it needs 'images' and "
                           f"'annotations' lists)")
-    out = CocoFile(path)
+    return doc
+
+
+def _categories(doc: dict) -> dict[int, str]:
+    """Category id -> name."""
+    out: dict[int, str] = {}
     for c in doc.get("categories") or []:
         if isinstance(c, dict) and "id" in c:
-            out.categories[c["id"]] = str(c.get("name", ""))
-    wanted = None
-    if category is not None:
-        wanted = {i for i, n in out.categories.items() if n == category}
-        if not wanted:
-            names = ", ".join(sorted(set(out.categories.values()))) or "none"
-            raise SeglibError(f"{path}: no category named '{category}' (categories: {names})")
+            out[c["id"]] = str(c.get("name", ""))
+    return out
+
+
+def _wanted(path: Path, categories: dict[int, str], category: str | None) -> set | None:
+    """The ids of the category named ``category`` (None: every category)."""
+    if category is None:
+        return None
+    wanted = {i for i, n in categories.items() if n == category}
+    if not wanted:
+        names = ", ".join(sorted(set(categories.values()))) or "none"
+        raise SeglibError(f"{path}: no category named '{category}' (categories: {names})")
+    return wanted
+
+
+def _images(doc: dict) -> dict[object, dict]:
+    """Image id -> image entry, for the entries with an id and a file name."""
     images: dict[object, dict] = {}
     for im in doc["images"]:
         if isinstance(im, dict) and "id" in im and im.get("file_name"):
             images[im["id"]] = im
+    return images
+
+
+def _annotation_rle(ann: dict, im: dict) -> dict:
+    """One annotation's mask as compressed RLE, checked against its image entry's size;
+    raises (ValueError, or pycocotools' plain Exception) when it is unusable."""
+    h, w = int(im.get("height") or 0), int(im.get("width") or 0)
+    seg = ann.get("segmentation")
+    if isinstance(seg, list) and (h <= 0 or w <= 0):
+        raise ValueError("polygons need the image's width and height")
+    m = segmentation_rle(seg, h, w)
+    mh, mw = (int(v) for v in m["size"])
+    if h > 0 and w > 0 and (mh, mw) != (h, w):
+        raise ValueError(f"mask is {mw}×{mh} but the image entry says {w}×{h}")
+    return m
+
+
+def _merge_annotations(annotations: list, images: dict[object, dict], *, wanted: set | None,
+                       problems: dict[str, str]) -> tuple[dict[object, dict], dict[object, int]]:
+    """The union of each image's usable annotations (image id -> compressed RLE) and how
+    many went into it; an image with a broken annotation is named in ``problems``."""
+    from pycocotools import mask as mask_utils
+
     union: dict[object, dict] = {}  # image id -> compressed RLE
     count: dict[object, int] = {}
-    for ann in doc["annotations"]:
+    for ann in annotations:
         if not isinstance(ann, dict):
             continue
         im = images.get(ann.get("image_id"))
         if im is None:
-            out.problems[f"annotation {ann.get('id', '?')}"] = (
+            problems[f"annotation {ann.get('id', '?')}"] = (
                 f"names image id {ann.get('image_id')!r}, which the file does not list")
             continue
         if wanted is not None and ann.get("category_id") not in wanted:
             continue
         name = str(im["file_name"])
-        if name in out.problems:
+        if name in problems:
             continue
         try:
-            h, w = int(im.get("height") or 0), int(im.get("width") or 0)
-            seg = ann.get("segmentation")
-            if isinstance(seg, list) and (h <= 0 or w <= 0):
-                raise ValueError("polygons need the image's width and height")
-            m = segmentation_rle(seg, h, w)
-            mh, mw = (int(v) for v in m["size"])
-            if h > 0 and w > 0 and (mh, mw) != (h, w):
-                raise ValueError(f"mask is {mw}×{mh} but the image entry says {w}×{h}")
+            m = _annotation_rle(ann, im)
         except Exception as exc:  # noqa: BLE001 - pycocotools raises plain Exception too
-            out.problems[name] = f"annotation {ann.get('id', '?')}: {exc}"
+            problems[name] = f"annotation {ann.get('id', '?')}: {exc}"
             union.pop(im["id"], None)
             continue
         key = im["id"]
         if key in union and list(union[key]["size"]) != list(m["size"]):
-            out.problems[name] = "annotations of different sizes"
+            problems[name] = "annotations of different sizes"
             union.pop(key)
             continue
         union[key] = m if key not in union else mask_utils.merge([union[key], m],
                                                                  intersect=False)
         count[key] = count.get(key, 0) + 1
+    return union, count
+
+
+def _collect_masks(out: CocoFile, images: dict[object, dict], union: dict[object, dict],
+                   count: dict[object, int]) -> None:
+    """``out.masks`` by stem from the merged masks, in the file's image order; images
+    without a mask go to ``out.without_annotations``, a second image of a stem to
+    ``out.problems``."""
     for key, im in images.items():
         name = str(im["file_name"])
         if key not in union:
@@ -187,9 +278,25 @@ def read_coco(path: str | Path, category: str | None = None) -> CocoFile:
             out.problems[name] = f"another image of the file has the stem '{stem}'"
             continue
         out.masks[stem] = CocoMask(stem, name, union[key], count[key])
+
+
+def read_coco(path: str | Path, category: str | None = None) -> CocoFile:
+    """Masks by photo stem from the COCO instances file ``path`` (see the module doc).
+
+    With ``category``, only annotations of the category of that name are read.
+    """
+    path = Path(path).expanduser()
+    doc = _load_coco_json(path)
+    out = CocoFile(path, categories=_categories(doc))
+    wanted = _wanted(path, out.categories, category)
+    images = _images(doc)
+    union, count = _merge_annotations(doc["annotations"], images, wanted=wanted,
+                                      problems=out.problems)
+    _collect_masks(out, images, union, count)
     return out
 
 
+# -- importing -----------------------------------------------------------------------------------
 @dataclass
 class ImportSummary:
     """What an import did, and the photos it could not import (by name, with the reason)."""
@@ -211,79 +318,93 @@ class ImportSummary:
         return out + ")"
 
 
-def import_coco(labels: str | Path, coco_file: str | Path, *,
-                category: str | None = None) -> ImportSummary:
-    """Make the masks of ``coco_file`` the labels of their photos in the label folder
-    ``labels`` (source ``imported``, confident, not flagged). Images the folder does not know,
-    masks of another size than their photo and broken annotations are skipped and named in
-    ``problems``; a mask equal to the photo's label already leaves the label as it was."""
-    from seglib.labels.store import LABELS_CSV, LabelStore
-    from seglib.masks.trimap import OBJECT, load_trimap
-
-    labels, coco_file = Path(labels).expanduser(), Path(coco_file).expanduser()
+def _check_label_folder(labels: Path) -> None:
+    """Refuse a ``labels`` that is not a label folder."""
     if not labels.is_dir():
         raise SeglibError(f"{labels}: not a folder; pass the output folder of "
                           f"`python -m seglib label`")
     if not (labels / LABELS_CSV).is_file():
         raise SeglibError(f"{labels}: no {LABELS_CSV}; pass the output folder of "
                           f"`python -m seglib label`")
+
+
+def _record_for(records: dict[str, Any], stem: str, cm: CocoMask, *, done: dict[str, str],
+                labels: Path) -> tuple[Any, str]:
+    """The label record of the photo a mask is for, or why there is none to import into
+    (``done``: photo stem -> file name of the image imported for it, updated here)."""
+    rec = records.get(stem) or records.get(UPLOAD_PREFIX.sub("", stem))
+    if rec is None:
+        return None, f"the label folder {labels} has no photo '{stem}'"
+    if rec.stem in done:
+        return None, f"{done[rec.stem]} is the photo '{rec.stem}' too"
+    done[rec.stem] = cm.file_name
+    if rec.status == "skipped":
+        return None, f"its photo was skipped ({rec.reason})"
+    return rec, ""
+
+
+def _import_mask(store: LabelStore, rec: Any, cm: CocoMask, *, source: str) -> tuple[str, str]:
+    """Write ``cm`` as the label of ``rec``'s photo: ``("imported", "")``,
+    ``("unchanged", "")`` when it equals the label already, or ``("skipped", why)``."""
+    size = _photo_size(store, rec)
+    if size is None:
+        return "skipped", "its photo and its label are both missing"
+    if cm.shape != size:
+        return "skipped", (f"mask is {cm.shape[1]}×{cm.shape[0]} but the photo is "
+                           f"{size[1]}×{size[0]}")
+    mask = cm.mask
+    try:
+        same = rec.status == "ok" and np.array_equal(
+            load_trimap(store.trimap_path(rec.stem)) == OBJECT, mask)
+    except SeglibError:
+        same = False
+    if same:
+        return "unchanged", ""
+    store.write_label(rec.stem, mask, source="imported", confidence=1.0, flagged=False,
+                      doubt="", status="ok", reason=f"imported from {source}")
+    return "imported", ""
+
+
+def _import_masks(store: LabelStore, coco: CocoFile, summary: ImportSummary) -> None:
+    """Every mask of ``coco`` into the (locked, reloaded) ``store``, noted in ``summary``."""
+    records = store.records()
+    done: dict[str, str] = {}  # photo stem -> file name of the image imported for it
+    for stem, cm in sorted(coco.masks.items()):
+        rec, why = _record_for(records, stem, cm, done=done, labels=summary.labels)
+        kind = "skipped"
+        if rec is not None:
+            kind, why = _import_mask(store, rec, cm, source=summary.coco.name)
+        if kind == "skipped":
+            summary.problems[cm.file_name] = why
+        else:
+            (summary.imported if kind == "imported" else summary.unchanged).append(rec.stem)
+    overrides = store.overrides()
+    if any(s in overrides for s in summary.imported):  # a choice among candidates is
+        store.set_overrides({s: c for s, c in overrides.items()  # older than the mask
+                             if s not in summary.imported})
+
+
+def import_coco(labels: str | Path, coco_file: str | Path, *,
+                category: str | None = None) -> ImportSummary:
+    """Make the masks of ``coco_file`` the labels of their photos in the label folder
+    ``labels`` (source ``imported``, confident, not flagged). Images the folder does not know,
+    masks of another size than their photo and broken annotations are skipped and named in
+    ``problems``; a mask equal to the photo's label already leaves the label as it was."""
+    labels, coco_file = Path(labels).expanduser(), Path(coco_file).expanduser()
+    _check_label_folder(labels)
     coco = read_coco(coco_file, category)
     summary = ImportSummary(coco_file, labels, problems=dict(coco.problems),
                             without_annotations=len(coco.without_annotations))
     store = LabelStore(labels)
     with store.lock():
         store.reload()  # what a run that held the lock wrote before
-        records = store.records()
-        done: dict[str, str] = {}  # photo stem -> file name of the image imported for it
-        for stem, cm in sorted(coco.masks.items()):
-            rec = records.get(stem) or records.get(UPLOAD_PREFIX.sub("", stem))
-            if rec is None:
-                summary.problems[cm.file_name] = f"the label folder {labels} has no photo " \
-                                                 f"'{stem}'"
-                continue
-            if rec.stem in done:
-                summary.problems[cm.file_name] = f"{done[rec.stem]} is the photo " \
-                                                 f"'{rec.stem}' too"
-                continue
-            done[rec.stem] = cm.file_name
-            if rec.status == "skipped":
-                summary.problems[cm.file_name] = f"its photo was skipped ({rec.reason})"
-                continue
-            size = _photo_size(store, rec)
-            if size is None:
-                summary.problems[cm.file_name] = "its photo and its label are both missing"
-                continue
-            if cm.shape != size:
-                summary.problems[cm.file_name] = (
-                    f"mask is {cm.shape[1]}×{cm.shape[0]} but the photo is "
-                    f"{size[1]}×{size[0]}")
-                continue
-            trimap_path = store.trimap_path(rec.stem)
-            mask = cm.mask
-            try:
-                same = rec.status == "ok" and np.array_equal(
-                    load_trimap(trimap_path) == OBJECT, mask)
-            except SeglibError:
-                same = False
-            if same:
-                summary.unchanged.append(rec.stem)
-                continue
-            store.write_label(rec.stem, mask, source="imported", confidence=1.0, flagged=False,
-                              doubt="", status="ok", reason=f"imported from {coco_file.name}")
-            summary.imported.append(rec.stem)
-        overrides = store.overrides()
-        if any(s in overrides for s in summary.imported):  # a choice among candidates is
-            store.set_overrides({s: c for s, c in overrides.items()  # older than the mask
-                                 if s not in summary.imported})
+        _import_masks(store, coco, summary)
         store.save()
     return summary
 
 
-def _photo_size(store, rec) -> tuple[int, int] | None:
+def _photo_size(store: LabelStore, rec: Any) -> tuple[int, int] | None:
     """(height, width) of a record's photo: its trimap's size, else the photo read again."""
-    from seglib.core.images import read_image
-    from seglib.masks.trimap import load_trimap
-
     try:
         return load_trimap(store.trimap_path(rec.stem)).shape[:2]
     except SeglibError:
