@@ -1,11 +1,12 @@
 """seglib: label a folder of photos with Segment Anything and train a segmentation CNN on them.
 
-Modules, one job each:
-- ``trimap``: mask -> Oxford-IIIT-Pet-style trimap (1 object, 2 background, 3 border).
-- ``io``: listing, reading and atomically writing images.
-- ``sample``: the embedded synthetic sample with known masks.
-- ``candidates``: the candidate-mask set every labeling backend produces.
-- ``device``: picks cuda/mps/cpu and the autocast dtype.
+Subpackages by stage, each importing only the ones before it (docs/architecture.md):
+``core`` (files, images, folders, settings, devices, the parallel map) → ``masks`` (trimaps,
+candidates, shapes, the policy, metrics) → ``backends`` (the registry of proposers: SAM,
+opencv) → ``labels`` (the label store, confidence, labeling, review) → ``training`` (data,
+models, presets, the loop, checkpoints, predict) → ``refine`` (labels redrawn by a network
+trained on them) → ``formats`` (export and import) → ``course`` (the notebook runner,
+figures, widgets, the sample) → ``cli``.
 """
 
 __version__ = "0.1.0"
