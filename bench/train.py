@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 from seglib.core.device import autocast_dtype, pick_device
-from seglib.training.loop import train_step, use_channels_last
-from seglib.training.models import build_model, count_flops, seed_cnn, unet
+from seglib.training.loop import train_step
+from seglib.training.models import build_model, count_flops, seed_cnn, unet, use_channels_last
 
 
 def make_step(arch: str, size: int, batch: int, device: torch.device, amp: bool, cl: bool):

@@ -140,8 +140,9 @@ def test_label_wrong_checkpoints_are_one_line(bad_folder, cli: Cli, tmp_path: Pa
 
 def test_label_with_sam_on_the_messy_folder(bad_folder, tmp_path: Path) -> None:
     """The SAM path (a tiny random SAM) sees at most 1024 pixels; trimaps keep photo sizes."""
+    from toys import tiny_sam
+
     from seglib.backends.sam import SamProposer
-    from seglib.backends.sam_weights import tiny_sam
     from seglib.labels.labeling import label_folder
 
     bf = bad_folder(n_good=1)

@@ -143,7 +143,7 @@ def test_candidates_load_on_any_arrays(arrays_in: dict[str, np.ndarray]) -> None
 
 # -- run files -------------------------------------------------------------------------------
 def _valid_run_payload() -> dict:
-    from seglib.training.loop import FORMAT
+    from seglib.training.checkpoints import FORMAT
     from seglib.training.models import build_model
 
     model = build_model("unet", width=2)
@@ -166,7 +166,7 @@ VALUES = st.recursive(
 @given(damaged(VALID_RUN[:400] + VALID_RUN[-200:]) | st.binary(max_size=300))
 @pytest.mark.parametrize("name", ["best.pt", "last.pt"])
 def test_run_checkpoints_on_damaged_bytes(name: str, data: bytes) -> None:
-    from seglib.training.loop import load_checkpoint
+    from seglib.training.checkpoints import load_checkpoint
     from seglib.training.predict import load_model
 
     path = write(data, name)

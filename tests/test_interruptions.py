@@ -121,7 +121,7 @@ def test_ctrl_c_during_label_keeps_finished_photos(sample_pairs, tmp_path: Path)
 
 
 def test_ctrl_c_during_train_then_resume(sample_pairs, tmp_path: Path) -> None:
-    from seglib.training.loop import load_checkpoint
+    from seglib.training.checkpoints import load_checkpoint
     from seglib.training.predict import load_model
 
     images, trimaps, _ = sample_pairs(12)

@@ -276,8 +276,9 @@ def test_sam_backend_without_checkpoint_is_a_clear_error(
 
 def test_label_folder_with_a_sam_proposer(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
+    from toys import tiny_sam
+
     from seglib.backends.sam import SamProposer
-    from seglib.backends.sam_weights import tiny_sam
 
     torch.set_num_threads(1)
     make_folder(tmp_path / "img", 2)

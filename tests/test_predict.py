@@ -20,7 +20,6 @@ from seglib.training.loop import train_run
 from seglib.training.predict import (
     TrainedModel,
     load_model,
-    logits_to_trimap,
     predict_folder,
     predict_image,
     predict_logits,
@@ -49,6 +48,13 @@ def test_prediction_has_the_photo_size_and_trimap_labels(run, bounds):
     bounds.above("share of the dark box found", (tri[15:20, 20:35] == 1).mean(), 0.5)
     clean = predict_image(model, img, clean=True)
     assert np.array_equal(clean, mask_to_trimap(clean == 1))
+
+
+def logits_to_trimap(logits: np.ndarray, clean: bool = False) -> np.ndarray:
+    """Labels 1/2/3 from class scores (first class on ties); ``clean`` redraws the border
+    around the object, as predict_image does."""
+    cls = np.asarray(logits).argmax(0).astype(np.uint8)
+    return mask_to_trimap(cls == 0) if clean else cls + 1
 
 
 def test_clean_recomputes_a_one_pixel_border():

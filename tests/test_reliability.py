@@ -409,7 +409,7 @@ def test_a_damaged_last_pt_says_to_delete_it_not_to_pass_best_pt(two_epoch_run, 
 
 
 def test_a_damaged_best_pt_does_not_block_resume(two_epoch_run, cli: Cli) -> None:
-    from seglib.training.loop import load_checkpoint
+    from seglib.training.checkpoints import load_checkpoint
 
     argv, out = two_epoch_run
     (out / "best.pt").write_bytes(b"\x00" * 64)

@@ -170,7 +170,7 @@ def test_malicious_files_are_refused_everywhere(tmp_path: Path, wrap: str,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     from seglib.backends.sam_weights import load_sam
     from seglib.course import compare
-    from seglib.training.loop import load_checkpoint
+    from seglib.training.checkpoints import load_checkpoint
     from seglib.training.predict import load_model
 
     marker = tmp_path / "marker"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from toys import tiny_sam
 
 from seglib.backends.sam import SamProposer, prompt_layout, stability_score
-from seglib.backends.sam_weights import tiny_sam
 from seglib.masks.candidates import Candidates
 
 # Random weights give near-identical, low-scoring masks: switch the generator's filters and

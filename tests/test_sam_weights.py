@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from toys import tiny_sam
 
 from seglib.backends import sam_weights
 from seglib.backends.sam_weights import (
@@ -28,7 +29,6 @@ from seglib.backends.sam_weights import (
     load_sam,
     model_type_from_state_dict,
     read_state_dict,
-    tiny_sam,
 )
 from seglib.cli import main
 from seglib.core.errors import SeglibError

@@ -19,8 +19,8 @@ import seglib.training.loop as train_mod
 from seglib.cli import main
 from seglib.core.errors import SeglibError
 from seglib.core.folders import folder_lock
+from seglib.training.checkpoints import load_checkpoint, save_checkpoint
 from seglib.training.loop import (
-    load_checkpoint,
     segmentation_loss,
     selection_score,
     train_run,
@@ -299,7 +299,7 @@ def test_checkpoints_with_an_older_config_still_load_and_resume(toy, tmp_path, k
     for name in ("best.pt", "last.pt"):
         ckpt = load_checkpoint(out / name)
         ckpt["config"] = {k: ckpt["config"][k] for k in keys}
-        train_mod.save_checkpoint(out / name, ckpt)
+        save_checkpoint(out / name, ckpt)
     model = load_model(out)
     assert set(model.config) == set(keys)
     assert (predict_logits(model, photo) == before).all()

@@ -47,8 +47,8 @@ colour separation inside/outside. A plain background is a very clean segment, so
 
 Picking the object is the policy's job. The backend's own estimate of each mask's IoU with the
 object is ``object_score``, which the ``foreground`` policy rates quality by
-(:func:`seglib.masks.policy.quality_inputs`): a linear model (:data:`IOU_WEIGHTS`, refit with
-:func:`fit_iou_weights`) of :data:`FEATURES` — agreement with the other candidates and with the
+(:func:`seglib.masks.policy.quality_inputs`): a linear model (:data:`IOU_WEIGHTS`) of
+:data:`FEATURES` — agreement with the other candidates and with the
 90 % GrabCut, colour separation inside/outside, outline on strong image edges, size, position,
 how close it comes to the top/bottom/sides. The refined pick's estimate is at least that of the
 pick it refines plus :data:`REFINE_BONUS`, so the policy keeps the refinement; the background
@@ -62,7 +62,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from seglib.core.images import as_rgb, fit_size, resize_max_side
+from seglib.core.images import as_rgb, resize_max_side
 from seglib.masks.candidates import Candidates
 from seglib.masks.metrics import mask_iou
 from seglib.masks.policy import geometry, pick
@@ -72,8 +72,9 @@ from seglib.masks.trimap import resize_mask
 WORK_SIDE = 160
 SOURCES = ("colour:otsu", "colour:low", "colour:faint", "grabcut:colour", "grabcut:faint",
            "grabcut:bbox", "grabcut:rect90", "edges", "grabcut:refine")
-# Least-squares fit of the candidates' true IoU on synthetic photos (seglib.course.sample, seed 1;
-# the committed sample uses seed 0 and stays held out): see fit_iou_weights.
+# Ridge fit (ridge 1e-2 × the number of candidates) of the candidates' true IoU, from their
+# FEATURES, on 200 synthetic sample photos of seed 1 (the committed sample uses seed 0 and stays
+# held out).
 IOU_WEIGHTS: dict[str, float] = {
     "bias": 0.1225,
     "source=colour:otsu": -0.0348,
@@ -239,10 +240,34 @@ def propose_small(rgb: np.ndarray
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     blur = cv2.GaussianBlur(bgr, (5, 5), 0)
     lab = cv2.cvtColor(blur, cv2.COLOR_BGR2LAB)
-    h, w = lab.shape[:2]
     dist, strip = background_distance(lab)
     dist = cv2.GaussianBlur(dist, (5, 5), 0)
     t = _colour_threshold(dist)
+    masks, sources, t_noise = _colour_candidates(bgr, dist, strip, t)
+    masks.append(_rect90(bgr))
+    sources.append("grabcut:rect90")
+    masks.append(_edges_filled(blur))
+    sources.append("edges")
+    soft = np.clip((dist - t_noise) / max(t - t_noise, 1e-6), 0, 1)
+    piou = predict_iou(candidate_features(rgb, masks, sources, soft))
+    first = pick(Candidates(np.stack(masks), piou, piou, sources, backend="opencv"))
+    refined = refine(bgr, lab, first.mask)
+    if "grabcut:faint" in sources and float(np.median(lab[strip][:, 0])) >= BRIGHT_L:
+        # a clean, bright background: keep what stands out of it at all
+        refined = fill_holes(refined | masks[sources.index("grabcut:faint")])
+    masks.append(refined)
+    sources.append("grabcut:refine")
+    floor = np.zeros(len(masks), np.float32)
+    floor[-1] = (first.scores.get("quality", 0.4) - 0.4) / 0.6 + REFINE_BONUS
+    return masks, sources, soft, floor
+
+
+def _colour_candidates(bgr: np.ndarray, dist: np.ndarray, strip: np.ndarray, t: float,
+                       ) -> tuple[list[np.ndarray], list[str], float]:
+    """The ``colour:*`` masks thresholded from the background distance ``dist`` (Otsu's
+    threshold ``t``), the GrabCuts seeded from them and from their bounding box, their source
+    names, and the edge-noise threshold behind ``colour:faint``."""
+    h, w = dist.shape[:2]
     masks: list[np.ndarray] = []
     sources: list[str] = []
     colour = _clean(dist > t)
@@ -268,34 +293,39 @@ def propose_small(rgb: np.ndarray
             gc[strip] = cv2.GC_BGD
             masks.append(_clean(grabcut(bgr, mask=gc)))
             sources.append(name)
-        ys, xs = np.nonzero(colour)
-        my, mx = int(0.08 * h), int(0.08 * w)
-        y0, y1 = max(ys.min() - my, 1), min(ys.max() + my, h - 2)
-        x0, x1 = max(xs.min() - mx, 1), min(xs.max() + mx, w - 2)
-        if (y1 - y0) > 4 and (x1 - x0) > 4:
-            masks.append(_clean(grabcut(bgr, rect=(x0, y0, x1 - x0, y1 - y0))))
+        bbox = _bbox_grabcut(bgr, colour)
+        if bbox is not None:
+            masks.append(bbox)
             sources.append("grabcut:bbox")
+    return masks, sources, t_noise
+
+
+def _bbox_grabcut(bgr: np.ndarray, colour: np.ndarray) -> np.ndarray | None:
+    """GrabCut from ``colour``'s bounding box grown by 8 % (None when it is too thin)."""
+    h, w = colour.shape
+    ys, xs = np.nonzero(colour)
+    my, mx = int(0.08 * h), int(0.08 * w)
+    y0, y1 = max(ys.min() - my, 1), min(ys.max() + my, h - 2)
+    x0, x1 = max(xs.min() - mx, 1), min(xs.max() + mx, w - 2)
+    if (y1 - y0) > 4 and (x1 - x0) > 4:
+        return _clean(grabcut(bgr, rect=(x0, y0, x1 - x0, y1 - y0)))
+    return None
+
+
+def _rect90(bgr: np.ndarray) -> np.ndarray:
+    """GrabCut from 90 % of the frame (the classical baseline)."""
+    h, w = bgr.shape[:2]
     my, mx = int(0.05 * h), int(0.05 * w)
-    masks.append(_clean(grabcut(bgr, rect=(mx, my, w - 2 * mx, h - 2 * my))))
-    sources.append("grabcut:rect90")
+    return _clean(grabcut(bgr, rect=(mx, my, w - 2 * mx, h - 2 * my)))
+
+
+def _edges_filled(blur: np.ndarray) -> np.ndarray:
+    """Canny edges of the blurred photo, closed, filled and shrunk back."""
     gray = cv2.cvtColor(blur, cv2.COLOR_BGR2GRAY)
     edges = cv2.Canny(gray, 20, 60)
     edges = cv2.dilate(edges, np.ones((3, 3), np.uint8), iterations=2) > 0
     filled = _clean(edges).astype(np.uint8)  # closed outlines, filled ...
-    masks.append(cv2.erode(filled, np.ones((3, 3), np.uint8), iterations=2) > 0)  # ... no halo
-    sources.append("edges")
-    soft = np.clip((dist - t_noise) / max(t - t_noise, 1e-6), 0, 1)
-    piou = predict_iou(candidate_features(rgb, masks, sources, soft))
-    first = pick(Candidates(np.stack(masks), piou, piou, sources, backend="opencv"))
-    refined = refine(bgr, lab, first.mask)
-    if "grabcut:faint" in sources and float(np.median(lab[strip][:, 0])) >= BRIGHT_L:
-        # a clean, bright background: keep what stands out of it at all
-        refined = fill_holes(refined | masks[sources.index("grabcut:faint")])
-    masks.append(refined)
-    sources.append("grabcut:refine")
-    floor = np.zeros(len(masks), np.float32)
-    floor[-1] = (first.scores.get("quality", 0.4) - 0.4) / 0.6 + REFINE_BONUS
-    return masks, sources, soft, floor
+    return cv2.erode(filled, np.ones((3, 3), np.uint8), iterations=2) > 0  # ... no halo
 
 
 FEATURES = ("bias", *(f"source={n}" for n in SOURCES), "soft_iou", "separation", "edges_on_outline",
@@ -422,24 +452,6 @@ def segment_quality(small: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
         out[i] = (0.2 * np.exp(-spread / 40) + 0.4 * _edge_alignment(strong, m)
                   + 0.4 * _separation(lab_q, m))
     return np.clip(out, 0.0, 1.0)
-
-
-def fit_iou_weights(n: int = 200, seed: int = 1, ridge: float = 1e-2) -> dict[str, float]:
-    """Refit :data:`IOU_WEIGHTS` by ridge regression on ``n`` synthetic sample photos."""
-    from seglib.course.sample import sample_photo
-
-    xs, ys = [], []
-    for i in range(n):
-        photo = sample_photo(i, seed=seed)
-        small = resize_max_side(photo.image, WORK_SIDE)
-        truth = resize_mask(photo.mask, fit_size(photo.mask.shape, WORK_SIDE))
-        masks, sources, soft, _ = propose_small(small)
-        xs.append(candidate_features(small, masks, sources, soft))
-        ys += [mask_iou(m, truth) for m in masks]
-    x, y = np.concatenate(xs), np.array(ys)
-    a = x.T @ x + ridge * len(y) * np.eye(x.shape[1])
-    w = np.linalg.solve(a, x.T @ y)
-    return {name: round(float(v), 4) for name, v in zip(FEATURES, w, strict=True)}
 
 
 def build_proposer(checkpoint: None = None, **_settings: object) -> Callable[

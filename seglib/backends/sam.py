@@ -90,9 +90,10 @@ def stability_score(logits: torch.Tensor, threshold: float = 0.0,
 class SamProposer:
     """Propose candidate masks for photos with a SAM model.
 
-    ``model`` is a ``segment_anything`` ``Sam`` (see :func:`seglib.backends.sam_weights.load_sam` or
-    :func:`seglib.backends.sam_weights.tiny_sam`). ``autocast`` runs the model in bf16 on CPUs with
-    native bf16 and in fp16/bf16 on CUDA (see :func:`seglib.core.device.autocast`).
+    ``model`` is a ``segment_anything`` ``Sam`` (see
+    :func:`seglib.backends.sam_weights.load_sam`; any ``Sam`` works, also a small one with
+    random weights). ``autocast`` runs the model in bf16 on CPUs with native bf16 and in
+    fp16/bf16 on CUDA (see :func:`seglib.core.device.autocast`).
     ``everything_kwargs`` go to ``SamAutomaticMaskGenerator`` in ``everything`` mode.
     """
 

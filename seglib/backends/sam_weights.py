@@ -14,7 +14,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -266,67 +265,3 @@ def _fetch_resumable(
             f"download of {url} stopped after {got} of {expected} bytes; run the same command "
             f"again to resume from {part}"
         )
-
-
-def tiny_sam(
-    img_size: int = 256,
-    embed_dim: int = 64,
-    depth: int = 2,
-    num_heads: int = 2,
-    prompt_dim: int = 32,
-    seed: int | None = 0,
-) -> torch.nn.Module:
-    """A very small SAM with random weights, built from segment_anything's own modules.
-
-    For tests and the smoke preset: it runs the same code paths as a real SAM (encoder,
-    prompt encoder, mask decoder, predictor, automatic mask generator) in milliseconds.
-    Its masks are meaningless.
-    """
-    from segment_anything.modeling import (
-        ImageEncoderViT,
-        MaskDecoder,
-        PromptEncoder,
-        Sam,
-        TwoWayTransformer,
-    )
-
-    if prompt_dim % 8:
-        raise ValueError("prompt_dim must be a multiple of 8")
-    if seed is not None:
-        torch.manual_seed(seed)
-    patch = 16
-    grid = img_size // patch
-    sam = Sam(
-        image_encoder=ImageEncoderViT(
-            img_size=img_size,
-            patch_size=patch,
-            embed_dim=embed_dim,
-            depth=depth,
-            num_heads=num_heads,
-            mlp_ratio=2,
-            out_chans=prompt_dim,
-            qkv_bias=True,
-            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-            use_rel_pos=True,
-            window_size=4,
-            global_attn_indexes=(depth - 1,),
-        ),
-        prompt_encoder=PromptEncoder(
-            embed_dim=prompt_dim,
-            image_embedding_size=(grid, grid),
-            input_image_size=(img_size, img_size),
-            mask_in_chans=8,
-        ),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=TwoWayTransformer(
-                depth=1, embedding_dim=prompt_dim, mlp_dim=2 * prompt_dim, num_heads=2
-            ),
-            transformer_dim=prompt_dim,
-            iou_head_depth=2,
-            iou_head_hidden_dim=prompt_dim,
-        ),
-        pixel_mean=[123.675, 116.28, 103.53],
-        pixel_std=[58.395, 57.12, 57.375],
-    )
-    return sam.eval()

@@ -38,7 +38,6 @@ from seglib.core.files import write_bytes_atomic, write_jpeg_atomic, write_png_a
 from seglib.masks.trimap import mask_to_trimap, save_trimap
 
 KINDS = ("plain", "gradient", "textured", "box", "floor", "leg", "pair")
-DISTRACTOR_KINDS = ("box", "floor", "leg")
 CSV_FIELDS = ("name", "kind", "seed", "object_fraction")
 JPEG_QUALITY = 92
 
@@ -168,7 +167,48 @@ def _shade(c: Color, k: float) -> Color:
 # ------------------------------------------------------------------------------- design
 
 
+@dataclass
+class _Body:
+    """A design's style and the canonical measures its parts are drawn from."""
+
+    style: str  # "low", "high" or "runner"
+    t: float  # v of the top of the sole
+    h: float  # v of the collar at the heel
+    xt: float  # u of the tongue's top
+    dip: float  # how far the collar dips between heel and tongue
+    ht: float  # v of the tongue's top
+    xl: float  # u of the toe end of the lace line
+    yl: float  # v of the toe end of the lace line
+    outline: np.ndarray  # the upper's outline
+    sole: np.ndarray  # the sole's outline
+
+    @property
+    def lace_line(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The lace line's tongue end, its direction (to the toe end) and its unit normal
+        (pointing down-forward)."""
+        lace_a = np.array([self.xt + 0.035, self.ht - 0.03])
+        along = np.array([self.xl, self.yl]) - lace_a
+        normal = np.array([along[1], -along[0]]) / np.linalg.norm(along)
+        return lace_a, along, normal
+
+
 def _random_design(rng: np.random.Generator, leg: bool) -> _Design:
+    body = _random_body(rng)
+    d = _random_colours(rng, body)
+    d.parts.append(_Part(body.outline, "upper", clip=None, shape=True, name="upper"))
+    _add_panels(rng, body, d)
+    _add_logo(rng, body, d)
+    _add_sole(rng, body, d, leg)
+    _add_laces(rng, body, d)
+    d.top = max(float(p.poly[:, 1].max()) for p in d.parts if p.shape)
+    for part in d.parts:
+        part.seam = part.clip == "upper" and part.color != d.lining and len(part.poly) > 4
+    d.tread = rng.uniform(0.06, 0.14) if rng.random() < 0.5 else 0.0
+    return d
+
+
+def _random_body(rng: np.random.Generator) -> _Body:
+    """The style, the measures and the outlines of the upper and the sole."""
     style = _pick(rng, ("low", "low", "high", "runner"))
     u = rng.uniform
     if style == "low":
@@ -190,7 +230,11 @@ def _random_design(rng: np.random.Generator, leg: bool) -> _Design:
         (0.03, t + 0.012), (-0.02, t * 0.75), (-0.012, t * 0.2), (0.05, -0.004), (0.5, 0.0),
         (0.9, 0.004), (0.99, t * 0.3), (1.025, t * 0.85), (1.0, t + 0.022), (0.9, t + 0.006),
         (0.5, t)], 10)
+    return _Body(style, t, h, xt, dip, ht, xl, yl, outline, sole)
 
+
+def _random_colours(rng: np.random.Generator, body: _Body) -> _Design:
+    """A design with its colours and pattern, and no parts yet."""
     upper = _jitter(rng, _pick(rng, _UPPER_COLORS))
     second = _contrast(rng, upper, _UPPER_COLORS) if rng.random() < 0.5 else _shade(upper, 0.8)
     accent = _contrast(rng, upper, _UPPER_COLORS)
@@ -200,29 +244,35 @@ def _random_design(rng: np.random.Generator, leg: bool) -> _Design:
     lining = _jitter(rng, _pick(rng, _LINING_COLORS), 5)
     pattern = _pick(rng, ("solid", "solid", "solid", "knit", "camo", "zebra", "grain",
                           "flecks"))
+    return _Design(upper, second, accent, sole_c, lace, lining, pattern, [], 0.0,
+                   (0.025, body.xt, body.h - body.dip), body.t)
 
-    parts: list[_Part] = [_Part(outline, "upper", clip=None, shape=True, name="upper")]
-    # panels on the upper
+
+def _add_panels(rng: np.random.Generator, body: _Body, d: _Design) -> None:
+    """Panels on the upper: at the toe, at the heel, along the lace line."""
+    u, t, h = rng.uniform, body.t, body.h
     if rng.random() < 0.55:
-        parts.append(_Part(_ellipse(1.0, t, u(0.19, 0.26), u(0.11, 0.16)),
-                           _pick(rng, (second, sole_c, accent))))
+        d.parts.append(_Part(_ellipse(1.0, t, u(0.19, 0.26), u(0.11, 0.16)),
+                             _pick(rng, (d.second, d.sole, d.accent))))
     if rng.random() < 0.55:
-        parts.append(_Part(_ellipse(-0.02, t, u(0.15, 0.24), 0.6 * (h - t) + u(0, 0.08)),
-                           _pick(rng, (second, accent))))
-    lace_a = np.array([xt + 0.035, ht - 0.03])
-    lace_b = np.array([xl, yl])
-    along = lace_b - lace_a
-    normal = np.array([along[1], -along[0]]) / np.linalg.norm(along)  # points down-forward
+        d.parts.append(_Part(_ellipse(-0.02, t, u(0.15, 0.24), 0.6 * (h - t) + u(0, 0.08)),
+                             _pick(rng, (d.second, d.accent))))
+    lace_a, along, normal = body.lace_line
+    lace_b = np.array([body.xl, body.yl])
     if rng.random() < 0.7:
         w = u(0.04, 0.07)
         panel = np.array([lace_a - normal * 0.03 - along * 0.1, lace_b - normal * 0.03
                           + along * 0.12, lace_b + normal * w + along * 0.12,
                           lace_a + normal * w - along * 0.1])
-        parts.append(_Part(panel, _pick(rng, (second, _shade(upper, 0.75), accent))))
-    # logo
+        d.parts.append(_Part(panel, _pick(rng, (d.second, _shade(d.upper, 0.75), d.accent))))
+
+
+def _add_logo(rng: np.random.Generator, body: _Body, d: _Design) -> None:
+    """A swoosh, stripes, an ankle patch, a wave or none."""
+    u, t, h, style = rng.uniform, body.t, body.h, body.style
     logo = _pick(rng, ("swoosh", "stripes", "patch", "wave", "none")) if style != "high" \
         else _pick(rng, ("patch", "patch", "swoosh", "stripes"))
-    logo_c = _pick(rng, (accent, (250, 250, 250), (25, 25, 25), second))
+    logo_c = _pick(rng, (d.accent, (250, 250, 250), (25, 25, 25), d.second))
     if logo == "swoosh":
         s = np.linspace(0, 1, 40)
         x0, x1 = u(0.18, 0.28), u(0.70, 0.82)
@@ -230,72 +280,79 @@ def _random_design(rng: np.random.Generator, leg: bool) -> _Design:
         cl = np.stack([x0 + (x1 - x0) * s,
                        y0 + u(0.12, 0.2) * s**2 - 0.045 * np.sin(np.pi * s) * (1 - s)], 1)
         width = u(0.02, 0.035) * np.sin(np.pi * np.clip(s * 1.1, 0.02, 0.98)) ** 0.8 * (1.3 - s)
-        parts.append(_Part(_ribbon(cl, width + 0.002), logo_c))
+        d.parts.append(_Part(_ribbon(cl, width + 0.002), logo_c))
     elif logo == "stripes":
         n_st, x0 = int(rng.integers(2, 4)), u(0.40, 0.52)
         sw, gap, slant = u(0.028, 0.04), u(0.025, 0.04), u(0.08, 0.14)
         for i in range(n_st):
             xa = x0 + i * (sw + gap)
-            parts.append(_Part(np.array([(xa, t - 0.01), (xa + sw, t - 0.01),
-                                         (xa + sw - slant, ht + 0.05),
-                                         (xa - slant, ht + 0.05)]), logo_c))
+            d.parts.append(_Part(np.array([(xa, t - 0.01), (xa + sw, t - 0.01),
+                                           (xa + sw - slant, body.ht + 0.05),
+                                           (xa - slant, body.ht + 0.05)]), logo_c))
     elif logo == "patch":
         r = u(0.06, 0.085) if style == "high" else u(0.045, 0.06)
         cx, cy = u(0.12, 0.18), t + 0.55 * (h - t)
-        parts.append(_Part(_ellipse(cx, cy, r, r), (245, 245, 242)))
-        parts.append(_Part(_star(cx, cy, r * 0.7), _pick(rng, ((25, 40, 90), (200, 30, 40),
-                                                                (30, 30, 30)))))
+        d.parts.append(_Part(_ellipse(cx, cy, r, r), (245, 245, 242)))
+        d.parts.append(_Part(_star(cx, cy, r * 0.7), _pick(rng, ((25, 40, 90), (200, 30, 40),
+                                                                  (30, 30, 30)))))
     elif logo == "wave":
         s = np.linspace(0, 1, 40)
         cl = np.stack([0.1 + 0.75 * s, t + 0.08 + 0.06 * np.sin(2 * np.pi * s * u(0.8, 1.3))
                        + 0.05 * s], 1)
-        parts.append(_Part(_ribbon(cl, np.full(40, u(0.015, 0.03))), logo_c))
-    # collar lining (hidden when a leg is in the shoe)
-    heel_u, tongue_u = 0.025, xt
+        d.parts.append(_Part(_ribbon(cl, np.full(40, u(0.015, 0.03))), logo_c))
+
+
+def _add_sole(rng: np.random.Generator, body: _Body, d: _Design, leg: bool) -> None:
+    """The collar lining (hidden when a leg is in the shoe), the sole and its details."""
+    u, t, h, dip = rng.uniform, body.t, body.h, body.dip
+    heel_u, tongue_u = d.collar[0], d.collar[1]
     if not leg:
-        parts.append(_Part(_ellipse(0.5 * (heel_u + tongue_u) + 0.01, h - dip + 0.005,
-                                    0.5 * (tongue_u - heel_u) + 0.01, u(0.025, 0.045)), lining))
-    # sole and its details
-    parts.append(_Part(sole, sole_c, clip=None, shape=True, name="sole"))
-    if style == "runner":
-        parts.append(_Part(np.array([(-0.1, -0.1), (1.1, -0.1), (1.1, t * 0.28),
-                                     (-0.1, t * 0.28)]), _pick(rng, (sole_c, (40, 40, 42),
-                                                                     _shade(sole_c, 0.85))),
-                           clip="sole", alpha=0.9))
+        d.parts.append(_Part(_ellipse(0.5 * (heel_u + tongue_u) + 0.01, h - dip + 0.005,
+                                      0.5 * (tongue_u - heel_u) + 0.01, u(0.025, 0.045)),
+                             d.lining))
+    sole_c = d.sole
+    d.parts.append(_Part(body.sole, sole_c, clip=None, shape=True, name="sole"))
+    if body.style == "runner":
+        d.parts.append(_Part(np.array([(-0.1, -0.1), (1.1, -0.1), (1.1, t * 0.28),
+                                       (-0.1, t * 0.28)]), _pick(rng, (sole_c, (40, 40, 42),
+                                                                       _shade(sole_c, 0.85))),
+                             clip="sole", alpha=0.9))
         if rng.random() < 0.6:  # coloured plugs in the midsole
             for x in (u(0.12, 0.2), u(0.55, 0.65)):
-                parts.append(_Part(np.array([(x, t * 0.35), (x + 0.09, t * 0.35),
-                                             (x + 0.08, t * 0.8), (x - 0.01, t * 0.8)]),
-                                   _pick(rng, ((210, 40, 40), (40, 90, 200), accent)),
-                                   clip="sole"))
+                d.parts.append(_Part(np.array([(x, t * 0.35), (x + 0.09, t * 0.35),
+                                               (x + 0.08, t * 0.8), (x - 0.01, t * 0.8)]),
+                                     _pick(rng, ((210, 40, 40), (40, 90, 200), d.accent)),
+                                     clip="sole"))
     elif rng.random() < 0.6:  # a thin coloured line round the midsole
         v = t * u(0.45, 0.65)
-        parts.append(_Part(np.array([(-0.1, v), (1.1, v), (1.1, v + 0.014), (-0.1, v + 0.014)]),
-                           _pick(rng, ((30, 40, 90), (200, 30, 40), (30, 30, 30), accent)),
-                           clip="sole"))
+        d.parts.append(_Part(np.array([(-0.1, v), (1.1, v), (1.1, v + 0.014),
+                                       (-0.1, v + 0.014)]),
+                             _pick(rng, ((30, 40, 90), (200, 30, 40), (30, 30, 30), d.accent)),
+                             clip="sole"))
     if rng.random() < 0.5:  # outsole edge
-        parts.append(_Part(np.array([(-0.1, -0.1), (1.1, -0.1), (1.1, 0.018), (-0.1, 0.018)]),
-                           _pick(rng, ((185, 140, 90), (40, 40, 42), (120, 120, 120))),
-                           clip="sole"))
-    # laces: crossing bars along the lace line, on top of everything, part of the outline
-    n_laces = int(rng.integers(6, 9)) if style == "high" else int(rng.integers(4, 7))
+        d.parts.append(_Part(np.array([(-0.1, -0.1), (1.1, -0.1), (1.1, 0.018), (-0.1, 0.018)]),
+                             _pick(rng, ((185, 140, 90), (40, 40, 42), (120, 120, 120))),
+                             clip="sole"))
+
+
+def _add_laces(rng: np.random.Generator, body: _Body, d: _Design) -> None:
+    """Crossing bars along the lace line, on top of everything and part of the outline; a
+    runner may get a heel pull tab."""
+    u, h = rng.uniform, body.h
+    lace_a, along, normal = body.lace_line
+    n_laces = int(rng.integers(6, 9)) if body.style == "high" else int(rng.integers(4, 7))
     lw = u(0.014, 0.02)
     cross = rng.random() < 0.25
     slant = u(0.2, 0.6)
     for s in np.linspace(0.06, 0.92, n_laces):
         p = lace_a + along * s + normal * 0.01
         for sign in ((-0.6, 0.6) if cross else (slant,)):
-            d = normal + sign * along / np.linalg.norm(along)
-            parts.append(_Part(_bar(p, d, u(0.065, 0.085), lw), lace, clip=None, shape=True))
-    if style == "runner" and rng.random() < 0.7:  # heel pull tab
-        parts.append(_Part(np.array([(-0.015, h - 0.08), (0.035, h - 0.08), (0.04, h + 0.05),
-                                     (-0.005, h + 0.055)]), accent, clip=None, shape=True))
-    top = max(float(p.poly[:, 1].max()) for p in parts if p.shape)
-    for part in parts:
-        part.seam = part.clip == "upper" and part.color != lining and len(part.poly) > 4
-    tread = u(0.06, 0.14) if rng.random() < 0.5 else 0.0
-    return _Design(upper, second, accent, sole_c, lace, lining, pattern, parts, top,
-                   (heel_u, tongue_u, h - dip), t, tread)
+            dr = normal + sign * along / np.linalg.norm(along)
+            d.parts.append(_Part(_bar(p, dr, u(0.065, 0.085), lw), d.lace, clip=None,
+                                 shape=True))
+    if body.style == "runner" and rng.random() < 0.7:  # heel pull tab
+        d.parts.append(_Part(np.array([(-0.015, h - 0.08), (0.035, h - 0.08), (0.04, h + 0.05),
+                                       (-0.005, h + 0.055)]), d.accent, clip=None, shape=True))
 
 
 # --------------------------------------------------------------------------------- pose

@@ -310,7 +310,7 @@ def _evidence_kept(labels_dir: Path, rows: dict[str, dict[str, str]]) -> Iterato
 
 def _trained_on(model_dir: Path) -> int:
     """Photos (training + validation) of the run in ``model_dir``; -1 when unreadable."""
-    from seglib.training.loop import load_checkpoint
+    from seglib.training.checkpoints import load_checkpoint
 
     for name in ("last.pt", "best.pt"):
         try:
@@ -373,7 +373,8 @@ def _train_or_reuse(images_dir: Path, trimaps: Path, model_dir: Path,
     A finished model is reused even when the labels changed since (the round's own redrawing
     changes them); an interrupted one whose photos or labels changed is trained again.
     """
-    from seglib.training.loop import RunMismatchError, train_run
+    from seglib.training.checkpoints import RunMismatchError
+    from seglib.training.loop import train_run
 
     try:
         train_run(images_dir, trimaps, model_dir, resume=True, log=say,

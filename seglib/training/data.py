@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from seglib.core.errors import SeglibError
 from seglib.core.images import list_images, pair_by_stem, read_image, scan_images
+from seglib.labels.store import LabelStore
 from seglib.masks.trimap import load_trimap
 
 SPLIT_SEED = 1337
@@ -141,11 +142,16 @@ def take_subset(train: Sequence[Pair], n: int | None, log=None) -> list[Pair]:
     return list(train[:n])
 
 
+def network_photo(image: np.ndarray, size: int) -> np.ndarray:
+    """The photo as the network sees it, in training and in prediction: bilinear to
+    size×size."""
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
 def resize_pair(image: np.ndarray, trimap: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Photo bilinear, trimap nearest, both to size×size."""
-    img = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+    """Photo bilinear (:func:`network_photo`), trimap nearest, both to size×size."""
     tri = cv2.resize(trimap, (size, size), interpolation=cv2.INTER_NEAREST)
-    return img, tri
+    return network_photo(image, size), tri
 
 
 def load_pair(pair: Pair, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -190,8 +196,6 @@ def label_confidence(trimaps: str | Path) -> dict[str, float]:
     Labels a person chose or drew (source override, imported, edited) count as sure: 1.
     Trimaps made any other way have no entry (the training treats them as confidence 1).
     """
-    from seglib.labels.store import LabelStore
-
     out = {}
     for r in LabelStore(trimaps).ok_records():
         if r.sure:

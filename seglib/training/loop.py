@@ -1,17 +1,14 @@
 """Training loop: a run folder with ``best.pt``, ``last.pt``, ``history.csv``, ``metrics.json``.
 
-- ``best.pt``: ``{"format", "state_dict", "config", "epoch", "metrics"}`` of the epoch with
-  the lowest validation loss (or the highest validation object IoU with the preset's
-  ``select="iou_object"``); plain tensors and Python values, loaded with
-  ``torch.load(weights_only=True)``.
-- ``last.pt``: the same plus optimizer and shuffle-generator state, written after every epoch;
-  ``resume=True`` continues from it.
+- ``best.pt``: the epoch with the lowest validation loss (or the highest validation object
+  IoU with the preset's ``select="iou_object"``); ``last.pt``: the same plus the optimizer and
+  shuffle-generator state, written after every epoch; ``resume=True`` continues from it.
+  Both are described, written and read by :mod:`seglib.training.checkpoints`.
 - ``history.csv``: one row per epoch; ``metrics.json``: the best epoch's validation metrics.
-- ``manifest.json``: what the run was made from, written before the first epoch:
-  ``{"schema", "kind": "run", "photos": {stem: sha256}, "labels": {stem: sha256},
-  "options"}`` for every photo/trimap pair loaded (training and validation). ``resume=True``
-  continues only a run whose manifest matches the photos, labels and options and whose
-  ``last.pt`` is readable; anything else stops with one line naming the difference.
+- ``manifest.json``: what the run was made from, written before the first epoch (see
+  :mod:`seglib.training.checkpoints`). ``resume=True`` continues only a run whose manifest
+  matches the photos, labels and options and whose ``last.pt`` is readable; anything else
+  stops with one line naming the difference.
 
 Every file is written atomically (temp file + rename): Ctrl-C or a SIGKILL mid-epoch leaves
 the previous complete files in place.
@@ -27,7 +24,6 @@ import math
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,16 +35,21 @@ from tqdm.auto import tqdm
 from seglib.core.device import autocast, autocast_dtype, pick_device
 from seglib.core.errors import SeglibError
 from seglib.core.files import write_bytes_atomic
-from seglib.core.folders import (
-    describe_changes,
-    folder_lock,
-    hash_files,
-    read_json,
-    refuse_output,
-    write_json,
-)
+from seglib.core.folders import folder_lock, refuse_output
 from seglib.core.parallel import import_ray, map_photos, preloaded
 from seglib.masks.metrics import Scores
+from seglib.training.checkpoints import (
+    BEST,
+    LAST,
+    MANIFEST,
+    RunInputs,
+    check_resume,
+    load_checkpoint,
+    run_inputs,
+    write_best,
+    write_last,
+    write_manifest,
+)
 from seglib.training.data import (
     SPLIT_SEED,
     STANDARD_SUBSETS,
@@ -59,13 +60,9 @@ from seglib.training.data import (
     subset_sizes,
     take_subset,
 )
-from seglib.training.models import build_model, count_params
+from seglib.training.models import build_model, count_params, use_channels_last
 from seglib.training.presets import Preset, get_preset, repeat_name
 
-FORMAT = "seglib-run-v1"
-MANIFEST = "manifest.json"
-MANIFEST_SCHEMA = 1
-RESUME_KEYS = ("arch", "size", "width", "n_train", "shuffle", "seed", "val_stems")
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "pixel_accuracy", "mean_iou",
                   "iou_object", "seconds")
 
@@ -83,98 +80,6 @@ class RunResult:
     n_train: int
     n_val: int
     skipped: list = field(default_factory=list)
-
-
-def use_channels_last(device: torch.device) -> bool:
-    """channels_last helps the bf16 (oneDNN) CPU path and CUDA; plain fp32 CPU runs it slower."""
-    return device.type == "cuda" or (device.type == "cpu" and autocast_dtype(device) is not None)
-
-
-def save_checkpoint(path: Path, payload: dict) -> Path:
-    """``torch.save`` to memory, then an atomic write."""
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    return write_bytes_atomic(path, buf.getvalue())
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """Load a run checkpoint safely (``weights_only=True``) or raise a one-line error."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "best.pt"
-    if not path.is_file():
-        raise SeglibError(f"{path}: checkpoint not found; pass RUN/best.pt from a training run")
-    try:
-        with warnings.catch_warnings():  # odd pickles warn before they fail; the error says it
-            warnings.simplefilter("ignore")
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
-        from seglib.core.files import unreadable_reason
-
-        why = unreadable_reason(path, exc)
-        if path.name == "last.pt":
-            raise SeglibError(f"{path}: the resume state is damaged ({why}); "
-                              f"{_start_over(path.parent)}") from None
-        raise SeglibError(f"{path}: not a seglib checkpoint ({why}); pass the "
-                          "best.pt written by 'python -m seglib train'") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "state_dict" not in ckpt:
-        raise SeglibError(f"{path}: not a seglib checkpoint (no seglib config inside); pass "
-                          "the best.pt written by 'python -m seglib train'")
-    return ckpt
-
-
-class RunMismatchError(SeglibError):
-    """A run folder that ``resume`` cannot continue (other photos, labels or options, no
-    manifest, or no readable ``last.pt``)."""
-
-
-@dataclass
-class RunInputs:
-    """What a run is made from: ``{stem: sha256}`` of the photos and of their trimaps."""
-
-    photos: dict[str, str]
-    labels: dict[str, str]
-
-
-def run_inputs(dataset: Dataset) -> RunInputs:
-    """Hash the photos and trimaps of every pair ``dataset`` loaded (training and validation)."""
-    used = set(dataset.train.stems) | set(dataset.val.stems)
-    pairs = [p for p in dataset.scan.pairs if p.stem in used]
-    return RunInputs(hash_files({p.stem: p.image for p in pairs}),
-                     hash_files({p.stem: p.trimap for p in pairs}))
-
-
-def _start_over(out: Path) -> str:
-    return f"train into a new --out, or delete {out} to start over"
-
-
-def check_resume(out: Path, inputs: RunInputs, config: dict) -> dict:
-    """The run's ``last.pt`` when ``out`` can be resumed with these inputs and options;
-    otherwise a :class:`RunMismatchError` naming the difference and the fix."""
-    manifest = read_json(out / MANIFEST)
-    if manifest is None:
-        raise RunMismatchError(f"{out}: has no {MANIFEST} (made by an older seglib), so its "
-                               f"photos and labels cannot be checked; {_start_over(out)}")
-    changes = (describe_changes(manifest.get("photos") or {}, inputs.photos, "photo")
-               + describe_changes(manifest.get("labels") or {}, inputs.labels, "label",
-                                  added=False))
-    if changes:
-        raise RunMismatchError(f"{out}: {'; '.join(changes)} since the run was made: resume "
-                               f"needs the same photos and labels; {_start_over(out)}")
-    old = manifest.get("options") or {}
-    for key in RESUME_KEYS:
-        if old.get(key) != config[key]:
-            raise RunMismatchError(f"{out}: was trained with {key}={old.get(key)!r}, not "
-                                   f"{config[key]!r}; use the same options, or "
-                                   f"{_start_over(out)}")
-    last_path = out / "last.pt"
-    if not last_path.is_file():
-        raise RunMismatchError(f"{last_path}: missing, so the run cannot continue (its best.pt "
-                               f"is kept); {_start_over(out)}")
-    try:
-        return load_checkpoint(last_path)
-    except SeglibError as exc:
-        raise RunMismatchError(str(exc)) from None
 
 
 def _log_default(msg: str) -> None:
@@ -347,19 +252,65 @@ def train_run(
                              inputs=inputs, log=log, progress=progress)
 
 
+@dataclass
+class _Run:
+    """A run in training: what it trains on and with, and how far it has come."""
+
+    out: Path
+    p: Preset
+    config: dict
+    dataset: Dataset
+    train_data: Tensors
+    total_epochs: int
+    every: int  # validate every this many epochs (and after the first and the last)
+    dev: torch.device
+    amp: bool
+    shuffle: bool
+    say: Callable[[str], None]
+    model: torch.nn.Module | None = None
+    opt: torch.optim.Optimizer | None = None
+    gen: torch.Generator | None = None
+    loss_fn: Callable[..., torch.Tensor] | None = None
+    cl: bool = False  # channels_last input batches
+    history: list[dict] = field(default_factory=list)
+    start_epoch: int = 0
+    best_score: float = float("inf")
+    best_metrics: dict = field(default_factory=dict)
+    elapsed: float = 0.0
+
+
 def _train_locked(images: str | Path, trimaps: str | Path, out: Path, p: Preset, *,
                   n: int | None, shuffle: bool, seed: int, device: str, amp: bool,
                   resume: bool, dataset: Dataset | None, inputs: RunInputs | None,
                   log: Callable[[str], None] | None, progress: bool) -> RunResult:
     say = log or _log_default
-    best_path, last_path = out / "best.pt", out / "last.pt"
-    has_run = any((out / f).exists() for f in ("best.pt", "last.pt", "history.csv"))
+    has_run = any((out / f).exists() for f in (BEST, LAST, "history.csv"))
     if not resume and has_run:
         raise SeglibError(f"{out}: already holds a training run; pass --resume to continue it "
                           "or choose another --out folder")
     if dataset is None or dataset.size != p.size:
         dataset = load_dataset(images, trimaps, p.size, seed=SPLIT_SEED, log=log)
         inputs = None
+    run = _prepare(images, trimaps, out, p, n=n, shuffle=shuffle, seed=seed, device=device,
+                   amp=amp, dataset=dataset, say=say)
+    inputs = inputs or run_inputs(dataset)
+    last = check_resume(out, inputs, run.config) if has_run else None
+    _build(run, seed)
+    if last is not None:
+        _restore(run, last)
+    _announce(run, inputs, fresh=last is None)
+    bar = tqdm(range(run.start_epoch, run.total_epochs), desc=out.name, unit="epoch",
+               initial=run.start_epoch, total=run.total_epochs, disable=not progress)
+    with bar:
+        for epoch in bar:
+            bar.set_postfix(_epoch(run, epoch))
+    return _finish(run)
+
+
+def _prepare(images: str | Path, trimaps: str | Path, out: Path, p: Preset, *,
+             n: int | None, shuffle: bool, seed: int, device: str, amp: bool,
+             dataset: Dataset, say: Callable[[str], None]) -> _Run:
+    """The run's training subset, epochs, device and config (what its checkpoints hold)."""
     train = take_subset(dataset.train.stems, n, log=say)
     train_data = dataset.train.select(range(len(train)))
     n_train, n_val = len(train_data), len(dataset.val)
@@ -371,103 +322,113 @@ def _train_locked(images: str | Path, trimaps: str | Path, out: Path, p: Preset,
               "shuffle": bool(shuffle), "seed": int(seed), "n_requested": n, "n_train": n_train,
               "n_val": n_val, "images": str(images), "trimaps": str(trimaps),
               "val_stems": list(dataset.val.stems)}
-    inputs = inputs or run_inputs(dataset)
-    last = check_resume(out, inputs, config) if has_run else None
+    return _Run(out, p, config, dataset, train_data, total_epochs, every, dev, amp, shuffle,
+                say)
 
+
+def _build(run: _Run, seed: int) -> None:
+    """A fresh model, loss, optimizer and shuffle generator, seeded with ``seed``."""
     torch.manual_seed(seed)
-    model = build_model(p.arch, width=p.width).to(dev)
-    loss_fn = loss_for(p)
-    cl = amp and use_channels_last(dev)
-    if cl:
+    model = build_model(run.p.arch, width=run.p.width).to(run.dev)
+    run.loss_fn = loss_for(run.p)
+    run.cl = run.amp and use_channels_last(run.dev)
+    if run.cl:
         model = model.to(memory_format=torch.channels_last)
-    opt = _make_optimizer(p, model)
-    gen = torch.Generator().manual_seed(seed)
-    history: list[dict] = []
-    start_epoch, best_score, best_metrics, elapsed = 0, float("inf"), {}, 0.0
+    run.model = model
+    run.opt = _make_optimizer(run.p, model)
+    run.gen = torch.Generator().manual_seed(seed)
 
-    if last is not None:
-        model.load_state_dict(last["state_dict"])
-        opt.load_state_dict(last["optimizer"])
-        gen.set_state(last["generator"])
-        history = list(last["history"])
-        start_epoch = int(last["epoch"])
-        best_score = float(last.get("best_score", last.get("best_val_loss", best_score)))
-        elapsed = float(last.get("seconds", 0.0))
-        if best_path.exists():  # may be one epoch ahead of last.pt after a kill
-            try:
-                best_metrics = load_checkpoint(best_path).get("metrics", {})
-            except SeglibError:  # last.pt is fine: go on, the next validation rewrites best.pt
-                if start_epoch >= total_epochs:
-                    raise SeglibError(f"{best_path}: damaged, and the run is finished, so no "
-                                      "epoch will write it again; delete best.pt and last.pt "
-                                      "and train again") from None
-                say(f"notice: {best_path} is damaged; resuming from last.pt, the next "
+
+def _restore(run: _Run, last: dict) -> None:
+    """Continue from ``last.pt``: weights, optimizer, generator, history and best so far."""
+    assert run.model is not None and run.opt is not None and run.gen is not None
+    best_path = run.out / BEST
+    run.model.load_state_dict(last["state_dict"])
+    run.opt.load_state_dict(last["optimizer"])
+    run.gen.set_state(last["generator"])
+    run.history = list(last["history"])
+    run.start_epoch = int(last["epoch"])
+    run.best_score = float(last.get("best_score", last.get("best_val_loss", run.best_score)))
+    run.elapsed = float(last.get("seconds", 0.0))
+    if best_path.exists():  # may be one epoch ahead of last.pt after a kill
+        try:
+            run.best_metrics = load_checkpoint(best_path).get("metrics", {})
+        except SeglibError:  # last.pt is fine: go on, the next validation rewrites best.pt
+            if run.start_epoch >= run.total_epochs:
+                raise SeglibError(f"{best_path}: damaged, and the run is finished, so no "
+                                  "epoch will write it again; delete best.pt and last.pt "
+                                  "and train again") from None
+            run.say(f"notice: {best_path} is damaged; resuming from last.pt, the next "
                     "validation writes a new best.pt")
-                best_metrics, best_score = {}, float("inf")
-            if best_metrics:
-                best_score = min(best_score, selection_score(p.select, best_metrics))
-        say(f"{out}: resuming after epoch {start_epoch} of {total_epochs}")
+            run.best_metrics, run.best_score = {}, float("inf")
+        if run.best_metrics:
+            run.best_score = min(run.best_score, selection_score(run.p.select, run.best_metrics))
+    run.say(f"{run.out}: resuming after epoch {run.start_epoch} of {run.total_epochs}")
 
-    if start_epoch < total_epochs:
-        say(f"{out.name}: {p.arch} on {n_train} photos ({'shuffled' if shuffle else 'fixed order'})"
-            f", {n_val} validation, {total_epochs} epochs at {p.size}px, device {dev.type}"
-            + (f", autocast {autocast_dtype(dev)}" if amp and autocast_dtype(dev) else ""))
-    if last is None:
-        write_json(out / MANIFEST, {
-            "schema": MANIFEST_SCHEMA, "kind": "run", "photos": inputs.photos,
-            "labels": inputs.labels,
-            "options": {k: v for k, v in config.items() if k not in ("images", "trimaps")}})
-    bar = tqdm(range(start_epoch, total_epochs), desc=out.name, unit="epoch",
-               initial=start_epoch, total=total_epochs, disable=not progress)
-    with bar:
-        for epoch in bar:
-            t0 = time.perf_counter()
-            for group in opt.param_groups:
-                group["lr"] = p.lr_at(epoch, total_epochs)
-            model.train()
-            loss_sum, seen = 0.0, 0
-            weighted = p.confidence_weight > 0
-            for x, y, *conf in batches(train_data, p.batch, shuffle, p.flips, gen, p.jitter,
-                                       confidence=weighted):
-                x, y = x.to(dev), y.to(dev)
-                if cl:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                loss = train_step(model, opt, x, y, dev, amp, loss_fn,
-                                  conf[0] if conf else None)
-                loss_sum += loss.item() * len(x)
-                seen += len(x)
-            row: dict = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen)}
-            validate = epoch == 0 or (epoch + 1) % every == 0 or epoch + 1 == total_epochs
-            if validate:
-                m = evaluate_tensors(model, dataset.val, dev, amp=amp, loss_fn=loss_fn)
-                row.update(_row_metrics(m))
-            _check_finite(out, epoch + 1, row, p.lr)
-            elapsed += time.perf_counter() - t0
-            row["seconds"] = round(elapsed, 2)
-            history.append(row)
-            if validate and selection_score(p.select, m) < best_score:
-                best_score = selection_score(p.select, m)
-                best_metrics = dict(m, epoch=epoch + 1)
-                save_checkpoint(best_path, {
-                    "format": FORMAT, "state_dict": _cpu_state(model), "config": config,
-                    "epoch": epoch + 1, "metrics": best_metrics})
-                _write_json(out / "metrics.json", _metrics_doc(best_metrics, config, elapsed,
-                                                               False))
-            save_checkpoint(last_path, {
-                "format": FORMAT, "state_dict": _cpu_state(model), "config": config,
-                "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                "epoch": epoch + 1, "history": history, "best_score": best_score,
-                "seconds": elapsed})
-            _write_history(out / "history.csv", history)
-            post = {"loss": f"{row['train_loss']:.3f}"}
-            if validate:
-                post.update(val=f"{m['val_loss']:.3f}", iou=f"{m['iou_object'] or 0:.3f}")
-            bar.set_postfix(post)
 
-    doc = _metrics_doc(best_metrics, config, elapsed, True)
-    _write_json(out / "metrics.json", doc)
-    return RunResult(out, best_path, doc, history, config, elapsed, n_train, n_val,
-                     list(dataset.skipped))
+def _announce(run: _Run, inputs: RunInputs, fresh: bool) -> None:
+    """Say what will be trained (when epochs remain); a fresh run writes its manifest."""
+    p, dev, amp = run.p, run.dev, run.amp
+    if run.start_epoch < run.total_epochs:
+        run.say(f"{run.out.name}: {p.arch} on {len(run.train_data)} photos "
+                f"({'shuffled' if run.shuffle else 'fixed order'})"
+                f", {len(run.dataset.val)} validation, {run.total_epochs} epochs at {p.size}px, "
+                f"device {dev.type}"
+                + (f", autocast {autocast_dtype(dev)}" if amp and autocast_dtype(dev) else ""))
+    if fresh:
+        write_manifest(run.out, inputs, run.config)
+
+
+def _epoch(run: _Run, epoch: int) -> dict[str, str]:
+    """Train one epoch, validate when due, write the files; returns the progress bar's
+    postfix."""
+    model, opt, gen, p = run.model, run.opt, run.gen, run.p
+    assert model is not None and opt is not None and gen is not None
+    t0 = time.perf_counter()
+    for group in opt.param_groups:
+        group["lr"] = p.lr_at(epoch, run.total_epochs)
+    model.train()
+    loss_sum, seen = 0.0, 0
+    weighted = p.confidence_weight > 0
+    for x, y, *conf in batches(run.train_data, p.batch, run.shuffle, p.flips, gen, p.jitter,
+                               confidence=weighted):
+        x, y = x.to(run.dev), y.to(run.dev)
+        if run.cl:
+            x = x.contiguous(memory_format=torch.channels_last)
+        loss = train_step(model, opt, x, y, run.dev, run.amp, run.loss_fn,
+                          conf[0] if conf else None)
+        loss_sum += loss.item() * len(x)
+        seen += len(x)
+    row: dict = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen)}
+    validate = epoch == 0 or (epoch + 1) % run.every == 0 or epoch + 1 == run.total_epochs
+    if validate:
+        m = evaluate_tensors(model, run.dataset.val, run.dev, amp=run.amp, loss_fn=run.loss_fn)
+        row.update(_row_metrics(m))
+    _check_finite(run.out, epoch + 1, row, p.lr)
+    run.elapsed += time.perf_counter() - t0
+    row["seconds"] = round(run.elapsed, 2)
+    run.history.append(row)
+    if validate and selection_score(p.select, m) < run.best_score:
+        run.best_score = selection_score(p.select, m)
+        run.best_metrics = dict(m, epoch=epoch + 1)
+        write_best(run.out, model, run.config, epoch + 1, run.best_metrics)
+        _write_json(run.out / "metrics.json",
+                    _metrics_doc(run.best_metrics, run.config, run.elapsed, False))
+    write_last(run.out, model, run.config, opt, gen, epoch + 1, run.history, run.best_score,
+               run.elapsed)
+    _write_history(run.out / "history.csv", run.history)
+    post = {"loss": f"{row['train_loss']:.3f}"}
+    if validate:
+        post.update(val=f"{m['val_loss']:.3f}", iou=f"{m['iou_object'] or 0:.3f}")
+    return post
+
+
+def _finish(run: _Run) -> RunResult:
+    """The final ``metrics.json`` (``finished``) and the run's result."""
+    doc = _metrics_doc(run.best_metrics, run.config, run.elapsed, True)
+    _write_json(run.out / "metrics.json", doc)
+    return RunResult(run.out, run.out / BEST, doc, run.history, run.config, run.elapsed,
+                     len(run.train_data), len(run.dataset.val), list(run.dataset.skipped))
 
 
 def _check_finite(out: Path, epoch: int, row: dict, lr: float) -> None:
@@ -479,10 +440,6 @@ def _check_finite(out: Path, epoch: int, row: dict, lr: float) -> None:
     raise SeglibError(f"{out}: training diverged at epoch {epoch} (loss "
                       f"{', '.join(f'{v:g}' for v in losses)}); train again with a smaller "
                       f"learning rate (--lr, now {lr:g}) in a new --out folder")
-
-
-def _cpu_state(model: torch.nn.Module) -> dict:
-    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
 
 
 def _metrics_doc(best: dict, config: dict, seconds: float, finished: bool) -> dict:
@@ -660,6 +617,5 @@ def describe(model_or_arch: torch.nn.Module | str) -> str:
     return f"{name}: {count_params(m):,} parameters"
 
 
-__all__ = ["RunResult", "RunInputs", "RunMismatchError", "run_inputs", "check_resume",
-           "train_run", "train_standard", "train_standard_ray", "load_checkpoint",
-           "evaluate_tensors", "save_checkpoint", "standard_run_dir", "use_channels_last"]
+__all__ = ["RunResult", "train_run", "train_standard", "train_standard_ray", "evaluate_tensors",
+           "segmentation_loss", "selection_score", "standard_run_dir", "train_step"]

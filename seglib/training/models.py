@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seglib.core.device import autocast_dtype
+
 ARCHS = ("unet", "seed")
 
 
@@ -136,6 +138,11 @@ def build_model(arch: str, num_classes: int = 3, width: int | None = None) -> nn
     if arch == "unet":
         return unet(num_classes, base=width or 8)
     raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
+
+
+def use_channels_last(device: torch.device) -> bool:
+    """channels_last helps the bf16 (oneDNN) CPU path and CUDA; plain fp32 CPU runs it slower."""
+    return device.type == "cuda" or (device.type == "cpu" and autocast_dtype(device) is not None)
 
 
 def count_params(model: nn.Module) -> int:

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -29,8 +28,9 @@ from seglib.core.folders import mark_folder, refuse_output
 from seglib.core.images import as_rgb, read_image, scan_images
 from seglib.core.parallel import map_photos, preloaded
 from seglib.masks.trimap import BORDER, OBJECT, mask_to_trimap, save_trimap
-from seglib.training.loop import load_checkpoint, use_channels_last
-from seglib.training.models import build_model
+from seglib.training.checkpoints import load_checkpoint
+from seglib.training.data import network_photo
+from seglib.training.models import build_model, use_channels_last
 
 KIND = "predictions"
 
@@ -71,8 +71,7 @@ def load_model(path: str | Path, device: str = "auto") -> TrainedModel:
 
 def _model_logits(model: TrainedModel, image: np.ndarray, tta: bool | None) -> torch.Tensor:
     """The network's class logits (1×C×size×size float32, NCHW) for an RGB uint8 photo."""
-    img = as_rgb(image)
-    small = cv2.resize(img, (model.size, model.size), interpolation=cv2.INTER_LINEAR)
+    small = network_photo(as_rgb(image), model.size)
     x = torch.from_numpy(small).permute(2, 0, 1)[None].float().to(model.device)
     if use_channels_last(model.device):
         x = x.contiguous(memory_format=torch.channels_last)
@@ -138,20 +137,15 @@ def _classes_to_trimap(cls: np.ndarray, clean: bool) -> np.ndarray:
     return mask_to_trimap((cls == OBJECT - 1).astype(np.uint8))
 
 
-def logits_to_trimap(logits: np.ndarray, clean: bool = False) -> np.ndarray:
-    """Labels 1/2/3 from class scores; ``clean`` recomputes the border from the object mask."""
-    return _classes_to_trimap(_argmax_uint8(np.asarray(logits)), clean)
-
-
 def predict_image(model: TrainedModel, image: np.ndarray, clean: bool = True,
                   tta: bool | None = None) -> np.ndarray:
     """Predicted trimap (uint8, labels 1/2/3) at the photo's own size.
 
     ``clean`` (default) keeps the predicted object and redraws the one-pixel border around
     it; ``clean=False`` gives the raw most likely class per pixel (the network rarely picks
-    the thin border class, so raw trimaps have almost no border). Equal to
-    ``logits_to_trimap(predict_logits(...))`` while holding one photo-sized float map
-    at a time instead of all three.
+    the thin border class, so raw trimaps have almost no border). Equal to the most likely
+    class of :func:`predict_logits` (first class on ties) while holding one photo-sized float
+    map at a time instead of all three.
     """
     logits = _model_logits(model, image, tta)  # checks the photo first
     h, w = np.asarray(image).shape[:2]

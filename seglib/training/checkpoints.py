@@ -1,0 +1,162 @@
+"""A run folder's checkpoints and manifest: writing, safe reading and the resume checks.
+
+- ``best.pt``: ``{"format", "state_dict", "config", "epoch", "metrics"}`` of the best epoch;
+  plain tensors and Python values, loaded with ``torch.load(weights_only=True)``.
+- ``last.pt``: the same plus optimizer and shuffle-generator state, history, best score and
+  training time, written after every epoch; a resumed run continues from it.
+- ``manifest.json``: what the run was made from, written before the first epoch:
+  ``{"schema", "kind": "run", "photos": {stem: sha256}, "labels": {stem: sha256},
+  "options"}``. :func:`check_resume` continues only a run whose manifest matches the photos,
+  labels and options and whose ``last.pt`` is readable.
+
+Every file is written atomically (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from seglib.core.errors import SeglibError
+from seglib.core.files import write_bytes_atomic
+from seglib.core.folders import describe_changes, hash_files, read_json, write_json
+
+if TYPE_CHECKING:
+    from seglib.training.data import Dataset
+
+FORMAT = "seglib-run-v1"
+BEST = "best.pt"
+LAST = "last.pt"
+MANIFEST = "manifest.json"
+MANIFEST_SCHEMA = 1
+RESUME_KEYS = ("arch", "size", "width", "n_train", "shuffle", "seed", "val_stems")
+
+
+def save_checkpoint(path: Path, payload: dict) -> Path:
+    """``torch.save`` to memory, then an atomic write."""
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return write_bytes_atomic(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a run checkpoint safely (``weights_only=True``) or raise a one-line error."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / BEST
+    if not path.is_file():
+        raise SeglibError(f"{path}: checkpoint not found; pass RUN/best.pt from a training run")
+    try:
+        with warnings.catch_warnings():  # odd pickles warn before they fail; the error says it
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
+        from seglib.core.files import unreadable_reason
+
+        why = unreadable_reason(path, exc)
+        if path.name == LAST:
+            raise SeglibError(f"{path}: the resume state is damaged ({why}); "
+                              f"{start_over(path.parent)}") from None
+        raise SeglibError(f"{path}: not a seglib checkpoint ({why}); pass the "
+                          "best.pt written by 'python -m seglib train'") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "state_dict" not in ckpt:
+        raise SeglibError(f"{path}: not a seglib checkpoint (no seglib config inside); pass "
+                          "the best.pt written by 'python -m seglib train'")
+    return ckpt
+
+
+def cpu_state(model: torch.nn.Module) -> dict:
+    """The model's weights as contiguous CPU tensors (what a checkpoint stores)."""
+    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+
+
+def write_best(out: Path, model: torch.nn.Module, config: dict, epoch: int,
+               metrics: dict) -> Path:
+    """``out/best.pt``: the weights of ``epoch`` with its validation ``metrics``."""
+    return save_checkpoint(out / BEST, {
+        "format": FORMAT, "state_dict": cpu_state(model), "config": config,
+        "epoch": epoch, "metrics": metrics})
+
+
+def write_last(out: Path, model: torch.nn.Module, config: dict, opt: torch.optim.Optimizer,
+               gen: torch.Generator, epoch: int, history: list[dict], best_score: float,
+               seconds: float) -> Path:
+    """``out/last.pt``: everything a resumed run needs to go on after ``epoch``."""
+    return save_checkpoint(out / LAST, {
+        "format": FORMAT, "state_dict": cpu_state(model), "config": config,
+        "optimizer": opt.state_dict(), "generator": gen.get_state(),
+        "epoch": epoch, "history": history, "best_score": best_score,
+        "seconds": seconds})
+
+
+class RunMismatchError(SeglibError):
+    """A run folder that ``resume`` cannot continue (other photos, labels or options, no
+    manifest, or no readable ``last.pt``)."""
+
+
+@dataclass
+class RunInputs:
+    """What a run is made from: ``{stem: sha256}`` of the photos and of their trimaps."""
+
+    photos: dict[str, str]
+    labels: dict[str, str]
+
+
+def run_inputs(dataset: Dataset) -> RunInputs:
+    """Hash the photos and trimaps of every pair ``dataset`` loaded (training and validation)."""
+    used = set(dataset.train.stems) | set(dataset.val.stems)
+    pairs = [p for p in dataset.scan.pairs if p.stem in used]
+    return RunInputs(hash_files({p.stem: p.image for p in pairs}),
+                     hash_files({p.stem: p.trimap for p in pairs}))
+
+
+def write_manifest(out: Path, inputs: RunInputs, config: dict) -> None:
+    """``out/manifest.json``: the run's photos, labels and options (not its folders)."""
+    write_json(out / MANIFEST, {
+        "schema": MANIFEST_SCHEMA, "kind": "run", "photos": inputs.photos,
+        "labels": inputs.labels,
+        "options": {k: v for k, v in config.items() if k not in ("images", "trimaps")}})
+
+
+def start_over(out: Path) -> str:
+    """The fix named when a run folder cannot be continued."""
+    return f"train into a new --out, or delete {out} to start over"
+
+
+def check_resume(out: Path, inputs: RunInputs, config: dict) -> dict:
+    """The run's ``last.pt`` when ``out`` can be resumed with these inputs and options;
+    otherwise a :class:`RunMismatchError` naming the difference and the fix."""
+    manifest = read_json(out / MANIFEST)
+    if manifest is None:
+        raise RunMismatchError(f"{out}: has no {MANIFEST} (made by an older seglib), so its "
+                               f"photos and labels cannot be checked; {start_over(out)}")
+    changes = (describe_changes(manifest.get("photos") or {}, inputs.photos, "photo")
+               + describe_changes(manifest.get("labels") or {}, inputs.labels, "label",
+                                  added=False))
+    if changes:
+        raise RunMismatchError(f"{out}: {'; '.join(changes)} since the run was made: resume "
+                               f"needs the same photos and labels; {start_over(out)}")
+    old = manifest.get("options") or {}
+    for key in RESUME_KEYS:
+        if old.get(key) != config[key]:
+            raise RunMismatchError(f"{out}: was trained with {key}={old.get(key)!r}, not "
+                                   f"{config[key]!r}; use the same options, or "
+                                   f"{start_over(out)}")
+    last_path = out / LAST
+    if not last_path.is_file():
+        raise RunMismatchError(f"{last_path}: missing, so the run cannot continue (its best.pt "
+                               f"is kept); {start_over(out)}")
+    try:
+        return load_checkpoint(last_path)
+    except SeglibError as exc:
+        raise RunMismatchError(str(exc)) from None
+
+
+__all__ = ["FORMAT", "BEST", "LAST", "MANIFEST", "RunInputs", "RunMismatchError",
+           "check_resume", "cpu_state", "load_checkpoint", "run_inputs", "save_checkpoint",
+           "start_over", "write_best", "write_last", "write_manifest"]
