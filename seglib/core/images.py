@@ -1,4 +1,4 @@
-"""Finding, reading and atomically writing images."""
+"""Finding, reading, resizing and pairing photos (writing them is :mod:`seglib.core.files`)."""
 
 from __future__ import annotations
 
