@@ -217,6 +217,7 @@ def import_coco(labels: str | Path, coco_file: str | Path, *,
     ``labels`` (source ``imported``, confident, not flagged). Images the folder does not know,
     masks of another size than their photo and broken annotations are skipped and named in
     ``problems``; a mask equal to the photo's label already leaves the label as it was."""
+    from seglib.labels.confidence import of_person
     from seglib.labels.store import LABELS_CSV, LabelStore
     from seglib.masks.trimap import OBJECT, load_trimap
 
@@ -268,8 +269,8 @@ def import_coco(labels: str | Path, coco_file: str | Path, *,
             if same:
                 summary.unchanged.append(rec.stem)
                 continue
-            store.write_label(rec.stem, mask, source="imported", confidence=1.0, flagged=False,
-                              doubt="", status="ok", reason=f"imported from {coco_file.name}")
+            store.write_label(rec.stem, mask, source="imported", **of_person()._asdict(),
+                              status="ok", reason=f"imported from {coco_file.name}")
             summary.imported.append(rec.stem)
         overrides = store.overrides()
         if any(s in overrides for s in summary.imported):  # a choice among candidates is
