@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from seglib.core.images import read_image, resize_image  # noqa: E402
 from seglib.core.tables import read_csv  # noqa: E402
-from seglib.labels.confidence import COEFFICIENTS, Evidence, judge_refined, photo_evidence  # noqa: E402
+from seglib.labels.confidence import COEFFICIENTS, Evidence, of_refined, photo_evidence  # noqa: E402
 from seglib.labels.review import load_candidates  # noqa: E402
 from seglib.labels.store import LabelStore  # noqa: E402
 from seglib.masks.trimap import OBJECT, load_trimap, resize_mask  # noqa: E402
@@ -127,7 +127,7 @@ def report(rows: list[dict], title: str, rejudge: bool = False) -> None:
     if rejudge:  # the current seglib.labels.confidence on the recorded evidence
         for r in rows:
             if "evidence" in r:
-                r["confidence"], r["flagged"], r["doubt"] = judge_refined(r["evidence"])
+                r["confidence"], r["flagged"], r["doubt"] = of_refined(r["evidence"])
     conf = np.array([r["confidence"] for r in rows])
     q = np.array([r["quality"] for r in rows])
     bad = np.array([r["bad"] for r in rows])

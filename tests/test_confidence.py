@@ -13,7 +13,7 @@ from test_refine import _labeled_folder
 from seglib.cli import main
 from seglib.core.tables import read_csv
 from seglib.labels import confidence
-from seglib.labels.confidence import SURE, Evidence, evidence, judge_refined, refined_confidence
+from seglib.labels.confidence import SURE, Evidence, evidence, of_refined, refined_confidence
 from seglib.labels.labeling import repick_folder
 from seglib.labels.review import review_order, review_sheet
 from seglib.labels.store import LabelRecord, LabelStore, record_from_row
@@ -75,8 +75,8 @@ def test_the_photo_tells_a_label_that_swallowed_the_backdrop_between_two_shoes()
     def net(m: np.ndarray) -> np.ndarray:
         return np.where(m, 0.98, 0.02).astype(np.float32)
 
-    good = judge_refined(evidence(photo, pair, [pair] * 5, net(pair), pair, 1.0))
-    bad = judge_refined(evidence(photo, bridged, [bridged] * 5, net(bridged), bridged, 1.0))
+    good = of_refined(evidence(photo, pair, [pair] * 5, net(pair), pair, 1.0))
+    bad = of_refined(evidence(photo, bridged, [bridged] * 5, net(bridged), bridged, 1.0))
     # every view and the network agree with the bridge: only the photo doubts it
     assert good[0] > confidence.FLAG_BELOW and good[2] == ""
     assert bad[0] < good[0] and "background" in bad[2]
@@ -97,7 +97,7 @@ def test_a_cut_across_a_flat_backdrop_is_weak_on_a_photo_with_few_edges() -> Non
 
 def test_each_doubt_lowers_the_confidence_and_is_named() -> None:
     sure = refined_confidence(SURE)
-    assert sure > confidence.FLAG_BELOW and judge_refined(SURE) == (sure, False, "")
+    assert sure > confidence.FLAG_BELOW and of_refined(SURE) == (sure, False, "")
     worse = {"agree": 0.5, "disagree": 0.4, "unsure": 0.6, "pick_confidence": 0.0,
              "backdrop": 0.3, "weak_edge": 0.2}
     words = {"agree": "views agree",
@@ -107,12 +107,12 @@ def test_each_doubt_lowers_the_confidence_and_is_named() -> None:
              "weak_edge": "20% of the outline runs where the photo shows no edge"}
     for k, v in worse.items():
         e = Evidence(**{**SURE.as_dict(), k: v})
-        conf, _, doubt = judge_refined(e)
+        conf, _, doubt = of_refined(e)
         assert conf < sure, k
         assert words[k] in doubt, (k, doubt)
     bad = Evidence(agree=0.4, disagree=0.6, unsure=0.7, moved=0.5, pick_confidence=0.1, top=1,
                    backdrop=0.3, weak_edge=0.1)
-    conf, flagged, doubt = judge_refined(bad)
+    conf, flagged, doubt = of_refined(bad)
     assert conf < confidence.FLAG_BELOW and flagged and doubt
 
 
@@ -212,7 +212,7 @@ def test_refined_labels_carry_their_own_confidence(tmp_path: Path,
     for st in s.changed:
         r = recs[st]
         e = Evidence(**{k: float(rows[st][k]) for k in Evidence.__dataclass_fields__})
-        conf, flagged, doubt = judge_refined(e)
+        conf, flagged, doubt = of_refined(e)
         assert r.confidence == pytest.approx(conf, abs=1e-4) and r.flagged == flagged
         assert r.doubt == doubt and rows[st]["doubt"] == doubt
         assert r.pick_confidence == pytest.approx(1.0 - 0.01 * stems.index(st))
@@ -394,7 +394,7 @@ def test_a_refine_stopped_by_ctrl_c_keeps_the_evidence_of_what_it_recorded(
     images, out, truth = _labeled_folder(tmp_path, n=12)
     _perfect_network(truth, monkeypatch)
     calls = {"n": 0}
-    real = refine_mod.judge_refined
+    real = refine_mod.of_refined
 
     def judge_then_stop(e: Evidence) -> tuple[float, bool, str]:
         calls["n"] += 1
@@ -402,7 +402,7 @@ def test_a_refine_stopped_by_ctrl_c_keeps_the_evidence_of_what_it_recorded(
             raise KeyboardInterrupt
         return real(e)
 
-    monkeypatch.setattr(refine_mod, "judge_refined", judge_then_stop)
+    monkeypatch.setattr(refine_mod, "of_refined", judge_then_stop)
     with pytest.raises(KeyboardInterrupt):
         refine_labels(images, out, rounds=1, min_photos=2, progress=False, log=lambda m: None)
     rows = {r["stem"]: r for r in read_csv(out / EVIDENCE_CSV)}

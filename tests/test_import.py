@@ -325,7 +325,8 @@ def _refinable_folder(root: Path, n: int = 30, size: int = 64) -> tuple[Path, Pa
 
 def test_imported_labels_survive_refine_and_train(tmp_path: Path) -> None:
     from seglib.cli import main
-    from seglib.refine.rounds import KEPT_OVERRIDE, refine_labels
+    from seglib.refine.rounds import refine_labels
+    from seglib.refine.views import KEPT_OVERRIDE
     from seglib.training.loop import train_run
 
     images, labels, truth = _refinable_folder(tmp_path, n=12)

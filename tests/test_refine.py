@@ -18,19 +18,22 @@ from seglib.masks.trimap import load_trimap, mask_to_trimap, save_trimap
 from seglib.refine.rounds import (
     EVIDENCE_COLUMNS,
     EVIDENCE_CSV,
+    LOST_EVIDENCE,
+    MODEL_DIR,
+    RefineSummary,
+    refine_labels,
+)
+from seglib.refine.views import (
     KEPT_DONE,
     KEPT_OVERRIDE,
     KEPT_UNSURE,
-    LOST_EVIDENCE,
-    MODEL_DIR,
     SOURCE,
     RefinedPhoto,
-    RefineSummary,
     _with_refined,
     grabcut_agree,
     object_probability,
-    refine_labels,
-    refined_mask,
+    refine_views,
+    vote,
     voting_candidates,
 )
 from seglib.training.presets import get_preset
@@ -89,7 +92,7 @@ def test_grabcut_agree_removes_a_leg_the_network_does_not_see() -> None:
     assert grabcut_agree(img, np.full((h, w), 0.5, np.float32), pick) is None  # unsure CNN
 
 
-def test_refined_mask_outvotes_a_wrong_pick_when_the_network_and_a_candidate_agree() -> None:
+def test_the_vote_outvotes_a_wrong_pick_when_the_network_and_a_candidate_agree() -> None:
     h, w = 96, 96
     img = np.full((h, w, 3), 200, np.uint8)
     shoe = np.zeros((h, w), bool)
@@ -100,13 +103,13 @@ def test_refined_mask_outvotes_a_wrong_pick_when_the_network_and_a_candidate_agr
     img[shoe] = (30, 40, 170)
     prob = np.where(shoe, 0.95, 0.04).astype(np.float32)
     cands = np.stack([box, shoe, ~shoe])
-    out = refined_mask(img, prob, box, cands)  # the labeler picked the box
-    assert _iou(out, shoe) > 0.95
     leggy = shoe.copy()
-    leggy[:60, 40:50] = True  # ... or the shoe with a leg
-    assert _iou(refined_mask(img, prob, leggy, cands), shoe) > 0.95
+    leggy[:60, 40:50] = True
+    for pick in (box, leggy):  # the labeler picked the box, or the shoe with a leg
+        views = refine_views(img, prob, pick, cands)
+        assert views is not None and _iou(vote(img, views), shoe) > 0.95
     unsure = np.full((h, w), 0.5, np.float32)  # a network that knows nothing keeps the pick
-    assert refined_mask(img, unsure, shoe, cands) is None
+    assert refine_views(img, unsure, shoe, cands) is None
 
 
 def test_the_closest_candidate_is_never_one_cut_by_a_rectangle() -> None:
@@ -283,7 +286,7 @@ def test_a_label_redrawn_by_a_killed_refine_is_judged_from_the_evidence_it_wrote
     """refine writes a round's evidence before labels.csv: a label a killed run redrew and
     whose evidence it wrote is judged from that evidence by the next run, as if not killed."""
     from seglib.core.tables import write_csv
-    from seglib.labels.confidence import Evidence, judge_refined
+    from seglib.labels.confidence import Evidence, of_refined
 
     images, out, truth = _labeled_folder(tmp_path, n=12)
     store = LabelStore(out)
@@ -322,7 +325,7 @@ def test_a_label_redrawn_by_a_killed_refine_is_judged_from_the_evidence_it_wrote
     recs = LabelStore(out).records()
     rec = recs[stem]
     assert (rec.source, rec.chosen) == ("refined", str(idx))
-    conf, flagged, doubt = judge_refined(e)
+    conf, flagged, doubt = of_refined(e)
     assert rec.confidence == pytest.approx(conf, abs=1e-4) and rec.flagged == flagged
     assert rec.doubt == doubt and "background" in doubt
     for st in others:

@@ -191,7 +191,8 @@ def test_a_worker_killed_mid_run_takes_only_its_photo(photos, labeled_once, tmp_
 # -- refine -------------------------------------------------------------------------------------
 def test_refine_votes_with_two_workers_give_the_same_labels(photos, tmp_path):
     """The per-photo votes in two workers: the same trimaps, candidates and rows."""
-    from seglib.refine.rounds import KEPT_UNSURE, refine_labels
+    from seglib.refine.rounds import refine_labels
+    from seglib.refine.views import KEPT_UNSURE
 
     one = tmp_path / "one"
     _label(photos, one)

@@ -30,6 +30,7 @@ from seglib.core.files import write_bytes_atomic
 from seglib.core.images import read_image
 from seglib.formats.items import ExportItem, ExportSummary, copy_photo, iter_items
 from seglib.formats.polygons import outline_polygons
+from seglib.labels.confidence import of_person
 from seglib.labels.store import LABELS_CSV, LabelStore
 from seglib.masks.trimap import OBJECT, load_trimap
 
@@ -360,8 +361,8 @@ def _import_mask(store: LabelStore, rec: Any, cm: CocoMask, *, source: str) -> t
         same = False
     if same:
         return "unchanged", ""
-    store.write_label(rec.stem, mask, source="imported", confidence=1.0, flagged=False,
-                      doubt="", status="ok", reason=f"imported from {source}")
+    store.write_label(rec.stem, mask, source="imported", **of_person()._asdict(),
+                      status="ok", reason=f"imported from {source}")
     return "imported", ""
 
 

@@ -3,6 +3,18 @@
 Every label in ``labels.csv`` carries ``confidence`` (an estimate of the probability that the
 label is good: object IoU >= 0.8 against a careful hand mask), ``flagged`` (it is among the
 labels most likely to be wrong) and ``doubt`` (the weakest point of its evidence, in words).
+This module is their one owner: whatever writes a label sets the three from one
+:class:`Judgement`, made by the function of the label's source:
+
+======================================  =============================  ===================
+source                                  function                       confidence, flagged
+======================================  =============================  ===================
+``override``, ``imported``, ``edited``  :func:`of_person`              1, never flagged
+``pick``                                :func:`of_pick` (the pick)     the policy's
+``refined``                             :func:`of_refined` (evidence)  the vote's evidence
+``refined``, its evidence lost          :func:`unknown` (reason)       None, flagged
+======================================  =============================  ===================
+
 Which evidence depends on who made the label:
 
 - ``override``, ``imported``, ``edited``: a person chose or drew it: confidence 1, never
@@ -41,6 +53,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -221,12 +234,6 @@ def doubt_words(e: Evidence) -> str:
     }[worst]
 
 
-def judge_refined(e: Evidence) -> tuple[float, bool, str]:
-    """(confidence, flagged, doubt) of a refined label from its evidence."""
-    conf = refined_confidence(e)
-    return conf, conf < FLAG_BELOW, doubt_words(e)
-
-
 def pick_doubt(p: Pick) -> str:
     """Why the policy flagged its pick ``p``, in words ("" when it did not)."""
     if not p.flagged:
@@ -243,3 +250,35 @@ def pick_doubt(p: Pick) -> str:
     if margin < strength:
         return f"a rival mask scores almost as high ({rival:.2f} against {top:.2f})"
     return f"the best mask is weak (score {c.get('score', 0.0):.2f})"
+
+
+class Judgement(NamedTuple):
+    """A label's ``confidence``, ``flagged`` and ``doubt`` (the fields of its record)."""
+
+    confidence: float | None  # estimated P(the label is good); None: unknown
+    flagged: bool  # among the labels most likely to be wrong
+    doubt: str  # the weakest point of its evidence, in words ("" when none)
+
+
+def of_person() -> Judgement:
+    """A label a person chose or drew (``override``, ``imported``, ``edited``): sure."""
+    return Judgement(1.0, False, "")
+
+
+def of_pick(p: Pick, reason: str = "") -> Judgement:
+    """The policy's pick ``p``: the policy's confidence and flag; its doubt is ``reason`` (why
+    the pick was flagged beyond the policy: an ignored override, an empty mask) when flagged
+    and given, else :func:`pick_doubt`."""
+    return Judgement(float(p.confidence), bool(p.flagged),
+                     reason if p.flagged and reason else pick_doubt(p))
+
+
+def of_refined(e: Evidence) -> Judgement:
+    """A refined label, from the :class:`Evidence` of the views that voted on it."""
+    conf = refined_confidence(e)
+    return Judgement(conf, conf < FLAG_BELOW, doubt_words(e))
+
+
+def unknown(reason: str) -> Judgement:
+    """A label whose evidence is lost: confidence unknown, flagged, ``reason`` as its doubt."""
+    return Judgement(None, True, reason)

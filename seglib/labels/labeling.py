@@ -31,7 +31,7 @@ from seglib.core.errors import SeglibError
 from seglib.core.files import file_sha256
 from seglib.core.images import list_images, read_image, resize_max_side
 from seglib.core.parallel import map_photos, preloaded
-from seglib.labels.confidence import pick_doubt
+from seglib.labels.confidence import of_person, of_pick
 from seglib.labels.store import (
     CANDIDATES_DIR,
     KEPT_SOURCES,
@@ -160,11 +160,8 @@ def pick_photo(record: LabelRecord, cands: Candidates, policy: str, override: st
     rec.policy, rec.chosen, rec.source, rec.round = policy, p.chosen, source, 0
     rec.predicted_iou, rec.stability, rec.score = piou, stab, float(p.score)
     rec.pick_confidence, rec.pick_flagged = float(p.confidence), bool(p.flagged)
-    rec.doubt = reason if p.flagged and reason else pick_doubt(p)
-    if source == "override" and p.mask.any():  # a person chose it: sure (seglib.labels.confidence)
-        rec.confidence, rec.flagged, rec.doubt = 1.0, False, ""
-    else:
-        rec.confidence, rec.flagged = rec.pick_confidence, rec.pick_flagged
+    person = source == "override" and p.mask.any()  # a person chose it
+    rec.confidence, rec.flagged, rec.doubt = of_person() if person else of_pick(p, reason)
     rec.status, rec.reason = "ok", reason
     return PhotoResult(rec, trimap=mask_to_trimap(resize_mask(p.mask, size)))
 
@@ -291,8 +288,8 @@ def _keep_unrecorded(store: LabelStore, result: PhotoResult, job: _Job, policy: 
         return result
     rec = result.record
     rec.trimap_hash = file_sha256(path)
-    rec.source, rec.round, rec.flagged = "edited", 0, False
-    rec.confidence, rec.doubt = 1.0, ""
+    rec.source, rec.round = "edited", 0
+    rec.confidence, rec.flagged, rec.doubt = of_person()
     rec.reason = "a trimap labels.csv had no record of; kept"
     summary.edited += 1
     summary.kept["edited"] += 1
@@ -301,8 +298,8 @@ def _keep_unrecorded(store: LabelStore, result: PhotoResult, job: _Job, policy: 
 
 def _mark_edited(store: LabelStore, rec: LabelRecord) -> None:
     rec.trimap_hash = file_sha256(store.trimap_path(rec.stem))
-    rec.source, rec.round, rec.flagged = "edited", 0, False
-    rec.confidence, rec.doubt = 1.0, ""
+    rec.source, rec.round = "edited", 0
+    rec.confidence, rec.flagged, rec.doubt = of_person()
     rec.reason = "trimap edited by hand; kept"
     store.put(rec)
 
@@ -340,14 +337,7 @@ def label_folder(
     if (proposer is None) == (setup is None):
         raise SeglibError("label_folder needs a proposer or a setup that makes one")
     images_dir, out_dir = Path(images_dir), Path(out_dir)
-    if out_dir.resolve() == images_dir.resolve():
-        raise SeglibError(f"{out_dir}: is the photo folder; the trimaps would replace .png "
-                          "photos, choose another --out")
-    photos = list_images(images_dir)
-    if not photos:
-        raise SeglibError(f"{images_dir}: no .jpg/.jpeg/.png photos found; check the folder")
-    if limit is not None:
-        photos = photos[: max(0, int(limit))]
+    photos = _plan_photos(images_dir, out_dir, limit=limit)
     side = max_side or backends.spec(backend).max_side
     t_start = time.perf_counter()
     summary = LabelSummary(out_dir=out_dir, total=len(photos))
@@ -356,77 +346,126 @@ def label_folder(
         store.reload()
         summary.migrated = store.migrated
         store.remember_images(images_dir)
-        overrides = store.overrides()
-        stale_overrides: list[str] = []
-        seen: set[str] = set()
-        bar = tqdm(total=len(photos), desc=f"label ({backend})", unit="photo", file=sys.stderr)
-
-        def finish(result: PhotoResult) -> None:
-            rec = _commit(store, result)
-            bar.update()
-            if rec.status == "skipped":
-                summary.skipped += 1
-            elif rec.status == "failed":
-                summary.failed += 1
-            else:
-                summary.labeled += 1
-            if not rec.ok:
-                summary.problems.append(f"{rec.file}: {rec.reason}")
-                tqdm.write(f"{rec.status} {rec.file}: {rec.reason}", file=sys.stderr)
-
-        def jobs() -> Iterator[_Job]:
-            """The photos that need a worker; the others are done here as they come."""
-            for path in photos:
-                stem = path.stem
-                if stem in seen:
-                    bar.update()
-                    summary.skipped += 1
-                    summary.problems.append(f"{path.name}: another photo is also named "
-                                            f"{stem!r}")
-                    tqdm.write(f"skipped {path.name}: another photo is also named {stem!r}",
-                               file=sys.stderr)
-                    continue
-                seen.add(stem)
-                planned = _label_one(store, path, summary, backend=backend, mode=mode,
-                                     policy=policy, override=overrides.get(stem), side=side,
-                                     overwrite=overwrite, replace_kept=replace_kept,
-                                     stale_overrides=stale_overrides)
-                if planned is None:
-                    bar.update()
-                elif isinstance(planned, PhotoResult):
-                    finish(planned)
-                else:
-                    yield planned
-
+        run = _LabelRun(store=store, summary=summary, backend=backend, mode=mode, policy=policy,
+                        side=side, overwrite=overwrite, replace_kept=replace_kept,
+                        overrides=store.overrides(),
+                        bar=tqdm(total=len(photos), desc=f"label ({backend})", unit="photo",
+                                 file=sys.stderr))
         make = setup if setup is not None else preloaded(proposer)
-        with bar:
-            for done in map_photos(_run_job, jobs(), setup=make, workers=workers,
-                                   engine=engine, address=address,
-                                   gpu=backends.spec(backend).wants_gpu):
-                job: _Job = done.item
-                if not done.ok:  # its worker died: the photo is redone by the next run
-                    result = PhotoResult(job.keep) if job.keep is not None else PhotoResult(
-                        LabelRecord(stem=job.path.stem, file=job.path.name, backend=backend,
-                                    mode=mode, status="skipped", reason=done.error or ""))
-                elif job.keep is not None:
-                    result = PhotoResult(job.keep, candidates=done.value.candidates)
-                else:
-                    result = _keep_unrecorded(store, _same_override(
-                        store, done.value, job, policy, stale_overrides), job, policy, summary)
-                if result is None:
-                    bar.update()
-                else:
-                    finish(result)
-        if stale_overrides:
-            summary.notes.append(f"{len(stale_overrides)} overrides dropped: they chose among "
-                                 "candidates that were replaced (the photo changed, or "
-                                 f"--overwrite proposed others): {', '.join(stale_overrides[:3])}")
+        with run.bar:
+            _run_jobs(run, photos, setup=make, workers=workers, engine=engine, address=address)
+        _note_stale_overrides(summary, run.stale_overrides)
         store.save()
     records = store.records()
-    summary.rows = [records[s] for s in sorted(seen) if s in records]  # this run's photos
+    summary.rows = [records[s] for s in sorted(run.seen) if s in records]  # this run's photos
     summary.flagged = sum(r.flagged for r in summary.rows if r.ok)
     summary.seconds = time.perf_counter() - t_start
     return summary
+
+
+def _plan_photos(images_dir: Path, out_dir: Path, *, limit: int | None) -> list[Path]:
+    """The photos a ``label`` run considers (the first ``limit``); refuses to write into the
+    photo folder or to label a folder without photos."""
+    if out_dir.resolve() == images_dir.resolve():
+        raise SeglibError(f"{out_dir}: is the photo folder; the trimaps would replace .png "
+                          "photos, choose another --out")
+    photos = list_images(images_dir)
+    if not photos:
+        raise SeglibError(f"{images_dir}: no .jpg/.jpeg/.png photos found; check the folder")
+    if limit is not None:
+        photos = photos[: max(0, int(limit))]
+    return photos
+
+
+@dataclass
+class _LabelRun:
+    """What :func:`label_folder`'s steps share: the store, the summary, the settings, the
+    progress bar and what the run has seen so far."""
+
+    store: LabelStore
+    summary: LabelSummary
+    backend: str
+    mode: str
+    policy: str
+    side: int
+    overwrite: bool
+    replace_kept: bool
+    overrides: dict[str, str]
+    bar: tqdm
+    seen: set[str] = field(default_factory=set)  # stems of this run's photos
+    stale_overrides: list[str] = field(default_factory=list)  # dropped overrides (stems)
+
+
+def _run_jobs(run: _LabelRun, photos: list[Path], *, setup: Callable[[], Proposer],
+              workers: int | None, engine: str, address: str | None) -> None:
+    """Label the photos that need :func:`label_photo` (in this process or workers) and write
+    every result, in the order they come back."""
+    for done in map_photos(_run_job, _jobs(run, photos), setup=setup, workers=workers,
+                           engine=engine, address=address,
+                           gpu=backends.spec(run.backend).wants_gpu):
+        job: _Job = done.item
+        if not done.ok:  # its worker died: the photo is redone by the next run
+            result = PhotoResult(job.keep) if job.keep is not None else PhotoResult(
+                LabelRecord(stem=job.path.stem, file=job.path.name, backend=run.backend,
+                            mode=run.mode, status="skipped", reason=done.error or ""))
+        elif job.keep is not None:
+            result = PhotoResult(job.keep, candidates=done.value.candidates)
+        else:
+            result = _keep_unrecorded(run.store, _same_override(
+                run.store, done.value, job, run.policy, run.stale_overrides), job, run.policy,
+                run.summary)
+        if result is None:
+            run.bar.update()
+        else:
+            _finish(run, result)
+
+
+def _jobs(run: _LabelRun, photos: list[Path]) -> Iterator[_Job]:
+    """The photos that need a worker; the others are done here as they come."""
+    summary = run.summary
+    for path in photos:
+        stem = path.stem
+        if stem in run.seen:
+            run.bar.update()
+            summary.skipped += 1
+            summary.problems.append(f"{path.name}: another photo is also named {stem!r}")
+            tqdm.write(f"skipped {path.name}: another photo is also named {stem!r}",
+                       file=sys.stderr)
+            continue
+        run.seen.add(stem)
+        planned = _label_one(run.store, path, summary, backend=run.backend, mode=run.mode,
+                             policy=run.policy, override=run.overrides.get(stem), side=run.side,
+                             overwrite=run.overwrite, replace_kept=run.replace_kept,
+                             stale_overrides=run.stale_overrides)
+        if planned is None:
+            run.bar.update()
+        elif isinstance(planned, PhotoResult):
+            _finish(run, planned)
+        else:
+            yield planned
+
+
+def _finish(run: _LabelRun, result: PhotoResult) -> None:
+    """Write one photo's result (:func:`_commit`) and count it."""
+    rec = _commit(run.store, result)
+    run.bar.update()
+    summary = run.summary
+    if rec.status == "skipped":
+        summary.skipped += 1
+    elif rec.status == "failed":
+        summary.failed += 1
+    else:
+        summary.labeled += 1
+    if not rec.ok:
+        summary.problems.append(f"{rec.file}: {rec.reason}")
+        tqdm.write(f"{rec.status} {rec.file}: {rec.reason}", file=sys.stderr)
+
+
+def _note_stale_overrides(summary: LabelSummary, stale_overrides: list[str]) -> None:
+    if stale_overrides:
+        summary.notes.append(f"{len(stale_overrides)} overrides dropped: they chose among "
+                             "candidates that were replaced (the photo changed, or "
+                             f"--overwrite proposed others): {', '.join(stale_overrides[:3])}")
 
 
 def _label_one(store: LabelStore, path: Path, summary: LabelSummary, *, backend: str,
@@ -524,11 +563,7 @@ def repick_folder(out_dir: str | Path, policy: str = "foreground", *,
     """
     out_dir = Path(out_dir)
     store = LabelStore(out_dir)
-    cand_dir = out_dir / CANDIDATES_DIR
-    files = sorted(cand_dir.glob("*.npz")) if cand_dir.is_dir() else []
-    if not files:
-        raise SeglibError(f"{out_dir}: no cached candidates in {cand_dir}; "
-                          f"run `python -m seglib label IMAGES --out {out_dir}` first")
+    files = _cached_files(out_dir)
     t_start = time.perf_counter()
     summary = LabelSummary(out_dir=out_dir, total=len(files), repicked=True,
                            migrated=store.migrated)
@@ -540,55 +575,92 @@ def repick_folder(out_dir: str | Path, policy: str = "foreground", *,
             summary.notes.append(f"{OVERRIDES_CSV} names {len(unknown)} photos this folder "
                                  f"has no label for: {', '.join(unknown[:3])}")
         for npz in tqdm(files, desc=f"pick ({policy})", unit="photo", file=sys.stderr):
-            stem = npz.stem
-            old = store.get(stem) or LabelRecord(stem=stem)
-            try:
-                cands = Candidates.load(npz)
-            except SeglibError as exc:
-                if store.get(stem) is None or not old.ok:  # a label stays as it is
-                    old.status, old.reason = "failed", str(exc)
-                    store.put(old)
-                summary.failed += 1
-                summary.problems.append(f"{stem}: not re-picked ({exc})")
-                continue
-            if old.photo_hash and cands.photo_hash and cands.photo_hash != old.photo_hash:
-                summary.failed += 1
-                summary.problems.append(f"{stem}: not re-picked (its cached candidates are of "
-                                        "another photo; label the folder again)")
-                continue
-            override = overrides.get(stem)
-            state = _check_trimap(store, old, cands, policy, override) if old.ok else "missing"
-            if state == "unreadable" and not replace_kept:
-                _not_a_trimap(store, stem, summary)
-                summary.failed += 1
-                continue
-            if state == "edited" or (old.ok and old.source == "edited"):
-                if state == "edited":
-                    _mark_edited(store, old)
-                    summary.edited += 1
-                if not replace_kept:
-                    summary.kept["edited"] += 1
-                    continue
-            elif old.ok and old.source in KEPT_SOURCES and not replace_kept:
-                if not (override and old.source == "refined"):
-                    summary.kept[old.source] += 1
-                    continue
-            if old.ok and old.source in KEPT_SOURCES:
-                summary.replaced[old.source] += 1
-            size = _trimap_size(store.trimap_path(stem)) or cands.shape
-            old.backend = old.backend or cands.backend
-            result = pick_photo(old, cands, policy, override, size)
-            rec = _commit(store, result)
-            summary.labeled += 1
-            if override and rec.source == "override":
-                summary.overrides += 1
-            elif override:
-                summary.problems.append(f"{stem}: {rec.reason}")
+            _repick_one(store, npz, summary, policy=policy, override=overrides.get(npz.stem),
+                        replace_kept=replace_kept)
         store.save()
     summary.rows = list(store.records().values())
     summary.flagged = sum(r.flagged for r in summary.rows if r.ok)
     summary.seconds = time.perf_counter() - t_start
     return summary
+
+
+def _cached_files(out_dir: Path) -> list[Path]:
+    """The cached candidate files of a label folder (sorted); refuses a folder without."""
+    cand_dir = out_dir / CANDIDATES_DIR
+    files = sorted(cand_dir.glob("*.npz")) if cand_dir.is_dir() else []
+    if not files:
+        raise SeglibError(f"{out_dir}: no cached candidates in {cand_dir}; "
+                          f"run `python -m seglib label IMAGES --out {out_dir}` first")
+    return files
+
+
+def _repick_one(store: LabelStore, npz: Path, summary: LabelSummary, *, policy: str,
+                override: str | None, replace_kept: bool) -> None:
+    """Re-pick one photo from its cached candidates ``npz``, unless its label is kept."""
+    stem = npz.stem
+    old = store.get(stem) or LabelRecord(stem=stem)
+    cands = _load_for_repick(store, npz, old, summary)
+    if cands is None or _repick_keeps(store, old, cands, summary, policy=policy,
+                                      override=override, replace_kept=replace_kept):
+        return
+    if old.ok and old.source in KEPT_SOURCES:
+        summary.replaced[old.source] += 1
+    size = _trimap_size(store.trimap_path(stem)) or cands.shape
+    old.backend = old.backend or cands.backend
+    result = pick_photo(old, cands, policy, override, size)
+    rec = _commit(store, result)
+    summary.labeled += 1
+    if override and rec.source == "override":
+        summary.overrides += 1
+    elif override:
+        summary.problems.append(f"{stem}: {rec.reason}")
+
+
+def _load_for_repick(store: LabelStore, npz: Path, old: LabelRecord,
+                     summary: LabelSummary) -> Candidates | None:
+    """The photo's cached candidates; ``None`` (counted as failed) when they do not load or
+    are of another photo than its label."""
+    stem = npz.stem
+    try:
+        cands = Candidates.load(npz)
+    except SeglibError as exc:
+        if store.get(stem) is None or not old.ok:  # a label stays as it is
+            old.status, old.reason = "failed", str(exc)
+            store.put(old)
+        summary.failed += 1
+        summary.problems.append(f"{stem}: not re-picked ({exc})")
+        return None
+    if old.photo_hash and cands.photo_hash and cands.photo_hash != old.photo_hash:
+        summary.failed += 1
+        summary.problems.append(f"{stem}: not re-picked (its cached candidates are of "
+                                "another photo; label the folder again)")
+        return None
+    return cands
+
+
+def _repick_keeps(store: LabelStore, old: LabelRecord, cands: Candidates,
+                  summary: LabelSummary, *, policy: str, override: str | None,
+                  replace_kept: bool) -> bool:
+    """Whether a re-pick leaves the photo's label as it is (a file that is not a trimap, a
+    hand edit, a kept source), counting why."""
+    stem = old.stem
+    state = _check_trimap(store, old, cands, policy, override) if old.ok else "missing"
+    if state == "unreadable" and not replace_kept:
+        _not_a_trimap(store, stem, summary)
+        summary.failed += 1
+        return True
+    if state == "edited" or (old.ok and old.source == "edited"):
+        if state == "edited":
+            _mark_edited(store, old)
+            summary.edited += 1
+        if not replace_kept:
+            summary.kept["edited"] += 1
+            return True
+    elif old.ok and old.source in KEPT_SOURCES and not replace_kept:
+        if not (override and old.source == "refined"):
+            summary.kept[old.source] += 1
+            return True
+    return False
 
 
 def _trimap_size(path: Path) -> tuple[int, int] | None:

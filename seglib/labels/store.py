@@ -41,6 +41,7 @@ from seglib.core.errors import SeglibError
 from seglib.core.files import file_sha256, write_bytes_atomic
 from seglib.core.folders import folder_lock
 from seglib.core.tables import read_csv, write_csv
+from seglib.labels.confidence import of_person
 from seglib.masks.candidates import Candidates
 from seglib.masks.trimap import load_trimap, mask_to_trimap, resize_mask, save_trimap
 
@@ -158,8 +159,8 @@ def record_from_row(row: dict[str, str], overrides: Iterable[str] = ()) -> Label
             rec.round = int(digits) if digits.isdigit() else 1
         elif stem in set(overrides) and not words.startswith("override ignored"):
             rec.source = "override"
-    if migrate and rec.sure:  # a person chose or drew it: sure (seglib.labels.confidence)
-        rec.confidence, rec.flagged, rec.doubt = 1.0, False, ""
+    if migrate and rec.sure:  # a person chose or drew it
+        rec.confidence, rec.flagged, rec.doubt = of_person()
     return rec
 
 

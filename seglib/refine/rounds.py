@@ -1,26 +1,10 @@
-"""Folder-level refinement ("self-training") of a labeled folder.
+"""Folder-level refinement ("self-training") of a labeled folder: the rounds.
 
 After ``python -m seglib label`` a small U-Net is trained on the folder's confident labels
 (status ok, not flagged). Its errors differ from the labeler's: it averages over the whole
 folder, so an idiosyncratic mistake of one photo (a trouser leg, a hand, a box edge) is
-rarely repeated by the network. For every photo five views of the object then vote, pixel by
-pixel (a pixel is object when more than half of them say so):
-
-1. the labeler's pick;
-2. the network's object probability ``p`` (a soft vote);
-3. the photo's candidate closest (IoU) to the network's mask ``p > 0.5``, leaving out
-   candidates GrabCut drew inside a rectangle (their straight cut would show in the vote);
-4. GrabCut seeded by the network alone: definite object where ``p > 0.9``, definite
-   background where ``p < 0.1``, probable object where ``p > 0.5``, probable background
-   elsewhere;
-5. GrabCut seeded where the network and the pick agree: definite object where ``p > 0.9``
-   and the pick agree, definite background where ``p < 0.1`` and the pick agree, probable
-   as in 4.
-
-When the network has too few definite pixels of either kind for 4, it is not sure of anything
-and the photo keeps its pick; when 5 lacks seeds, it votes as the pick. The vote (holes
-filled) is polished at the photo's resolution as the labeler's refined pick is
-(:func:`seglib.masks.shapes.polish`).
+rarely repeated by the network. For every photo five views of the object then vote on its
+label (:mod:`seglib.refine.views`).
 
 The refined mask is appended to the photo's cached candidates as source
 ``"grabcut:cnn"`` (the original candidates stay as they were), becomes the photo's choice in
@@ -39,9 +23,10 @@ own flags never change what a later round or rerun trains on. Labels a person ch
 the training; a photo also keeps its label when the refined mask would be empty.
 
 This runs in ``ROUNDS`` rounds (2 by default): each round trains a new network on the labels
-as the previous round left them, so the second one learns from better labels. :func:`refine_photo`
-does one photo (nothing written; the unit a parallel run calls); :func:`refine_labels` is the
-folder loop.
+as the previous round left them, so the second one learns from better labels.
+:func:`seglib.refine.views.refine_photo` does one photo (nothing written; the unit a parallel
+run calls); :func:`refine_labels` is the folder loop (per round: train the network, plan the
+photos, run the votes, commit each result).
 
 Folders of fewer than ``MIN_PHOTOS`` confident photos are left as they are (too few to
 train on). The trained models stay in ``LABELS/refine_model`` and ``refine_model_2``, ...
@@ -60,33 +45,34 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
 from seglib.core.errors import SeglibError
 from seglib.core.files import file_sha256
-from seglib.core.images import list_images, read_image, resize_image
+from seglib.core.images import list_images
 from seglib.core.parallel import map_photos
 from seglib.core.tables import read_csv, write_csv
-from seglib.labels.confidence import Evidence, evidence, judge_refined
+from seglib.labels.confidence import Evidence, of_refined, unknown
 from seglib.labels.store import LABELS_CSV, LabelRecord, LabelStore, made_by_seglib
-from seglib.masks.candidates import REFINED_SOURCE, Candidates
-from seglib.masks.metrics import mask_iou
-from seglib.masks.shapes import fill_holes, grabcut, polish
-from seglib.masks.trimap import OBJECT, load_trimap, mask_to_trimap, resize_mask
+from seglib.masks.trimap import load_trimap
+from seglib.refine.views import (
+    KEPT_DONE,
+    KEPT_OVERRIDE,
+    KEPT_REASONS,
+    KEPT_UNREADABLE,
+    KEPT_UNSURE,
+    KEPT_WORKER,
+    SOURCE,
+    RefinedPhoto,
+    refine_photo,
+)
 from seglib.training.data import SPLIT_SEED
 from seglib.training.presets import Preset
 
-SOURCE = REFINED_SOURCE
-# candidates GrabCut drew inside a rectangle: where the rectangle cuts the object they end in a
-# straight line, which the closest-candidate view would carry into the vote
-RECT_SOURCES = ("grabcut:bbox", "grabcut:rect90")
 MIN_PHOTOS = 30
 MODEL_DIR = "refine_model"
-SURE_OBJECT, SURE_BACKGROUND = 0.9, 0.1
 ROUNDS = 2  # refinement rounds: the second learns from the first one's labels
-MIN_SEEDS = 20  # pixels of each definite class GrabCut needs to be worth running
 # a label a killed run redrew before it recorded the evidence: flagged, confidence unknown
 LOST_EVIDENCE = ("recovered after an interrupted run: refinement's evidence for it was lost, "
                  "so its confidence is unknown")
@@ -94,13 +80,6 @@ LOST_EVIDENCE = ("recovered after an interrupted run: refinement's evidence for 
 EVIDENCE_CSV = "refine_evidence.csv"
 EVIDENCE_COLUMNS = ("stem", "round", "trimap_hash", *Evidence.__dataclass_fields__,
                     "confidence", "flagged", "doubt")
-# why a photo keeps its label (RefineSummary.kept_why)
-KEPT_OVERRIDE = "chosen or drawn by a person (override, imported, edited)"
-KEPT_DONE = "redrawn by an earlier run"
-KEPT_UNSURE = "where the CNN was sure of nothing"
-KEPT_UNREADABLE = "without readable photo, trimap or candidates"
-KEPT_WORKER = "whose worker died (refine again to redo them)"
-KEPT_REASONS = (KEPT_OVERRIDE, KEPT_DONE, KEPT_UNSURE, KEPT_UNREADABLE, KEPT_WORKER)
 
 
 @dataclass
@@ -134,100 +113,6 @@ class RefineSummary:
                    if self.refined == 0 and self.kept_why.get(KEPT_UNSURE) else ""))
 
 
-def object_probability(logits: np.ndarray) -> np.ndarray:
-    """P(object) from 3×H×W class logits (object, background, border); border counts half."""
-    z = np.asarray(logits, dtype=np.float32)
-    e = np.exp(z - z.max(0))
-    e /= e.sum(0)
-    return e[OBJECT - 1] + 0.5 * e[2]
-
-
-def _grabcut_from(image: np.ndarray, prob: np.ndarray, fg: np.ndarray, bg: np.ndarray,
-                  iterations: int) -> np.ndarray | None:
-    """GrabCut with definite seeds ``fg``/``bg``, probable object where ``prob > 0.5``;
-    ``None`` when either seed has fewer than ``MIN_SEEDS`` pixels."""
-    if np.count_nonzero(fg) < MIN_SEEDS or np.count_nonzero(bg) < MIN_SEEDS:
-        return None
-    gc = np.where(prob > 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
-    gc[fg] = cv2.GC_FGD
-    gc[bg] = cv2.GC_BGD
-    return fill_holes(grabcut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), mask=gc, iters=iterations))
-
-
-def grabcut_agree(image: np.ndarray, prob: np.ndarray, pick: np.ndarray,
-                  iterations: int = 4) -> np.ndarray | None:
-    """GrabCut seeded where the network and the pick agree (view 5); ``None`` when seeds are
-    too few.
-
-    ``image`` RGB uint8 H×W×3, ``prob`` float H×W object probability, ``pick`` bool H×W.
-    """
-    pick = np.asarray(pick, dtype=bool)
-    return _grabcut_from(image, prob, (prob > SURE_OBJECT) & pick,
-                         (prob < SURE_BACKGROUND) & ~pick, iterations)
-
-
-def grabcut_seeded(image: np.ndarray, prob: np.ndarray, iterations: int = 4
-                   ) -> np.ndarray | None:
-    """GrabCut seeded by the network alone (view 4); ``None`` when seeds are too few."""
-    return _grabcut_from(image, prob, prob > SURE_OBJECT, prob < SURE_BACKGROUND, iterations)
-
-
-def refine_views(image: np.ndarray, prob: np.ndarray, pick: np.ndarray,
-                 candidates: np.ndarray) -> list[np.ndarray] | None:
-    """The five views of the module docstring (pick, network probability, closest candidate,
-    the two GrabCuts); ``None`` when the network is not sure of anything.
-
-    ``image`` RGB uint8 H×W×3, ``prob`` float H×W object probability, ``pick`` bool H×W,
-    ``candidates`` bool K×H×W (the photo's cached candidates; may be empty).
-    """
-    pick = np.asarray(pick, dtype=bool)
-    alone = grabcut_seeded(image, prob)
-    if alone is None:
-        return None
-    net = prob > 0.5
-    closest = net
-    if len(candidates):
-        closest = candidates[int(np.argmax([mask_iou(m, net) for m in candidates]))]
-    agree = grabcut_agree(image, prob, pick)
-    return [pick, prob, closest, alone, pick if agree is None else agree]
-
-
-def vote(image: np.ndarray, views: list[np.ndarray]) -> np.ndarray:
-    """The pixel vote of ``views`` (object where more than half say so), holes filled and
-    polished at the photo's resolution."""
-    mask = np.mean([np.asarray(v, dtype=np.float32) for v in views], axis=0) > 0.5
-    mask = fill_holes(mask)
-    return polish(image, mask) if mask.any() else mask
-
-
-def refined_mask(image: np.ndarray, prob: np.ndarray, pick: np.ndarray,
-                 candidates: np.ndarray) -> np.ndarray | None:
-    """The five-view vote (:func:`refine_views`, :func:`vote`); ``None`` when the network is
-    not sure of anything (the photo keeps its pick)."""
-    views = refine_views(image, prob, pick, candidates)
-    return None if views is None else vote(image, views)
-
-
-def voting_candidates(cands: Candidates) -> np.ndarray:
-    """The masks the closest-candidate view chooses from: the photo's candidates except an
-    earlier refined mask, those drawn inside a rectangle (:data:`RECT_SOURCES`) and the
-    background regions (``region:*``, never the object)."""
-    keep = [i for i, src in enumerate(cands.sources)
-            if src != SOURCE and src not in RECT_SOURCES and not src.startswith("region:")]
-    return cands.masks[keep]
-
-
-def _with_refined(cands: Candidates, mask: np.ndarray) -> tuple[Candidates, int]:
-    """``cands`` plus ``mask`` as source ``SOURCE`` (replacing an earlier refined one)."""
-    base = cands.without(SOURCE)
-    masks = np.concatenate([base.masks, mask[None]], axis=0)
-    piou = np.append(base.predicted_iou, 1.0)
-    stab = np.append(base.stability, 1.0)
-    obj = None if base.object_score is None else np.append(base.object_score, 1.0)
-    return Candidates(masks, piou, stab, [*base.sources, SOURCE], cands.backend,
-                      cands.photo_hash, object_score=obj), len(base)
-
-
 def _record_lost_redraw(store: LabelStore, rec: LabelRecord, rnd: int,
                         evidence_rows: dict[str, dict[str, str]]) -> bool:
     """Whether the photo's trimap is the one seglib draws from its refined candidate (a run
@@ -246,10 +131,7 @@ def _record_lost_redraw(store: LabelStore, rec: LabelRecord, rnd: int,
     rec.source, rec.round, rec.chosen = "refined", rnd, idx[0]
     rec.reason = f"refined in round {rnd} ({SOURCE})"
     e = _evidence_of(evidence_rows.get(rec.stem, {}), rnd, rec.trimap_hash)
-    if e is None:
-        rec.confidence, rec.flagged, rec.doubt = None, True, LOST_EVIDENCE
-    else:
-        rec.confidence, rec.flagged, rec.doubt = judge_refined(e)
+    rec.confidence, rec.flagged, rec.doubt = unknown(LOST_EVIDENCE) if e is None else of_refined(e)
     store.put(rec)
     return True
 
@@ -321,49 +203,8 @@ def _trained_on(model_dir: Path) -> int:
     return -1
 
 
-@dataclass
-class RefinedPhoto:
-    """What :func:`refine_photo` made of one photo: the new candidates and trimap, or why the
-    photo keeps its label."""
-
-    stem: str
-    candidates: Candidates | None = None  # the cached candidates plus the refined mask
-    chosen: int = -1  # the refined mask's index in ``candidates``
-    trimap: np.ndarray | None = None  # at the photo's size
-    evidence: Evidence | None = None  # what the views say about the refined mask
-    kept: str = ""  # one of KEPT_REASONS when the label stays
-    message: str = ""
-
-
 def _refine_job(model, job: tuple[str, Path, Path, Path, float | None]) -> RefinedPhoto:
     return refine_photo(*job[:4], model, pick_confidence=job[4])
-
-
-def refine_photo(stem: str, photo_path: Path, candidates_path: Path, trimap_path: Path,
-                 model, pick_confidence: float | None = None) -> RefinedPhoto:
-    """The five-view vote for one photo with a trained ``model``, and its evidence
-    (:func:`seglib.labels.confidence.evidence`; ``pick_confidence`` is the policy's confidence in
-    the photo's pick); writes nothing."""
-    from seglib.training.predict import predict_logits
-
-    try:
-        cands = Candidates.load(candidates_path)
-        trimap = load_trimap(trimap_path)
-        photo = read_image(photo_path)
-    except SeglibError as exc:
-        return RefinedPhoto(stem, kept=KEPT_UNREADABLE, message=f"kept {stem}: {exc}")
-    h, w = cands.shape
-    work = resize_image(photo, (h, w))
-    pick = resize_mask(trimap == OBJECT, (h, w))
-    prob = object_probability(predict_logits(model, work))
-    views = refine_views(work, prob, pick, voting_candidates(cands))
-    mask = None if views is None else vote(work, views)
-    if mask is None or not mask.any():
-        return RefinedPhoto(stem, kept=KEPT_UNSURE)
-    assert views is not None
-    new, idx = _with_refined(cands, mask)
-    return RefinedPhoto(stem, new, idx, mask_to_trimap(resize_mask(mask, trimap.shape[:2])),
-                        evidence=evidence(work, mask, views, prob, pick, pick_confidence))
 
 
 def _train_or_reuse(images_dir: Path, trimaps: Path, model_dir: Path,
@@ -428,114 +269,196 @@ def refine_labels(
     its candidates and trimap, and this process writes the results); the training stays one
     run. The labels are those of a one-process run.
     """
-    from seglib.training.data import load_dataset
-    from seglib.training.predict import load_model
-
     if rounds < 1:
         raise SeglibError(f"rounds must be at least 1, got {rounds}")
     say = log or (lambda m: tqdm.write(m, file=sys.stderr))
     images_dir, labels_dir = Path(images_dir), Path(labels_dir)
     t_start = time.perf_counter()
+    photos = _plan_photos(images_dir, labels_dir)
+    summary = RefineSummary(labels_dir=labels_dir, rounds=rounds)
+    store = LabelStore(labels_dir)
+    with store.lock():
+        store.reload()
+        run = _plan_pass(store, photos, summary, say=say, rounds=rounds, progress=progress,
+                         min_photos=min_photos)
+        if run is None:
+            summary.seconds = time.perf_counter() - t_start
+            return summary
+        if epochs is None:  # about 6000 photo views, 10 to 200 epochs
+            epochs = int(min(200, max(10, np.ceil(6000 / len(run.train_stems)))))
+        for rnd in range(1, rounds + 1):
+            _train_round(run, rnd, images_dir=images_dir, retrain=retrain, preset=preset,
+                         size=size, epochs=epochs, device=device, seed=seed)
+            _run_round(run, rnd, _plan_round(run, rnd), device=device, workers=workers,
+                       engine=engine, address=address)
+        store.save()
+    _tally(run)
+    summary.seconds = time.perf_counter() - t_start
+    return summary
+
+
+def _tally(run: _RefinePass) -> None:
+    """The summary's counts: the labels redrawn, those kept and why."""
+    summary = run.summary
+    summary.changed = sorted(run.changed)
+    summary.refined = len(run.changed)
+    summary.kept = summary.total - summary.refined
+    kept_reasons = [run.why.get(s, KEPT_UNREADABLE) for s in run.ok if s not in run.changed]
+    summary.kept_why = {r: kept_reasons.count(r) for r in KEPT_REASONS}
+
+
+def _plan_photos(images_dir: Path, labels_dir: Path) -> dict[str, Path]:
+    """The photos of ``images_dir`` by stem; refuses a folder that was never labeled or has
+    no photos."""
     if not (labels_dir / LABELS_CSV).is_file():
         raise SeglibError(f"{labels_dir}: no {LABELS_CSV}; run `python -m seglib label "
                           f"{images_dir} --out {labels_dir}` first")
     photos = {p.stem: p for p in list_images(images_dir)}
     if not photos:
         raise SeglibError(f"{images_dir}: no .jpg/.jpeg/.png photos found; check the folder")
-    summary = RefineSummary(labels_dir=labels_dir, rounds=rounds)
-    store = LabelStore(labels_dir)
-    with store.lock():
-        store.reload()
-        records = [r for r in store.ok_records() if r.stem in photos]
-        ok = [r.stem for r in records]
-        summary.total = len(ok)
-        train_stems = _confident(records, labels_dir)
-        summary.trained_on = len(train_stems)
-        if len(train_stems) < min_photos:
-            summary.skipped = (f"only {len(train_stems)} confident labels, at least "
-                               f"{min_photos} are needed to train the refining CNN")
-            say(summary.describe())
-            summary.seconds = time.perf_counter() - t_start
-            return summary
-        if epochs is None:
-            epochs = int(min(200, max(10, np.ceil(6000 / len(train_stems)))))
-        overrides = store.overrides()
-        changed: set[str] = set()
-        why: dict[str, str] = {}  # stem -> why a round left it alone (the last round's reason)
-        evidence_rows = _read_evidence(labels_dir)
-        for rnd in range(1, rounds + 1):
-            model_dir = labels_dir / (MODEL_DIR if rnd == 1 else f"{MODEL_DIR}_{rnd}")
-            if model_dir.exists() and (retrain or _trained_on(model_dir) != len(train_stems)):
-                shutil.rmtree(model_dir)  # asked for, or the folder's labels changed since
-            t0 = time.perf_counter()
-            # the confident labels only; messages name the user's label folder
-            data = load_dataset(images_dir, labels_dir, size, log=say, stems=train_stems)
-            _train_or_reuse(images_dir, labels_dir, model_dir, say, preset=preset, size=size,
-                            epochs=epochs, device=device, seed=seed, progress=progress,
-                            dataset=data)
-            summary.train_seconds += time.perf_counter() - t0
-            summary.model = model_dir / "best.pt"
-            todo = []
-            for stem in sorted(ok):
-                rec = store.get(stem)
-                assert rec is not None
-                if rec.sure or stem in overrides:
-                    why[stem] = KEPT_OVERRIDE
-                elif rec.source == "refined" and rec.round >= rnd:
-                    why[stem] = KEPT_DONE
-                elif store.trimap_state(stem) == "changed":
-                    if _record_lost_redraw(store, rec, rnd, evidence_rows):  # a killed run
-                        changed.add(stem)
-                    else:  # edited by hand since: keep it
-                        why[stem] = KEPT_OVERRIDE
-                else:
-                    todo.append((stem, photos[stem], store.candidates_path(stem),
-                                 store.trimap_path(stem), rec.pick_confidence))
-            setup = functools.partial(load_model, summary.model, device)
-            with tqdm(total=len(ok), initial=len(ok) - len(todo), unit="photo",
-                      desc=f"refine round {rnd}/{rounds}", file=sys.stderr,
-                      disable=not progress) as bar, _evidence_kept(labels_dir, evidence_rows):
-                for done in map_photos(_refine_job, todo, setup=setup, workers=workers,
-                                       engine=engine, address=address, gpu=True):
-                    bar.update()
-                    stem = done.item[0]
-                    out = done.value if done.ok else RefinedPhoto(
-                        stem, kept=KEPT_WORKER, message=f"kept {stem}: {done.error}")
-                    if out.kept:
-                        if out.message:
-                            say(out.message)
-                        why[stem] = out.kept
-                        continue
-                    assert out.candidates is not None and out.trimap is not None
-                    assert out.evidence is not None
-                    conf, flagged, doubt = judge_refined(out.evidence)  # before any write
-                    rec = store.get(stem)
-                    assert rec is not None
-                    out.candidates.save(store.candidates_path(stem))
-                    was = rec.chosen if rec.source == "pick" else ""
-                    drawn = store.write_trimap(stem, out.trimap)
-                    # its evidence, before the record: a stop from here on leaves a redrawn
-                    # label that the next run judges from this row (_record_lost_redraw)
-                    evidence_rows[stem] = {"stem": stem, "round": str(rnd), "trimap_hash": drawn,
-                                           **{k: f"{v:.4f}" for k, v in
-                                              out.evidence.as_dict().items()},
-                                           "confidence": f"{conf:.4f}",
-                                           "flagged": str(int(flagged)), "doubt": doubt}
-                    rec.trimap_hash = drawn
-                    rec.source, rec.round, rec.chosen = "refined", rnd, str(out.chosen)
-                    rec.reason = (f"refined in round {rnd} ({SOURCE}"
-                                  + (f"; the pick was {was})" if was else ")"))
-                    rec.confidence, rec.flagged, rec.doubt = conf, flagged, doubt
-                    store.put(rec)
-                    if store.save_due():  # the evidence first: a label it names but
-                        _write_evidence(labels_dir, evidence_rows)  # labels.csv does not
-                        store.save()  # yet is judged from it by the next run
-                    changed.add(stem)
-        store.save()
-    summary.changed = sorted(changed)
-    summary.refined = len(changed)
-    summary.kept = summary.total - summary.refined
-    kept_reasons = [why.get(s, KEPT_UNREADABLE) for s in ok if s not in changed]
-    summary.kept_why = {r: kept_reasons.count(r) for r in KEPT_REASONS}
-    summary.seconds = time.perf_counter() - t_start
-    return summary
+    return photos
+
+
+@dataclass
+class _RefinePass:
+    """What the steps of :func:`refine_labels` share: the store, the summary, the photos and
+    what the rounds have done so far."""
+
+    store: LabelStore
+    summary: RefineSummary
+    photos: dict[str, Path]  # the photo of each stem
+    ok: list[str]  # stems of the labels considered (status ok, photo present)
+    train_stems: list[str]  # the labels every round trains on
+    overrides: dict[str, str]
+    evidence_rows: dict[str, dict[str, str]]  # EVIDENCE_CSV's rows, by stem
+    say: Callable[[str], None]
+    rounds: int
+    progress: bool
+    changed: set[str] = field(default_factory=set)  # stems redrawn by this run
+    why: dict[str, str] = field(default_factory=dict)  # stem -> why the last round kept it
+
+    @property
+    def labels_dir(self) -> Path:
+        return self.store.folder
+
+
+def _plan_pass(store: LabelStore, photos: dict[str, Path], summary: RefineSummary, *,
+               say: Callable[[str], None], rounds: int, progress: bool,
+               min_photos: int) -> _RefinePass | None:
+    """The labels to refine and to train on; ``None`` (the summary says why) when too few
+    are confident to train on."""
+    records = [r for r in store.ok_records() if r.stem in photos]
+    ok = [r.stem for r in records]
+    summary.total = len(ok)
+    train_stems = _confident(records, store.folder)
+    summary.trained_on = len(train_stems)
+    if len(train_stems) < min_photos:
+        summary.skipped = (f"only {len(train_stems)} confident labels, at least "
+                           f"{min_photos} are needed to train the refining CNN")
+        say(summary.describe())
+        return None
+    return _RefinePass(store=store, summary=summary, photos=photos, ok=ok,
+                       train_stems=train_stems, overrides=store.overrides(),
+                       evidence_rows=_read_evidence(store.folder), say=say, rounds=rounds,
+                       progress=progress)
+
+
+def _train_round(run: _RefinePass, rnd: int, *, images_dir: Path, retrain: bool,
+                 preset: str | Preset, size: int, epochs: int, device: str, seed: int) -> None:
+    """Train round ``rnd``'s network on the confident labels (or reuse it)."""
+    from seglib.training.data import load_dataset
+
+    labels_dir = run.labels_dir
+    model_dir = labels_dir / (MODEL_DIR if rnd == 1 else f"{MODEL_DIR}_{rnd}")
+    if model_dir.exists() and (retrain or _trained_on(model_dir) != len(run.train_stems)):
+        shutil.rmtree(model_dir)  # asked for, or the folder's labels changed since
+    t0 = time.perf_counter()
+    # the confident labels only; messages name the user's label folder
+    data = load_dataset(images_dir, labels_dir, size, log=run.say, stems=run.train_stems)
+    _train_or_reuse(images_dir, labels_dir, model_dir, run.say, preset=preset, size=size,
+                    epochs=epochs, device=device, seed=seed, progress=run.progress,
+                    dataset=data)
+    run.summary.train_seconds += time.perf_counter() - t0
+    run.summary.model = model_dir / "best.pt"
+
+
+_Todo = tuple[str, Path, Path, Path, float | None]  # what _refine_job gets for one photo
+
+
+def _plan_round(run: _RefinePass, rnd: int) -> list[_Todo]:
+    """The photos round ``rnd`` votes on; the others keep their label, and why."""
+    store, todo = run.store, []
+    for stem in sorted(run.ok):
+        rec = store.get(stem)
+        assert rec is not None
+        if rec.sure or stem in run.overrides:
+            run.why[stem] = KEPT_OVERRIDE
+        elif rec.source == "refined" and rec.round >= rnd:
+            run.why[stem] = KEPT_DONE
+        elif store.trimap_state(stem) == "changed":
+            if _record_lost_redraw(store, rec, rnd, run.evidence_rows):  # a killed run
+                run.changed.add(stem)
+            else:  # edited by hand since: keep it
+                run.why[stem] = KEPT_OVERRIDE
+        else:
+            todo.append((stem, run.photos[stem], store.candidates_path(stem),
+                         store.trimap_path(stem), rec.pick_confidence))
+    return todo
+
+
+def _run_round(run: _RefinePass, rnd: int, todo: list[_Todo], *, device: str,
+               workers: int | None, engine: str, address: str | None) -> None:
+    """The votes of round ``rnd`` (in this process or workers), each committed as it comes."""
+    from seglib.training.predict import load_model
+
+    setup = functools.partial(load_model, run.summary.model, device)
+    n = len(run.ok)
+    with tqdm(total=n, initial=n - len(todo), unit="photo",
+              desc=f"refine round {rnd}/{run.rounds}", file=sys.stderr,
+              disable=not run.progress) as bar, _evidence_kept(run.labels_dir, run.evidence_rows):
+        for done in map_photos(_refine_job, todo, setup=setup, workers=workers,
+                               engine=engine, address=address, gpu=True):
+            bar.update()
+            stem = done.item[0]
+            out = done.value if done.ok else RefinedPhoto(
+                stem, kept=KEPT_WORKER, message=f"kept {stem}: {done.error}")
+            if out.kept:
+                if out.message:
+                    run.say(out.message)
+                run.why[stem] = out.kept
+                continue
+            _commit_refined(run, stem, out, rnd)
+
+
+def _commit_refined(run: _RefinePass, stem: str, out: RefinedPhoto, rnd: int) -> None:
+    """Write a photo's refined label: candidates, trimap, its evidence row, then the record."""
+    assert out.candidates is not None and out.trimap is not None
+    assert out.evidence is not None
+    judgement = of_refined(out.evidence)  # before any write
+    store = run.store
+    rec = store.get(stem)
+    assert rec is not None
+    out.candidates.save(store.candidates_path(stem))
+    was = rec.chosen if rec.source == "pick" else ""
+    drawn = store.write_trimap(stem, out.trimap)
+    # its evidence, before the record: a stop from here on leaves a redrawn
+    # label that the next run judges from this row (_record_lost_redraw)
+    run.evidence_rows[stem] = _evidence_row(stem, rnd, drawn, out.evidence, *judgement)
+    rec.trimap_hash = drawn
+    rec.source, rec.round, rec.chosen = "refined", rnd, str(out.chosen)
+    rec.reason = (f"refined in round {rnd} ({SOURCE}"
+                  + (f"; the pick was {was})" if was else ")"))
+    rec.confidence, rec.flagged, rec.doubt = judgement
+    store.put(rec)
+    if store.save_due():  # the evidence first: a label it names but
+        _write_evidence(run.labels_dir, run.evidence_rows)  # labels.csv does not
+        store.save()  # yet is judged from it by the next run
+    run.changed.add(stem)
+
+
+def _evidence_row(stem: str, rnd: int, trimap_hash: str, e: Evidence, confidence: float | None,
+                  flagged: bool, doubt: str) -> dict[str, str]:
+    """The ``EVIDENCE_CSV`` row of a label redrawn in round ``rnd``, and its judgement."""
+    return {"stem": stem, "round": str(rnd), "trimap_hash": trimap_hash,
+            **{k: f"{v:.4f}" for k, v in e.as_dict().items()},
+            "confidence": f"{confidence:.4f}", "flagged": str(int(flagged)), "doubt": doubt}
