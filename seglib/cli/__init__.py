@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "predict": "predict trimaps for a folder of photos",
     "evaluate": "compare predicted trimaps with true ones",
     "course": "run the four course notebooks headless with papermill",
+    "notebooks": "copy the four course notebooks out to open in JupyterLab",
     "export": "export labels as COCO, YOLO, Oxford-IIIT Pet or Pascal VOC",
     "import": "make the masks of a COCO file (CVAT, Label Studio) the photos' labels",
 }

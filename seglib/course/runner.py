@@ -1,4 +1,9 @@
-"""The course runner: presets and a headless papermill run of ``notebooks/0*.ipynb``.
+"""The course runner: presets and a headless papermill run of the four course notebooks.
+
+The notebooks ship inside the package, in ``seglib/course/notebooks/`` (in a checkout that
+folder is a link to the repository's ``notebooks/``; a wheel holds copies), so an installed
+seglib runs the course from any folder. Without the checkout's ``data/sample`` the embedded
+sample is written into ``OUT/sample``.
 
 ``run_course("demo", out="runs/demo")`` executes the four notebooks in order in a kernel of
 the current interpreter, passing each the preset's parameters it declares, and writes into
@@ -40,10 +45,23 @@ from seglib.core.folders import (
     write_json,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-NOTEBOOKS_DIR = REPO / "notebooks"
-SAMPLE_DIR = REPO / "data" / "sample"
-SHARED_SHOES = REPO.parent / "shared" / "shoes" / "images"
+REPO = Path(__file__).resolve().parents[2]  # the folder seglib is imported from
+IN_CHECKOUT = (REPO / "pyproject.toml").is_file()  # a source checkout, not site-packages
+
+
+def _notebooks_dir() -> Path:
+    """The package's notebooks (``seglib/course/notebooks``); in a checkout where that link
+    did not survive (git without symbolic links), the repository's ``notebooks/``."""
+    inside = Path(__file__).resolve().parent / "notebooks"
+    if inside.is_dir() or not IN_CHECKOUT:
+        return inside
+    return REPO / "notebooks"
+
+
+NOTEBOOKS_DIR = _notebooks_dir()
+SAMPLE_DIR = REPO / "data" / "sample"  # a checkout's sample; an installed seglib writes one
+WORK_DIR = REPO if IN_CHECKOUT else Path.cwd()  # default runs/PRESET and ../shared live here
+SHARED_SHOES = WORK_DIR.parent / "shared" / "shoes" / "images"
 NOTEBOOKS = ("01_sam_masks", "02_trimaps", "03_train_10_161_207_711", "04_compare")
 KERNEL_NAME = "python3"
 COURSE_SCHEMA = 1
@@ -100,7 +118,7 @@ def get_preset(name: str) -> CoursePreset:
 def sample_images(out: Path | None = None) -> Path:
     """The embedded sample's photo folder; written into ``out/sample`` when it is missing."""
     images = SAMPLE_DIR / "images"
-    if images.is_dir() and any(images.iterdir()):
+    if IN_CHECKOUT and images.is_dir() and any(images.iterdir()):
         return images
     if out is None:
         raise SeglibError(f"{images}: embedded sample missing; run 'python -m seglib sample'")
@@ -149,6 +167,45 @@ def notebook_paths(folder: str | Path | None = None) -> list[Path]:
     return paths
 
 
+def _write_new_file(path: Path, data: bytes) -> bool:
+    """Write ``path`` atomically unless it exists (then leave it and return False).
+
+    The bytes go to a temp file in the same folder that is then hard-linked to ``path``: the
+    link fails when ``path`` exists, so an existing file is never replaced, even by a race.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # a file system without hard links: check, then rename
+            if path.exists():
+                return False
+            os.replace(tmp, path)
+        return True
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+def copy_notebooks(dest: str | Path) -> list[tuple[Path, bool]]:
+    """Copy the four course notebooks into ``dest/notebooks`` for JupyterLab.
+
+    An existing file (a student's annotated notebook) is never overwritten. Returns
+    ``(path, written)`` per notebook; ``written`` is False for a file that was kept.
+    """
+    folder = Path(dest) / "notebooks"
+    if folder.exists() and not folder.is_dir():
+        raise SeglibError(f"{folder}: exists and is not a folder; choose another folder")
+    return [(folder / src.name, _write_new_file(folder / src.name, src.read_bytes()))
+            for src in notebook_paths()]
+
+
 def declared_parameters(path: str | Path) -> dict[str, Any]:
     """Names and default values of a notebook's ``parameters`` cell (without running it)."""
     import nbformat
@@ -167,7 +224,7 @@ def build_parameters(preset: str = "demo", images: str | Path | None = None,
                      overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """All notebook parameters of a course run (each notebook receives those it declares)."""
     p = get_preset(preset)
-    out_dir = Path(out) if out else REPO / "runs" / preset
+    out_dir = Path(out) if out else WORK_DIR / "runs" / preset
     out_dir = out_dir.expanduser().resolve()
     if images:
         img = Path(images).expanduser().resolve()
@@ -364,31 +421,25 @@ class CourseResult:
     seconds: dict[str, float]
 
 
-def run_course(preset: str = "demo", images: str | Path | None = None,
-               checkpoint: str | Path | None = None, out: str | Path | None = None,
-               overrides: Mapping[str, Any] | None = None,
-               notebooks: Sequence[str | Path] | None = None, html: bool = True,
-               fresh: bool = False, log: Callable[[str], None] = print) -> CourseResult:
-    """Execute the course notebooks in order with papermill; stop at the first failure.
-
-    ``notebooks`` defaults to the four course notebooks. Raises :class:`SeglibError` with a
-    one-line message naming the failing notebook and cell. Before the first notebook the
-    output folder is checked (:func:`seglib.core.folders.refuse_output`,
-    :func:`check_course_folder`); ``fresh`` first deletes its earlier outputs
-    (:func:`start_fresh`).
-    """
-    import papermill as pm
-
-    params = build_parameters(preset, images, checkpoint, out, overrides)
-    out_dir = Path(params["out_dir"])
-    paths = [Path(p) for p in notebooks] if notebooks else notebook_paths()
-    declared = {p: declared_parameters(p) for p in paths}
+def check_overrides(overrides: Mapping[str, Any] | None,
+                    declared: Mapping[Path, Mapping[str, Any]]) -> None:
+    """Raise one line naming the ``-p`` parameters that no notebook declares."""
     known = set().union(*declared.values()) if declared else set()
     unknown = sorted(set(overrides or {}) - known)
     if unknown:
         raise SeglibError(f"unknown notebook parameter(s) {', '.join(unknown)}; the notebooks "
                           f"declare: {', '.join(sorted(known))}")
-    images = Path(params["images_dir"])
+
+
+def claim_course_folder(out_dir: Path, images: Path, preset: str, fresh: bool = False,
+                        log: Callable[[str], None] = print) -> dict[str, str]:
+    """Check ``out_dir`` before the first notebook and record what it is made from.
+
+    Refuses an output folder that is an input or not a course folder
+    (:func:`seglib.core.folders.refuse_output`), deletes earlier outputs when ``fresh``
+    (:func:`start_fresh`), refuses one made from other photos or another preset
+    (:func:`check_course_folder`), then writes ``course.json``. Returns ``{stem: sha256}``.
+    """
     refuse_output(out_dir, inputs=[images], allow="course")
     photos = course_photos(images)
     if fresh:
@@ -397,40 +448,85 @@ def run_course(preset: str = "demo", images: str | Path | None = None,
     write_json(out_dir / COURSE_FILE, {"schema": COURSE_SCHEMA, "kind": "course",
                                        "images": str(images), "preset": preset,
                                        "photos": photos})
-    result = CourseResult(out_dir, [], [], [], {})
-    log(f"course preset {preset!r}: photos {params['images_dir']} -> {out_dir}")
+    return photos
+
+
+def execute_notebook(path: Path, target: Path, parameters: Mapping[str, Any],
+                     kernel: str) -> None:
+    """Run one notebook with papermill into ``target``; a failure is one line naming the
+    notebook and the cell (:func:`failure_message`)."""
+    import papermill as pm
+
+    try:
+        pm.execute_notebook(
+            str(path), str(target), parameters=dict(parameters), kernel_name=kernel,
+            language="python", cwd=str(path.parent),
+            progress_bar=sys.stderr.isatty(), log_output=False,
+        )
+    except Exception as exc:  # papermill raises its own error types
+        if not target.is_file():
+            raise SeglibError(f"{path.name}: could not start: {exc}") from None
+        raise SeglibError(failure_message(target, exc)) from None
+
+
+@contextmanager
+def quiet_papermill() -> Iterator[None]:
+    """Silence papermill's logger (a failure is reported in one line instead); after Ctrl-C
+    also asyncio's, which would log the kernel's unawaited cell task at exit."""
     pm_logger = logging.getLogger("papermill")
     old_level = pm_logger.level
-    pm_logger.setLevel(logging.CRITICAL)  # a failure is reported in one line instead
+    pm_logger.setLevel(logging.CRITICAL)
     try:
-        with kernel_of_this_python() as kernel:
-            for path in paths:
-                target = out_dir / path.name
-                nb_params = {k: v for k, v in params.items() if k in declared[path]}
-                t0 = time.perf_counter()
-                try:
-                    pm.execute_notebook(
-                        str(path), str(target), parameters=nb_params, kernel_name=kernel,
-                        language="python", cwd=str(path.parent),
-                        progress_bar=sys.stderr.isatty(), log_output=False,
-                    )
-                except Exception as exc:  # papermill raises its own error types
-                    if not target.is_file():
-                        raise SeglibError(f"{path.name}: could not start: {exc}") from None
-                    raise SeglibError(failure_message(target, exc)) from None
-                dt = time.perf_counter() - t0
-                result.seconds[path.stem] = dt
-                result.notebooks.append(target)
-                if html:
-                    result.html.append(export_html(target))
-                log(f"  {path.name}: done in {dt:.0f} s")
+        yield
     except KeyboardInterrupt:
-        # Ctrl-C also reached the kernel: its cell task ends with an error nobody awaits,
-        # which asyncio would log (a page of traceback) when the loop is collected at exit
         logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
         raise
     finally:
         pm_logger.setLevel(old_level)
+
+
+def execute_course(paths: Sequence[Path], declared: Mapping[Path, Mapping[str, Any]],
+                   params: Mapping[str, Any], result: CourseResult, html: bool = True,
+                   log: Callable[[str], None] = print) -> CourseResult:
+    """Run the notebooks in order into ``result.out``, each with the parameters it declares;
+    adds each executed notebook, HTML page and time to ``result``."""
+    with quiet_papermill(), kernel_of_this_python() as kernel:
+        for path in paths:
+            target = result.out / path.name
+            nb_params = {k: v for k, v in params.items() if k in declared[path]}
+            t0 = time.perf_counter()
+            execute_notebook(path, target, nb_params, kernel)
+            dt = time.perf_counter() - t0
+            result.seconds[path.stem] = dt
+            result.notebooks.append(target)
+            if html:
+                result.html.append(export_html(target))
+            log(f"  {path.name}: done in {dt:.0f} s")
+    return result
+
+
+def run_course(preset: str = "demo", images: str | Path | None = None,
+               checkpoint: str | Path | None = None, out: str | Path | None = None,
+               overrides: Mapping[str, Any] | None = None,
+               notebooks: Sequence[str | Path] | None = None, html: bool = True,
+               fresh: bool = False, log: Callable[[str], None] = print) -> CourseResult:
+    """Execute the course notebooks in order with papermill; stop at the first failure.
+
+    ``notebooks`` defaults to the four course notebooks. Raises :class:`SeglibError` with a
+    one-line message naming the failing notebook and cell. The stages: the parameters
+    (:func:`build_parameters`, :func:`check_overrides`), the output folder
+    (:func:`claim_course_folder`; ``fresh`` first deletes its earlier outputs), the notebooks
+    (:func:`execute_course`), then the list of report PNGs.
+    """
+    params = build_parameters(preset, images, checkpoint, out, overrides)
+    out_dir = Path(params["out_dir"])
+    paths = [Path(p) for p in notebooks] if notebooks else notebook_paths()
+    declared = {p: declared_parameters(p) for p in paths}
+    check_overrides(overrides, declared)
+    claim_course_folder(out_dir, Path(params["images_dir"]), preset, fresh, log)
+    log(f"course preset {preset!r}: photos {params['images_dir']} -> {out_dir}")
+    result = execute_course(paths, declared, params, CourseResult(out_dir, [], [], [], {}),
+                            html, log)
     reports = out_dir / "reports"
     result.reports = sorted(reports.glob("*.png")) if reports.is_dir() else []
     log(f"wrote {len(result.notebooks)} executed notebooks, {len(result.html)} HTML pages and "
