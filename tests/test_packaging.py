@@ -16,6 +16,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from seglib.core.files import write_bytes_new
 from seglib.course import runner
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
@@ -95,8 +96,8 @@ def test_notebooks_command_refuses_a_file_as_dir(tmp_path: Path, cli) -> None:
 
 def test_write_new_file_keeps_an_existing_file(tmp_path: Path) -> None:
     path = tmp_path / "a.ipynb"
-    assert runner._write_new_file(path, b"one") is True
-    assert runner._write_new_file(path, b"two") is False
+    assert write_bytes_new(path, b"one") is True
+    assert write_bytes_new(path, b"two") is False
     assert path.read_bytes() == b"one"
     assert [p.name for p in tmp_path.iterdir()] == ["a.ipynb"]
 

@@ -60,6 +60,7 @@ def test_every_torch_load_is_weights_only_and_nothing_unpickles() -> None:
 # Writes that are not temp-file-and-rename, each with why it is fine.
 DIRECT_WRITES = {
     ("files.py", "write_bytes_atomic"),  # the temp file itself
+    ("files.py", "write_bytes_new"),  # the temp file, hard-linked to a name that must be new
     ("folders.py", "folder_lock"),  # the lock file, created with O_EXCL
     ("sam_weights.py", "_fetch_resumable"),  # <file>.part, renamed once its sha256 is right
     ("runner.py", "kernel_of_this_python"),  # kernel.json in a temporary folder

@@ -108,3 +108,31 @@ def unreadable_reason(path: Path, exc: BaseException) -> str:
     if head[:1] == b"\x80":  # an older pickle-based torch file
         return "old-format or damaged PyTorch file"
     return "not a PyTorch checkpoint"
+
+
+def write_bytes_new(path: str | Path, data: bytes) -> bool:
+    """Write ``path`` atomically unless it exists (then leave it and return False).
+
+    The bytes go to a temp file in the same folder that is then hard-linked to ``path``: the
+    link fails when ``path`` exists, so an existing file is never replaced, even by a race.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:TEMP_NAME_CHARS]}.",
+                               suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # a file system without hard links: check, then rename
+            if path.exists():
+                return False
+            os.replace(tmp, path)
+        return True
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from seglib.core.errors import SeglibError
-from seglib.core.files import write_bytes_atomic
+from seglib.core.files import write_bytes_atomic, write_bytes_new
 from seglib.core.folders import (
     COURSE_FILE,
     describe_changes,
@@ -167,32 +167,6 @@ def notebook_paths(folder: str | Path | None = None) -> list[Path]:
     return paths
 
 
-def _write_new_file(path: Path, data: bytes) -> bool:
-    """Write ``path`` atomically unless it exists (then leave it and return False).
-
-    The bytes go to a temp file in the same folder that is then hard-linked to ``path``: the
-    link fails when ``path`` exists, so an existing file is never replaced, even by a race.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        except OSError:  # a file system without hard links: check, then rename
-            if path.exists():
-                return False
-            os.replace(tmp, path)
-        return True
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-
-
 def copy_notebooks(dest: str | Path) -> list[tuple[Path, bool]]:
     """Copy the four course notebooks into ``dest/notebooks`` for JupyterLab.
 
@@ -202,7 +176,7 @@ def copy_notebooks(dest: str | Path) -> list[tuple[Path, bool]]:
     folder = Path(dest) / "notebooks"
     if folder.exists() and not folder.is_dir():
         raise SeglibError(f"{folder}: exists and is not a folder; choose another folder")
-    return [(folder / src.name, _write_new_file(folder / src.name, src.read_bytes()))
+    return [(folder / src.name, write_bytes_new(folder / src.name, src.read_bytes()))
             for src in notebook_paths()]
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from seglib.core.errors import SeglibError
 from seglib.core.images import is_image_name, read_image, resize_image
-from seglib.course.compare import predictions
+from seglib.course import compare
 from seglib.course.figures import prediction_grid
 from seglib.labels.labeling import LabelSummary, repick_folder
 from seglib.labels.review import (
@@ -193,7 +193,8 @@ def photo_picker(runs: Mapping[str, TrainedModel], photos: Sequence[Path],
                  chosen: Sequence[Path], labels_dir: str | Path | None,
                  max_photos: int = 8) -> Any:
     """A widget for notebook 04: pick photos (at most ``max_photos`` drawn) and see the
-    side-by-side grid of :func:`predictions` for them. Display it in a notebook cell."""
+    side-by-side grid of :func:`seglib.course.compare.predictions` for them. Display it in a
+    notebook cell."""
     import ipywidgets as w
     import matplotlib.pyplot as plt
     from IPython.display import display
@@ -208,7 +209,8 @@ def photo_picker(runs: Mapping[str, TrainedModel], photos: Sequence[Path],
         with grid_out:
             grid_out.clear_output(wait=True)
             if sel:
-                fig = prediction_grid(*predictions(runs, sel, labels_dir), [p.stem for p in sel])
+                fig = prediction_grid(*compare.predictions(runs, sel, labels_dir),
+                                      [p.stem for p in sel])
                 display(fig)
                 plt.close(fig)
 
