@@ -80,7 +80,9 @@ def test_a_changed_photo_drops_its_override(tmp_path: Path) -> None:
     (out / "overrides.csv").write_text(f"stem,candidate\n{stems[0]},1\n")
     repick_folder(out)
     cv2.imwrite(str(images / f"{stems[0]}.jpg"), photo(55))
-    s = label(images, out)
+    s = label(images, out)  # a person's choice: kept until --replace-kept (issue 23)
+    assert "kept 1 override" in s.describe() and LabelStore(out).overrides()
+    s = label(images, out, replace_kept=True)
     assert "1 overrides dropped" in s.describe()
     assert LabelStore(out).overrides() == {}
     assert LabelStore(out).get(stems[0]).source == "pick"
@@ -402,7 +404,9 @@ def test_overwrite_never_applies_an_override_to_other_candidates(tmp_path: Path)
         return Candidates(c.masks[order], c.predicted_iou[order], c.stability[order],
                           [c.sources[i] for i in order], "other")
 
-    s = label(images, out, rotated, overwrite=True)
+    s = label(images, out, rotated, overwrite=True)  # a person's choice: kept (issue 23)
+    assert "kept 1 override" in s.describe() and LabelStore(out).overrides()
+    s = label(images, out, rotated, overwrite=True, replace_kept=True)
     assert "1 overrides dropped" in s.describe()
     rec = LabelStore(out).get(stems[0])
     assert rec.source == "pick" and LabelStore(out).overrides() == {}

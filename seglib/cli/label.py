@@ -34,9 +34,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="label at most the first N photos")
     p.add_argument("--overwrite", action="store_true",
                    help="propose candidates again for photos already labeled (refined, "
-                        "imported and hand-edited labels are kept unless --replace-kept)")
+                        "imported, hand-edited and override labels are kept unless --replace-kept)")
     p.add_argument("--replace-kept", action="store_true",
-                   help="with --overwrite: also replace refined, imported and hand-edited labels")
+                   help="also replace override, refined, imported and hand-edited labels "
+                        "(with --overwrite; and those of photos that changed)")
     p.add_argument("--refine", type=int, default=0, metavar="ROUNDS",
                    help="then refine the labels in ROUNDS rounds, as `python -m seglib refine` "
                         "does (default 0: no refinement; 2 is the refine command's default)")

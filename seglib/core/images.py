@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -106,6 +107,21 @@ def read_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
     if max_side and max(img.shape[:2]) > max_side:
         img = resize_max_side(img, max_side)
     return np.ascontiguousarray(img)
+
+
+def pixels_sha256(image: np.ndarray) -> str:
+    """Hex SHA-256 of a decoded photo (its shape and RGB values, as :func:`read_image` gives
+    them): what identifies a photo. A tag, rating or comment a photo manager writes into the
+    file changes its bytes, not this; a rotation tag does (the photo is shown otherwise)."""
+    a = np.ascontiguousarray(image)
+    h = hashlib.sha256(f"{a.dtype}{a.shape}".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def photo_pixels_sha256(path: str | Path) -> str:
+    """:func:`pixels_sha256` of the photo at ``path`` (:class:`ImageReadError` if unreadable)."""
+    return pixels_sha256(read_image(path))
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:

@@ -5,10 +5,14 @@ unit a parallel or cluster run calls. :func:`label_folder` and :func:`repick_fol
 loops that decide what each photo needs and hand the results to the label store
 (:mod:`seglib.labels.store`), which owns the folder's files and the rules that keep a label:
 
-- a photo is labeled again when its bytes differ from the ones its label was made from
-  ("relabeled: the photo changed"); candidates made from other bytes are never reused;
-- re-pick recomputes ``pick`` and ``override`` labels only; refined, imported and hand-edited
-  labels are kept unless ``replace_kept`` (``--replace-kept``), and the summary says so;
+- a photo is its decoded pixels: when only its bytes changed (a tag or rating written into the
+  file) its label and candidates stay; when its pixels changed, a ``pick`` label is made again
+  ("relabeled: the photo changed") and candidates made from other pixels are never reused;
+- a person's label (``PERSON_SOURCES``: override, refined, imported, edited) is replaced only
+  with ``replace_kept`` (``--replace-kept``), also when its photo changed, and the summary says
+  so; re-pick redraws ``pick`` labels and applies ``overrides.csv`` again;
+- a trimap ``labels.csv`` has no record of is kept as ``edited`` unless seglib draws it from the
+  photo's candidates: one rule for ``label`` and ``pick`` (:func:`_unrecorded_trimap`);
 - ``overwrite`` (``label --overwrite``) proposes the candidates again and says what it replaced.
 """
 
@@ -29,13 +33,20 @@ from seglib import backends
 from seglib.backends import Proposer
 from seglib.core.errors import SeglibError
 from seglib.core.files import file_sha256
-from seglib.core.images import list_images, read_image, resize_max_side
+from seglib.core.images import (
+    list_images,
+    photo_pixels_sha256,
+    pixels_sha256,
+    read_image,
+    resize_max_side,
+)
 from seglib.core.parallel import map_photos, preloaded
 from seglib.labels.confidence import of_person, of_pick
 from seglib.labels.store import (
     CANDIDATES_DIR,
     KEPT_SOURCES,
     OVERRIDES_CSV,
+    PERSON_SOURCES,
     LabelRecord,
     LabelStore,
     made_by_seglib,
@@ -61,7 +72,9 @@ class LabelSummary:
     seconds: float = 0.0
     repicked: bool = False  # made by repick_folder: picks redone from cached candidates
     overrides: int = 0  # manual choices from overrides.csv that were applied
-    changed: int = 0  # labeled again because the photo's bytes changed
+    changed: int = 0  # labeled again because the photo's pixels changed
+    retagged: int = 0  # bytes changed, pixels not (a tag written into the file): label kept
+    outdated: int = 0  # a person's label kept although its photo changed
     kept: Counter = field(default_factory=Counter)  # source -> labels kept as they were
     replaced: Counter = field(default_factory=Counter)  # source -> non-pick labels replaced
     edited: int = 0  # trimaps found edited by hand in this run (kept, source "edited")
@@ -91,6 +104,13 @@ class LabelSummary:
         parts = [head]
         if self.changed:
             parts.append(f"{self.changed} relabeled: the photo changed")
+        if self.retagged:
+            parts.append(f"{self.retagged} photos changed only in their bytes, not their "
+                         "pixels (e.g. a tag or rating written into the file): labels kept")
+        if self.outdated:
+            parts.append(f"{self.outdated} labels made or chosen by a person were drawn on an "
+                         "earlier version of their photo: kept (export leaves them out; "
+                         "--replace-kept labels them again)")
         if self.edited:
             parts.append(f"{self.edited} trimaps edited by hand since seglib wrote them "
                          "(kept, source 'edited')")
@@ -182,6 +202,7 @@ def label_photo(path: Path, *, proposer: Proposer, backend: str, mode: str,
     try:
         rec.photo_hash = photo_hash or file_sha256(path)
         photo = read_image(path)
+        rec.pixels_hash = pixels_sha256(photo)
     except SeglibError as exc:
         rec.status, rec.reason = "skipped", str(exc)
         return PhotoResult(rec)
@@ -268,39 +289,60 @@ def _not_a_trimap(store: LabelStore, stem: str, summary: LabelSummary) -> None:
     tqdm.write(f"kept {problem}", file=sys.stderr)
 
 
-def _keep_unrecorded(store: LabelStore, result: PhotoResult, job: _Job, policy: str,
-                     summary: LabelSummary) -> PhotoResult | None:
-    """A trimap that ``labels.csv`` has no record of (deleted, or lost) is kept as edited
-    unless seglib draws it from the photo's candidates."""
-    path = store.trimap_path(result.record.stem)
-    if store.get(result.record.stem) is not None or result.trimap is None or not path.is_file():
-        return result
-    cands = job.kwargs.get("cached")
-    cands = cands if cands is not None else result.candidates
-    override = job.kwargs.get("override")
+UNRECORDED = "a trimap labels.csv had no record of; kept"
+
+
+def _unrecorded_trimap(store: LabelStore, stem: str, cands: Candidates | None, chosen: str,
+                       policy: str, override: str | None) -> str:
+    """The one rule (``label`` and ``pick``) for a trimap ``labels.csv`` has no record of
+    (deleted, or lost): ``"none"`` (no file), ``"not a trimap"``, ``"seglib"`` (seglib draws
+    it from the photo's candidates: made again) or ``"edited"`` (a person's: kept)."""
+    path = store.trimap_path(stem)
+    if not path.is_file():
+        return "none"
     try:
         trimap = load_trimap(path)
     except SeglibError:
-        _not_a_trimap(store, result.record.stem, summary)
+        return "not a trimap"
+    if cands is None or _drawn_by_seglib(trimap, cands, chosen, policy, override):
+        return "seglib"
+    return "edited"
+
+
+def _keep_unrecorded(store: LabelStore, result: PhotoResult, job: _Job, policy: str,
+                     summary: LabelSummary) -> PhotoResult | None:
+    """A trimap that ``labels.csv`` has no record of is kept as edited unless seglib draws
+    it from the photo's candidates (:func:`_unrecorded_trimap`)."""
+    stem = result.record.stem
+    if store.get(stem) is not None or result.trimap is None:
+        return result
+    cands = job.kwargs.get("cached")
+    cands = cands if cands is not None else result.candidates
+    kind = _unrecorded_trimap(store, stem, cands, result.record.chosen, policy,
+                              job.kwargs.get("override"))
+    if kind == "not a trimap":
+        _not_a_trimap(store, stem, summary)
         summary.skipped += 1
         return None
-    if cands is None or _drawn_by_seglib(trimap, cands, result.record.chosen, policy, override):
+    if kind != "edited":
         return result
     rec = result.record
-    rec.trimap_hash = file_sha256(path)
-    rec.source, rec.round = "edited", 0
-    rec.confidence, rec.flagged, rec.doubt = of_person()
-    rec.reason = "a trimap labels.csv had no record of; kept"
+    _as_edited(store, rec, UNRECORDED)
     summary.edited += 1
     summary.kept["edited"] += 1
     return PhotoResult(rec, candidates=result.candidates)
 
 
-def _mark_edited(store: LabelStore, rec: LabelRecord) -> None:
+def _as_edited(store: LabelStore, rec: LabelRecord, reason: str) -> None:
+    """Make ``rec`` the record of the trimap on disk as a person's edit."""
     rec.trimap_hash = file_sha256(store.trimap_path(rec.stem))
-    rec.source, rec.round = "edited", 0
+    rec.source, rec.round, rec.status = "edited", 0, "ok"
     rec.confidence, rec.flagged, rec.doubt = of_person()
-    rec.reason = "trimap edited by hand; kept"
+    rec.reason = reason
+
+
+def _mark_edited(store: LabelStore, rec: LabelRecord) -> None:
+    _as_edited(store, rec, "trimap edited by hand; kept")
     store.put(rec)
 
 
@@ -480,18 +522,10 @@ def _label_one(store: LabelStore, path: Path, summary: LabelSummary, *, backend:
         return PhotoResult(LabelRecord(stem=stem, file=path.name, backend=backend, mode=mode,
                                        status="skipped", reason=str(exc)))
     old = store.get(stem)
-    if old is not None and old.ok and old.photo_hash and old.photo_hash != digest:
-        summary.changed += 1  # another photo under this name: its label and candidates go
-        if override is not None:  # it chose among the old photo's candidates: dropped now, so
-            current = store.overrides()  # a rerun after a kill cannot apply it to the new one
-            current.pop(stem, None)
-            store.set_overrides(current)
-            stale_overrides.append(stem)
-        return _Job(path, dict(backend=backend, mode=mode, policy=policy, max_side=side,
-                               photo_hash=digest))
-    if old is not None and old.ok and not old.photo_hash:
-        old.photo_hash = digest  # a label of an older seglib: made from these bytes, we trust
-        store.put(old)
+    if old is not None and old.ok and _photo_changed(store, old, path, digest, summary):
+        return _relabel_changed(store, old, summary, _Job(path, dict(
+            backend=backend, mode=mode, policy=policy, max_side=side, photo_hash=digest)),
+            override=override, replace_kept=replace_kept, stale_overrides=stale_overrides)
     cached = _cached(store, stem, digest)
     if old is not None and old.ok:
         state = _check_trimap(store, old, cached, policy, override)
@@ -508,7 +542,7 @@ def _label_one(store: LabelStore, path: Path, summary: LabelSummary, *, backend:
             if not overwrite and cached is not None:
                 summary.existing += 1
                 return None
-            if old.source in KEPT_SOURCES and not replace_kept:
+            if old.source in PERSON_SOURCES and not replace_kept:
                 summary.kept[old.source] += 1
                 if cached is not None:
                     return None
@@ -527,6 +561,59 @@ def _label_one(store: LabelStore, path: Path, summary: LabelSummary, *, backend:
         cached = None
     return _Job(path, dict(backend=backend, mode=mode, policy=policy, override=override,
                            max_side=side, photo_hash=digest, cached=cached), chose=chose)
+
+
+def _photo_changed(store: LabelStore, old: LabelRecord, path: Path, digest: str,
+                   summary: LabelSummary) -> bool:
+    """Whether the photo's pixels differ from the ones ``old`` was made from. Bytes that
+    changed over the same pixels (a tag written into the file) take the new ``photo_hash``
+    (record and candidates); a record without ``pixels_hash`` gets it while its bytes match."""
+    if not old.photo_hash or old.photo_hash == digest:
+        old.photo_hash = digest  # a label of an older seglib: made from these bytes, we trust
+        if not old.pixels_hash:
+            try:
+                old.pixels_hash = photo_pixels_sha256(path)
+            except SeglibError:
+                pass
+        store.put(old)
+        return False
+    try:
+        pixels = photo_pixels_sha256(path)
+    except SeglibError:
+        return True
+    if not old.pixels_hash or pixels != old.pixels_hash:
+        return True
+    was, old.photo_hash = old.photo_hash, digest
+    store.put(old)
+    summary.retagged += 1
+    try:
+        cands = Candidates.load(store.candidates_path(old.stem))
+    except SeglibError:
+        return False
+    if cands.photo_hash in ("", was):
+        cands.photo_hash = digest
+        cands.save(store.candidates_path(old.stem))
+    return False
+
+
+def _relabel_changed(store: LabelStore, old: LabelRecord, summary: LabelSummary, job: _Job, *,
+                     override: str | None, replace_kept: bool,
+                     stale_overrides: list[str]) -> _Job | None:
+    """Another photo under this name: a pick is made again, with new candidates; a person's
+    label stays (and its override) unless ``replace_kept``."""
+    if old.source in PERSON_SOURCES:
+        if not replace_kept:
+            summary.kept[old.source] += 1
+            summary.outdated += 1
+            return None
+        summary.replaced[old.source] += 1
+    summary.changed += 1
+    if override is not None:  # it chose among the old photo's candidates: dropped now, so
+        current = store.overrides()  # a rerun after a kill cannot apply it to the new one
+        current.pop(old.stem, None)
+        store.set_overrides(current)
+        stale_overrides.append(old.stem)
+    return job
 
 
 def _same_override(store: LabelStore, result: PhotoResult, job: _Job, policy: str,
@@ -600,8 +687,16 @@ def _repick_one(store: LabelStore, npz: Path, summary: LabelSummary, *, policy: 
     stem = npz.stem
     old = store.get(stem) or LabelRecord(stem=stem)
     cands = _load_for_repick(store, npz, old, summary)
-    if cands is None or _repick_keeps(store, old, cands, summary, policy=policy,
-                                      override=override, replace_kept=replace_kept):
+    if cands is None:
+        return
+    if store.get(stem) is None and _unrecorded_trimap(store, stem, cands, "", policy,
+                                                      override) == "edited":
+        _as_edited(store, old, UNRECORDED)  # the rule label follows; kept as the person's
+        old.photo_hash, old.backend = cands.photo_hash, cands.backend
+        store.put(old)
+        summary.edited += 1
+    if _repick_keeps(store, old, cands, summary, policy=policy, override=override,
+                     replace_kept=replace_kept):
         return
     if old.ok and old.source in KEPT_SOURCES:
         summary.replaced[old.source] += 1

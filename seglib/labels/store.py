@@ -10,7 +10,12 @@ Folder layout::
     OUT/.seglib.lock             while a run is using the folder (holds its pid)
 
 Every label is keyed by content: a record holds the SHA-256 of the photo bytes it was made from
-(``photo_hash``) and of the trimap seglib wrote (``trimap_hash``), and its ``source``:
+(``photo_hash``), of the photo's decoded pixels (``pixels_hash``) and of the trimap seglib wrote
+(``trimap_hash``), and its ``source``. A photo is its decoded pixels: when a file's bytes change
+but its pixels do not (a photo manager wrote a tag, rating or comment into it), it is the same
+photo, its label and candidates stay and the record takes the new ``photo_hash``. A row of an
+older schema has no ``pixels_hash``; the next ``label`` run fills it in from the photo while the
+bytes still match. The sources:
 
 - ``pick``      the policy's pick from the cached candidates;
 - ``override``  a candidate named in ``overrides.csv`` (a person chose it);
@@ -18,8 +23,13 @@ Every label is keyed by content: a record holds the SHA-256 of the photo bytes i
 - ``imported``  a mask brought in with ``import`` (e.g. corrected in CVAT);
 - ``edited``    a trimap changed by hand: its bytes no longer match ``trimap_hash``.
 
-Only ``pick`` (and ``override``) labels are recomputed by a re-pick; the others are kept unless
-the user asks (``--replace-kept``). No state is parsed out of ``reason``: it is for people.
+A person's label (``PERSON_SOURCES``: override, edited, imported, refined) is replaced only when
+the user asks (``--replace-kept``), also when its photo changed; a re-pick redraws ``pick``
+labels and applies ``overrides.csv`` (a person's choice) again. No state is parsed out of
+``reason``: it is for people. ``labels.csv`` is read exactly or not at all: a missing column, a
+stem in two rows or a cell that does not read back as seglib wrote it is refused with one line
+naming the file and the row (nothing is guessed, nothing written); stems are kept exactly, also
+with a leading or trailing space.
 Every file is written atomically; ``labels.csv`` is rewritten whole (at most every
 ``SAVE_EVERY`` seconds in a long loop, and at the end), so a run killed at any moment finishes
 on the next start: a photo whose candidates exist for its bytes is never sent to the model
@@ -45,10 +55,12 @@ from seglib.labels.confidence import of_person
 from seglib.masks.candidates import Candidates
 from seglib.masks.trimap import load_trimap, mask_to_trimap, resize_mask, save_trimap
 
-SCHEMA = 3  # 3: doubt, pick_confidence, pick_flagged (a label's confidence is its own)
+SCHEMA = 4  # 3: doubt, pick_confidence, pick_flagged (a label's own confidence); 4: pixels_hash
 SOURCES = ("pick", "override", "refined", "imported", "edited")
 KEPT_SOURCES = ("refined", "imported", "edited")  # a re-pick leaves these alone
+PERSON_SOURCES = ("override", *KEPT_SOURCES)  # replaced only on --replace-kept
 STATUSES = ("ok", "skipped", "failed")
+FIRST_STATUSES = {"error": "failed"}  # words of the first schema (no 'schema' column)
 LABELS_CSV = "labels.csv"
 OVERRIDES_CSV = "overrides.csv"
 FOLDER_JSON = "seglib.json"
@@ -63,6 +75,7 @@ class LabelRecord:
     stem: str
     file: str = ""  # the photo's file name
     photo_hash: str = ""  # SHA-256 of the photo bytes the label was made from
+    pixels_hash: str = ""  # SHA-256 of its decoded pixels (what identifies the photo)
     backend: str = ""
     mode: str = ""
     policy: str = ""
@@ -124,13 +137,13 @@ def record_from_row(row: dict[str, str], overrides: Iterable[str] = ()) -> Label
     """A record from a ``labels.csv`` row of this schema or the first one; ``None`` without a
     stem. Values that do not parse become empty; a row of the first schema (no ``schema``
     column) gets its ``source`` from the words it wrote then (the only place they are read)."""
-    stem = (row.get("stem") or "").strip()
-    if not stem:
+    stem = row.get("stem") or ""  # exact: a photo "shoe .jpg" has the stem "shoe "
+    if not stem.strip():
         return None
     rec = LabelRecord(stem=stem)
-    for k in ("file", "photo_hash", "backend", "mode", "policy", "chosen", "trimap_hash",
-              "reason", "doubt"):
-        setattr(rec, k, (row.get(k) or "").strip() if k not in ("reason", "doubt")
+    for k in ("file", "photo_hash", "pixels_hash", "backend", "mode", "policy", "chosen",
+              "trimap_hash", "reason", "doubt"):
+        setattr(rec, k, (row.get(k) or "").strip() if k not in ("file", "reason", "doubt")
                 else row.get(k) or "")
     for k in _FLOATS:
         setattr(rec, k, _float(row.get(k)))
@@ -140,6 +153,7 @@ def record_from_row(row: dict[str, str], overrides: Iterable[str] = ()) -> Label
     if migrate:
         rec.pick_confidence, rec.pick_flagged = rec.confidence, rec.flagged
     status = (row.get("status") or "").strip()
+    status = status if "schema" in row else FIRST_STATUSES.get(status, status)
     rec.status = status if status in STATUSES else "failed"
     if status not in STATUSES:
         rec.reason = f"labels.csv row had status {status!r}; labeled again"
@@ -162,6 +176,74 @@ def record_from_row(row: dict[str, str], overrides: Iterable[str] = ()) -> Label
     if migrate and rec.sure:  # a person chose or drew it
         rec.confidence, rec.flagged, rec.doubt = of_person()
     return rec
+
+
+FIRST_SCHEMA_COLUMNS = ("stem", "file", "backend", "mode", "policy", "chosen", "predicted_iou",
+                        "stability", "score", "confidence", "flagged", "seconds", "status",
+                        "reason")
+_BOOLS = ("", "0", "1", "true", "false", "yes", "no")
+_HEX = frozenset("0123456789abcdef")
+
+
+def check_rows(path: Path, rows: list[dict[str, str]]) -> None:
+    """Refuse (one line naming ``path`` and the row) a ``labels.csv`` that cannot be read
+    exactly: a missing column, a stem in two rows, a cell seglib would not have written. Rows
+    are numbered as a spreadsheet shows them (the header is row 1)."""
+    if not rows:
+        return
+    problem = _header_problem(list(rows[0]))
+    if problem:
+        raise SeglibError(f"{path}: {problem}; put it back as seglib wrote it, or delete it "
+                          "to label again (hand-drawn trimaps are kept)")
+    seen: dict[str, int] = {}
+    for n, row in enumerate(rows, start=2):
+        stem = row.get("stem") or ""
+        problem = _row_problem(row)
+        if problem is None and stem in seen:
+            problem = f"the stem is also in row {seen[stem]} (it is read twice)"
+        if problem:
+            raise SeglibError(f"{path}: row {n} (stem {stem!r}): {problem}; fix the cell or "
+                              "delete the row (labels.csv was not changed)")
+        seen[stem] = n
+
+
+def _header_problem(header: list[str]) -> str | None:
+    for column in ("stem", "status"):
+        if column not in header:
+            return f"no '{column}' column"
+    if "schema" not in header:
+        later = [c for c in COLUMNS if c in header and c not in FIRST_SCHEMA_COLUMNS]
+        if later:
+            return ("no 'schema' column, but columns of a later schema than the first "
+                    f"({', '.join(later[:3])})")
+    elif "source" not in header:
+        return "no 'source' column"
+    return None
+
+
+def _row_problem(row: dict[str, str]) -> str | None:
+    """What in a row does not read back exactly (``None``: nothing)."""
+    def cell(k: str) -> str:
+        return (row.get(k) or "").strip()
+
+    if not (row.get("stem") or "").strip():
+        return "an empty 'stem'"
+    if "schema" in row and not (cell("schema").isdigit() and 1 <= int(cell("schema")) <= SCHEMA):
+        return f"'schema' is {cell('schema')!r}, not 1..{SCHEMA}"
+    statuses = STATUSES if "schema" in row else (*STATUSES, *FIRST_STATUSES)
+    expected = {"status": (statuses, cell("status") in statuses),
+                "source": (SOURCES, "schema" not in row or cell("source") in SOURCES),
+                "round": ("a whole number >= 0", cell("round") in ("",) or cell("round").isdigit()),
+                **{k: ("0 or 1", cell(k).lower() in _BOOLS) for k in ("flagged", "pick_flagged")},
+                **{k: ("a number", _float(cell(k)) is not None or cell(k) == "") for k in _FLOATS},
+                **{k: ("a SHA-256 (64 hex digits)", cell(k) == "" or (
+                    len(cell(k)) == 64 and set(cell(k)) <= _HEX))
+                   for k in ("photo_hash", "pixels_hash", "trimap_hash")}}
+    for k, (want, fine) in expected.items():
+        if not fine:
+            shown = "|".join(want) if isinstance(want, tuple) else want
+            return f"'{k}' is {cell(k)!r}, expected {shown}"
+    return None
 
 
 # -- the store ----------------------------------------------------------------------------------
@@ -190,7 +272,11 @@ class LabelStore:
 
     # -- reading ---------------------------------------------------------------------------
     def reload(self) -> None:
-        rows = read_csv(self.folder / LABELS_CSV)
+        """Read ``labels.csv`` exactly; :class:`SeglibError` (one line naming the file and
+        the row) for one that cannot be (see :func:`check_rows`)."""
+        path = self.folder / LABELS_CSV
+        rows = read_csv(path)
+        check_rows(path, rows)
         overrides = self.overrides() if rows and "schema" not in rows[0] else {}
         self._records = {}
         for r in rows:
@@ -224,8 +310,13 @@ class LabelStore:
     def overrides(self) -> dict[str, str]:
         """``overrides.csv`` as ``{stem: choice}``; empty when there is none."""
         rows = read_csv(self.folder / OVERRIDES_CSV, required=("stem", "candidate"))
-        return {r["stem"].strip(): (r.get("candidate") or "").strip() for r in rows
+        return {self._stem_named(r["stem"]): (r.get("candidate") or "").strip() for r in rows
                 if (r.get("stem") or "").strip() and (r.get("candidate") or "").strip()}
+
+    def _stem_named(self, text: str) -> str:
+        """The stem a hand-typed cell names: exactly it when the folder has that label (a
+        stem may end in a space), else without the spaces around it."""
+        return text if text in self._records else text.strip()
 
     def unknown_overrides(self) -> list[str]:
         """Stems named in ``overrides.csv`` that the folder has no label for."""
