@@ -138,6 +138,40 @@ def _build_wheel(tmp: Path, env: dict[str, str]) -> Path:
     return wheel
 
 
+def _fake_dist(site: Path, name: str, version: str) -> None:
+    """An installed distribution as pip sees it (metadata only), ahead of the parent's."""
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "INSTALLER").write_text("test\n")
+    (info / "RECORD").write_text("")
+
+
+def _keeps_another_supported_torch(py: Path, site: Path, wheel: Path, tmp: Path,
+                                   env: dict[str, str]) -> None:
+    """In an environment with the lowest supported torch/torchvision (their metadata, ahead of
+    the parent environment's), installing the wheel installs seglib alone; an unsupported
+    torch would have to be replaced (pip refuses here: no index)."""
+    reqs = _requirements()
+    lowest = {n: min(s.version for s in reqs[n].specifier if s.operator == ">=")
+              for n in ("torch", "torchvision")}
+    for name, version in lowest.items():
+        _fake_dist(site, name, version)
+    report = tmp / "report-lowest.json"
+    _run([py, "-m", "pip", "install", "--dry-run", "--no-index", "--quiet", "--report", report,
+          wheel], tmp, env)
+    install = {i["metadata"]["name"].lower() for i in json.loads(report.read_text())["install"]}
+    assert install == {"seglib"}, f"with torch {lowest['torch']} the wheel would change {install}"
+    shutil.rmtree(site / f"torch-{lowest['torch']}.dist-info")
+    _fake_dist(site, "torch", "1.13.0")  # below the range: pip must want another torch
+    refused = subprocess.run([str(py), "-m", "pip", "install", "--dry-run", "--no-index",
+                              "--quiet", str(wheel)], cwd=tmp, env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert refused.returncode != 0 and "torch" in refused.stderr
+    for info in site.glob("torch*.dist-info"):
+        shutil.rmtree(info)
+
+
 @pytest.mark.slow
 def test_wheel_in_a_fresh_venv_runs_the_course(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
@@ -162,6 +196,7 @@ def test_wheel_in_a_fresh_venv_runs_the_course(tmp_path: Path) -> None:
     # ... and its Jupyter data (nbconvert's HTML templates live in PREFIX/share/jupyter)
     env["JUPYTER_PATH"] = os.pathsep.join(
         x for x in (str(Path(sys.prefix) / "share" / "jupyter"), env.get("JUPYTER_PATH")) if x)
+    _keeps_another_supported_torch(py, site, wheel, tmp_path, env)
     _run([py, "-m", "pip", "install", "--no-deps", "--ignore-installed", "--no-index",
           "--quiet", wheel], tmp_path, env)
     work = tmp_path / "work"  # a folder with no seglib in it, as a student's would be
