@@ -29,6 +29,7 @@ from seglib import backends
 from seglib.backends import Proposer
 from seglib.core.errors import SeglibError
 from seglib.core.files import file_sha256
+from seglib.core.folders import refuse_output
 from seglib.core.images import list_images, read_image, resize_max_side
 from seglib.core.parallel import map_photos, preloaded
 from seglib.labels.confidence import of_person, of_pick
@@ -364,11 +365,11 @@ def label_folder(
 
 
 def _plan_photos(images_dir: Path, out_dir: Path, *, limit: int | None) -> list[Path]:
-    """The photos a ``label`` run considers (the first ``limit``); refuses to write into the
-    photo folder or to label a folder without photos."""
-    if out_dir.resolve() == images_dir.resolve():
-        raise SeglibError(f"{out_dir}: is the photo folder; the trimaps would replace .png "
-                          "photos, choose another --out")
+    """The photos a ``label`` run considers (the first ``limit``); refuses an ``out_dir``
+    that is not a label folder, a new or an empty one (the output-safety rule,
+    :func:`seglib.core.folders.refuse_output`: not the photo folder, a predictions folder, a
+    training run, an export ...) and a folder without photos."""
+    refuse_output(out_dir, inputs=[images_dir], allow="labels")
     photos = list_images(images_dir)
     if not photos:
         raise SeglibError(f"{images_dir}: no .jpg/.jpeg/.png photos found; check the folder")
