@@ -45,6 +45,7 @@ from seglib.masks.candidates import Candidates
 from seglib.masks.policy import POLICIES, mask_for_choice, parse_choice, pick
 from seglib.masks.trimap import load_trimap, mask_to_trimap, resize_mask
 
+MAX_ASPECT = 20  # a longer side above this many times the shorter one is skipped
 OVERRIDE_IGNORED = "override ignored"  # starts the reason of a row whose override was invalid
 
 
@@ -185,6 +186,12 @@ def label_photo(path: Path, *, proposer: Proposer, backend: str, mode: str,
         photo = read_image(path)
     except SeglibError as exc:
         rec.status, rec.reason = "skipped", str(exc)
+        return PhotoResult(rec)
+    h, w = photo.shape[:2]
+    if max(h, w) > MAX_ASPECT * min(h, w):  # a strip a few pixels wide at the backend's size
+        rec.status = "skipped"
+        rec.reason = (f"the photo is {w}×{h}, more than {MAX_ASPECT} times as long as it is "
+                      "wide; crop it to label it")
         return PhotoResult(rec)
     new = None
     try:
@@ -610,6 +617,10 @@ def _repick_one(store: LabelStore, npz: Path, summary: LabelSummary, *, policy: 
     old.backend = old.backend or cands.backend
     result = pick_photo(old, cands, policy, override, size)
     rec = _commit(store, result)
+    if not rec.ok:  # e.g. a trimap that cannot be replaced: this photo only
+        summary.failed += 1
+        summary.problems.append(f"{stem}: {rec.reason}")
+        return
     summary.labeled += 1
     if override and rec.source == "override":
         summary.overrides += 1
