@@ -104,7 +104,8 @@ def test_folder_kinds_and_the_refusal_rule(tmp_path):
     (tmp_path / "photos" / "a.png").write_bytes(b"x")
     with pytest.raises(SeglibError, match=r"photos: holds photos or other files .* \(a.png\)"):
         refuse_output(tmp_path / "photos", allow="predictions", writes=["a.png", "b.png"])
-    refuse_output(tmp_path / "photos", allow="predictions", writes=["b.png"])
+    with pytest.raises(SeglibError, match=r"photos: holds photos \(a.png\)"):  # no clash,
+        refuse_output(tmp_path / "photos", allow="predictions", writes=["b.png"])  # still
     with pytest.raises(SeglibError, match="is an input folder"):
         refuse_output(tmp_path / "photos" / ".", inputs=[tmp_path / "photos"], allow="x")
     (tmp_path / "f").write_text("x")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+CSV_HEADER = ("stem", "pixel_accuracy")  # the first columns of the --csv file
 HELP = "Compare predicted trimaps with true ones: per-class IoU, mean IoU, pixel accuracy."
 
 
@@ -16,9 +17,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from seglib.core.folders import refuse_output_file
     from seglib.core.tables import write_csv
     from seglib.masks.metrics import evaluate_folders, format_table
 
+    if args.csv:  # checked before any work: metrics never replace a photo or a record
+        refuse_output_file(args.csv, header=",".join(CSV_HEADER), option="--csv",
+                           inputs=[args.pred, args.truth])
     res = evaluate_folders(args.pred, args.truth)
     for stem, reason in res.skipped:
         print(f"skipped {stem}: {reason}")

@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from seglib.core.errors import SeglibError
-from seglib.core.parallel import ENGINES, INSTALL_RAY, parse_workers
+from seglib.core.parallel import ENGINES, INSTALL_RAY, parse_workers, probe_address
 from seglib.core.settings import SETTINGS, check
 
 
@@ -24,7 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """``--workers N|auto``, ``--engine local|ray`` and ``--address`` for a per-photo command."""
     p.add_argument("--workers", type=parse_workers, default=None, metavar="N",
                    help="photos processed at a time: a number or 'auto' (the machine's cores); "
-                        "default 1, or with --engine ray every CPU (GPU with SAM) of the cluster")
+                        "default 1, or with --engine ray every CPU (GPU with SAM) of the "
+                        "cluster; Ray never gets more workers than its CPUs (GPUs) or photos")
     p.add_argument("--engine", choices=ENGINES, default="local",
                    help="local (processes on this machine, default) or ray (a Ray cluster; "
                         f"needs {INSTALL_RAY})")
@@ -39,4 +40,6 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
     if args.address is not None and args.engine != "ray":
         raise SeglibError(f"--address {args.address}: only used with --engine ray; add "
                           "--engine ray or leave --address out")
+    if args.address is not None:  # before any work: a dead address fails in seconds
+        probe_address(args.address)
     return {"workers": args.workers, "engine": args.engine, "address": args.address}

@@ -35,18 +35,21 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 
     A reader (or a rerun after SIGKILL) sees either the old file or the complete new one.
     Errors name ``path``, never the temp file; a file name longer than the file system
-    allows is a :class:`SeglibError` naming the file (a per-file problem, not the folder's).
+    allows is a :class:`SeglibError` naming the file (a per-file problem, not the folder's),
+    and so is a file that cannot be replaced (read-only, immutable, another user's) in a
+    folder that can be written: the command fails that file's photo, not the whole run.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # a short temp name: ".<start of the name>.<random>.tmp" fits wherever the name itself fits
     prefix = f".{path.name[:TEMP_NAME_CHARS]}."
-    tmp = None
+    tmp, replacing = None, False
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
+        replacing = True
         os.replace(tmp, path)
     except BaseException as exc:
         if tmp is not None:
@@ -57,6 +60,9 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
                 raise SeglibError(f"{path}: file name too long for this file system "
                                   f"({len(os.fsencode(path.name))} bytes); rename the photo "
                                   "to a shorter name") from None
+            if replacing and exc.errno in (errno.EACCES, errno.EPERM):  # this file only
+                raise SeglibError(f"{path}: cannot be replaced ({exc.strerror}); make it "
+                                  "writable, or move it away") from None
             raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
     return path

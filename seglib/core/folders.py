@@ -71,7 +71,19 @@ def mark_folder(path: str | Path, kind: str) -> None:
 
 _WHAT = {"labels": "a label folder (labels.csv)", "run": "a training run (best.pt, last.pt, "
          "history.csv or manifest.json)", "runs": "trained models (model_*/best.pt)",
-         "course": "a course output folder (course.json)"}
+         "course": "a course output folder (course.json)",
+         "export": "an export (seglib-export.json)"}
+# the files that say what a folder is: no command writes one of them as its own output file
+KIT_FILES = (LABELS_FILE, *RUN_FILES, COURSE_FILE, EXPORT_FILE, MARKER, "overrides.csv",
+             "metrics.json", "refine_evidence.csv", "summary.json")
+
+
+def _photos_in(path: Path) -> list[str]:
+    try:
+        return sorted(p.name for p in path.iterdir()
+                      if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    except OSError:
+        return []
 
 
 def refuse_output(out: str | Path, *, inputs: Sequence[str | Path] = (), allow: str,
@@ -80,8 +92,9 @@ def refuse_output(out: str | Path, *, inputs: Sequence[str | Path] = (), allow: 
 
     Refused: ``out`` is one of the ``inputs`` folders (or a file), holds another kind of
     seglib folder (see :func:`folder_kind`), or, when it is not already a folder of kind
-    ``allow``, holds a file that one of ``writes`` (file names) would overwrite. A folder's
-    own earlier output of the same kind is accepted (a rerun writes into it again).
+    ``allow``, holds photos (a photo folder) or a file that one of ``writes`` (file names)
+    would overwrite. A folder's own earlier output of the same kind is accepted (a rerun
+    writes into it again), and so is a new or empty folder.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -103,6 +116,43 @@ def refuse_output(out: str | Path, *, inputs: Sequence[str | Path] = (), allow: 
         what = "photos or other files" if photos else "files"
         raise SeglibError(f"{out}: holds {what} this command would overwrite "
                           f"({_names(clash)}); choose another --out")
+    photos = _photos_in(out) if out.is_dir() else []
+    if photos:
+        raise SeglibError(f"{out}: holds photos ({_names(photos)}), which this command's "
+                          "output would mix with or overwrite; choose another --out")
+
+
+def refuse_output_file(path: str | Path, *, header: str, option: str,
+                       inputs: Sequence[str | Path] = ()) -> None:
+    """Raise one line unless the file ``path`` may receive a command's output (``option``
+    names it, e.g. ``--csv``), whose first line starts with ``header``.
+
+    Refused: a folder, a photo's name, a file that says what a seglib folder is
+    (:data:`KIT_FILES`: ``labels.csv``, ``manifest.json`` ...), a file inside one of the
+    ``inputs`` folders, or an existing file that is not this command's own earlier output
+    (its first line does not start with ``header``). A new file, or the command's own, is accepted.
+    """
+    path = Path(path)
+    fix = f"choose another {option} file"
+    if path.is_dir():
+        raise SeglibError(f"{option} {path}: is a folder; {fix}")
+    if path.suffix.lower() in IMAGE_SUFFIXES or path.name in KIT_FILES:
+        raise SeglibError(f"{option} {path}: is the name of a photo or of a file seglib "
+                          f"keeps its records in; {fix}")
+    parent = path.parent.resolve()
+    for folder in inputs:
+        folder = Path(folder).resolve()
+        if parent == folder or folder in parent.parents:
+            raise SeglibError(f"{option} {path}: lies in the input folder {folder}; {fix}")
+    if path.exists():
+        try:
+            with path.open("rb") as f:
+                first = f.readline().decode("utf-8-sig", errors="replace").strip()
+        except OSError as exc:
+            raise SeglibError(f"{option} {path}: cannot read ({exc.strerror}); {fix}") from None
+        if not first.startswith(header):
+            raise SeglibError(f"{option} {path}: holds a file this command did not write, "
+                              f"which it would overwrite; {fix}")
 
 
 def _names(items: Sequence[str]) -> str:
@@ -154,7 +204,8 @@ def write_json(path: str | Path, doc: Mapping[str, Any]) -> Path:
     return write_bytes_atomic(path, (json.dumps(doc, indent=1) + "\n").encode())
 
 
-__all__ = ["MARKER", "folder_kind", "mark_folder", "refuse_output", "hash_files",
+__all__ = ["MARKER", "folder_kind", "mark_folder", "refuse_output", "refuse_output_file",
+           "hash_files",
            "describe_changes", "read_json", "write_json"]
 
 

@@ -11,9 +11,12 @@ shared output folder and the folder's lock and resume rules stay the caller's.
   code) takes only its item down: that item's outcome has ``error`` set and a new worker takes
   its place. No retry: a rerun of the command redoes the item.
 - ``engine="ray"``: one Ray actor per worker (``setup`` runs once per actor; with ``gpu`` each
-  actor holds one GPU when the cluster has GPUs). ``address=None`` starts a local Ray instance
-  for the call (no dashboard) and shuts it down after; ``address="auto"`` or ``"HOST:PORT"``
-  joins a running cluster (``ray start --head``). An actor that dies is restarted and its item
+  actor holds one GPU when the cluster has GPUs). The rule: at most ``workers`` actors, never
+  more than the cluster's CPUs (its GPUs with ``gpu``) and never more than the items.
+  ``address=None`` starts a local Ray instance for the call with this machine's cores (no
+  dashboard) and shuts it down after; ``address="auto"`` or ``"HOST:PORT"`` joins a running
+  cluster (``ray start --head``); a ``HOST:PORT`` where nothing answers is refused in one
+  line within a few seconds. An actor that dies is restarted and its item
   retried ``retries`` times by Ray; after that the item's outcome has ``error`` set.
 
 Several engines give the same values: ``fn`` must be deterministic for an item (it is for
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import multiprocessing as mp
 import os
 import signal
@@ -340,6 +344,8 @@ def ray_connect(address: str | None, num_cpus: int | None = None) -> bool:
     ray = import_ray()
     if ray.is_initialized():
         return False
+    if address:
+        probe_address(address)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     common = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR",
               "configure_logging": True}
@@ -358,6 +364,28 @@ def ray_connect(address: str | None, num_cpus: int | None = None) -> bool:
                           "agents can start too slowly: retry, or start one with `ray start "
                           "--head` and pass --address auto") from None
     return True
+
+
+PROBE_SECONDS = 5.0
+
+
+def probe_address(address: str, seconds: float = PROBE_SECONDS) -> None:
+    """Raise one line at once when nothing answers at a ``HOST:PORT`` (or ``ray://HOST:PORT``)
+    cluster address, instead of Ray's minutes of retries; ``auto`` is left to Ray."""
+    import socket
+
+    text = address.strip()
+    if text == "auto":
+        return
+    host, sep, port = text.split("://", 1)[-1].rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SeglibError(f"--address {address}: not HOST:PORT (e.g. 10.0.0.5:6379) or 'auto'")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
+    except OSError as exc:
+        raise SeglibError(f"cannot join the Ray cluster at {address}: nothing answers there "
+                          f"({exc.strerror or exc}); check --address (start a cluster with "
+                          "`ray start --head`)") from None
 
 
 def ray_slots(gpu: bool) -> tuple[int, float]:
@@ -426,12 +454,14 @@ class _RayPool:
                 raise err
 
     def start(self, items: Iterable[Any], *, n: int) -> None:
-        """``n`` actors, set up, each given its first item."""
+        """Up to ``n`` actors, one per item while there are items, set up, each given its
+        first item."""
         self.todo = iter(enumerate(items))
-        self.actors.extend(self.remote.remote(self.fn, self.setup, 1) for _ in range(n))
+        first = list(itertools.islice(self.todo, n))
+        self.actors.extend(self.remote.remote(self.fn, self.setup, 1) for _ in first)
         self.ready(self.actors)
-        for a in list(self.actors):
-            self.feed(a)
+        for a, nxt in zip(list(self.actors), first, strict=True):
+            self.running[a.run.remote(nxt[1])] = (a, nxt)
 
     def new_actor(self) -> Any:
         """One more actor, set up (in place of one that died)."""
@@ -479,14 +509,14 @@ def _ray_map(fn: Callable[..., Any], items: Iterable[Any], workers: int | None,
 def _ray_iter(ray: Any, fn: Callable[..., Any], items: Iterable[Any], workers: int | None,
               address: str | None, setup: Callable[[], Any] | None, gpu: bool,
               retries: int) -> Iterator[Outcome]:
-    started = ray_connect(address, workers)
+    started = ray_connect(address)  # a local instance gets this machine's cores, not N
     actors: list[Any] = []
     try:
         slots, num_gpus = ray_slots(gpu)
         remote = ray.remote(_RayWorker).options(
             num_cpus=1, num_gpus=num_gpus, max_restarts=retries, max_task_retries=retries)
         pool = _RayPool(ray, remote, fn, setup, actors=actors)
-        pool.start(items, n=workers or slots)
+        pool.start(items, n=min(workers or slots, slots))  # and never more than the items
         while pool.running:
             yield from pool.collect()
     finally:
@@ -504,5 +534,5 @@ def _ray_release(ray: Any, actors: list[Any], *, started: bool) -> None:
         ray.shutdown()
 
 
-__all__ = ["ENGINES", "Outcome", "map_photos", "preloaded", "parse_workers",
+__all__ = ["ENGINES", "Outcome", "map_photos", "preloaded", "parse_workers", "probe_address",
            "import_ray", "ray_connect", "ray_slots", "cpu_count"]

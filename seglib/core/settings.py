@@ -69,7 +69,7 @@ SETTINGS: dict[str, Setting] = {
     "size": Setting("int", 16, MAX_SIZE, unit="pixels; the photos are held in memory at "
                                                "this size"),
     "epochs": Setting("int", 1, 100_000),
-    "batch": Setting("int", 1, 4096, unit="photos per step"),
+    "batch": Setting("int", 2, 4096, unit="photos per step; batch norm needs two or more"),
     "lr": Setting("float", 0, low_open=True, unit="learning rate, e.g. 0.003"),
     "n": Setting("int", 1, unit="photos"),
     "seed": Setting("int", 0),

@@ -16,6 +16,11 @@ output folder are reused by the notebooks.
 sha256}`` of its photos, the preset). A rerun with other photos or another preset stops
 before notebook 01 with one line naming a few differing photos; ``fresh=True`` (``--fresh``)
 deletes the folder's labels, models, reports and executed notebooks first and says so.
+
+``course.json`` also records the SHA-256 of each executed notebook the runner wrote
+(``"notebooks": {name: sha256}``). A rerun never overwrites an executed notebook that differs
+from what it wrote (a student's notes, or one written by an older seglib): it is moved aside
+as ``NAME.edited-N.ipynb`` first, with one line saying so, and the notebook is run again.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from seglib.core.errors import SeglibError
-from seglib.core.files import write_bytes_atomic, write_bytes_new
+from seglib.core.files import file_sha256, write_bytes_atomic, write_bytes_new
 from seglib.core.folders import (
     COURSE_FILE,
     describe_changes,
@@ -419,10 +424,40 @@ def claim_course_folder(out_dir: Path, images: Path, preset: str, fresh: bool = 
     if fresh:
         start_fresh(out_dir, log)
     check_course_folder(out_dir, images, preset, photos)
+    written = (read_json(out_dir / COURSE_FILE) or {}).get("notebooks")
     write_json(out_dir / COURSE_FILE, {"schema": COURSE_SCHEMA, "kind": "course",
                                        "images": str(images), "preset": preset,
-                                       "photos": photos})
+                                       "photos": photos,
+                                       "notebooks": written if isinstance(written, dict)
+                                       else {}})
     return photos
+
+
+def keep_edited_notebook(target: Path, log: Callable[[str], None] = print) -> Path | None:
+    """Move ``target`` (an executed notebook about to be written again) aside as
+    ``NAME.edited-N.ipynb`` when it is not what the runner wrote (``course.json``'s
+    ``notebooks`` hash): a student's notes are never overwritten. Says so in one line."""
+    if not target.is_file():
+        return None
+    written = (read_json(target.parent / COURSE_FILE) or {}).get("notebooks") or {}
+    if isinstance(written, dict) and written.get(target.name) == file_sha256(target):
+        return None
+    n = 1
+    while (kept := target.with_name(f"{target.stem}.edited-{n}{target.suffix}")).exists():
+        n += 1
+    target.rename(kept)
+    log(f"  {target.name}: changed since the course wrote it (notes?); kept as {kept.name}, "
+        "and run again")
+    return kept
+
+
+def record_notebook(target: Path) -> None:
+    """Record the SHA-256 of the executed notebook ``target`` in ``course.json``."""
+    manifest = read_json(target.parent / COURSE_FILE) or {}
+    written = manifest.get("notebooks")
+    written = written if isinstance(written, dict) else {}
+    written[target.name] = file_sha256(target)
+    write_json(target.parent / COURSE_FILE, {**manifest, "notebooks": written})
 
 
 def execute_notebook(path: Path, target: Path, parameters: Mapping[str, Any],
@@ -469,7 +504,12 @@ def execute_course(paths: Sequence[Path], declared: Mapping[Path, Mapping[str, A
             target = result.out / path.name
             nb_params = {k: v for k, v in params.items() if k in declared[path]}
             t0 = time.perf_counter()
-            execute_notebook(path, target, nb_params, kernel)
+            keep_edited_notebook(target, log)
+            try:
+                execute_notebook(path, target, nb_params, kernel)
+            finally:  # a failed notebook is the runner's too: a rerun overwrites it
+                if target.is_file():
+                    record_notebook(target)
             dt = time.perf_counter() - t0
             result.seconds[path.stem] = dt
             result.notebooks.append(target)

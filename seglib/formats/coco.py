@@ -13,6 +13,16 @@ matched to photos by file-name stem. Images without annotations are not returned
 listing every photo of a task says nothing about the ones nobody drew on); problems are kept
 per image, never raised, except for a file that is not COCO at all. :func:`import_coco` makes
 those masks the labels of their photos.
+
+Nothing hostile reaches pycocotools (C code that hangs, eats memory or crashes on it): every
+annotation is checked first (:func:`segmentation_rle`), and one that fails is a problem line
+for its image: ids that are not a number or a text, image sizes no photo has (a side above
+65535 or more than 2**28 pixels), polygon coordinates that are not finite numbers within a
+photo's width/height of the image, RLE counts that are negative, not whole, or hold
+characters compressed RLE does not use. An annotation with an empty mask (0 area) is skipped
+with its reason (an image with nothing else is a problem, never an empty label). Without
+``category``, a category named like the background (``background``, ``bg``, ``void`` ...) is
+left out, and the summary says which categories were taken.
 """
 
 from __future__ import annotations
@@ -35,6 +45,12 @@ from seglib.labels.store import LABELS_CSV, LabelStore
 from seglib.masks.trimap import OBJECT, load_trimap
 
 COCO_JSON = Path("annotations") / "instances_default.json"
+MAX_SIDE = 65_535  # a COCO image side above this is not a photo's
+MAX_PIXELS = 1 << 28
+MAX_POINTS = 1_000_000  # polygon vertices of one annotation
+RLE_CHARS = frozenset(chr(c) for c in range(48, 48 + 64))  # compressed RLE's alphabet
+BACKGROUND_NAMES = frozenset({"background", "_background_", "__background__", "bg", "void",
+                              "ignore", "unlabeled", "unlabelled"})
 # Label Studio renames uploaded photos "<8 hex digits>-<name>"; the name is the photo's
 UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(?=.)")
 
@@ -117,6 +133,7 @@ class CocoFile:
     problems: dict[str, str] = field(default_factory=dict)  # file name -> reason
     without_annotations: list[str] = field(default_factory=list)  # file names
     categories: dict[int, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # e.g. which categories were taken
 
 
 def file_stem(file_name: str) -> str:
@@ -132,33 +149,92 @@ def _decode(rle: dict) -> np.ndarray:
     return (m[..., 0] if m.ndim == 3 else m).astype(bool)
 
 
+def coco_key(value: object) -> int | str | None:
+    """An id as COCO writes it (a whole number or a text), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _whole(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return int(value) if float(value).is_integer() else None
+
+
+def checked_size(height: object, width: object) -> tuple[int, int]:
+    """``(height, width)`` when they are a photo's size; raises ValueError in one line."""
+    h, w = _whole(height), _whole(width)
+    if h is None or w is None or not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE) \
+            or h * w > MAX_PIXELS:
+        raise ValueError(f"image size {width!r}×{height!r} is not a photo's size (whole "
+                         f"numbers, 1 to {MAX_SIDE} a side)")
+    return h, w
+
+
+def _checked_polygons(segmentation: list, height: int, width: int) -> list[list[float]]:
+    """Polygons whose coordinates are finite numbers within a photo's size of the image;
+    raises ValueError naming the first bad coordinate."""
+    polys = [p for p in segmentation if isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0]
+    if not polys:
+        raise ValueError("no polygon with 3 points or more")
+    if sum(len(p) for p in polys) > 2 * MAX_POINTS:
+        raise ValueError(f"polygons with more than {MAX_POINTS} points")
+    for p in polys:
+        for i, v in enumerate(p):
+            side = width if i % 2 == 0 else height
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and \
+                np.isfinite(v) and -side <= v <= 2 * side
+            if not ok:
+                raise ValueError(f"polygon coordinate {v!r} is not a number within the "
+                                 f"image ({width}×{height})")
+    return [[float(v) for v in p] for p in polys]
+
+
+def _checked_counts(counts: object, h: int, w: int) -> list[int] | bytes:
+    """RLE counts: whole numbers ≥ 0 adding up to h×w, or a compressed RLE string."""
+    if isinstance(counts, list):  # uncompressed RLE
+        whole = [_whole(c) for c in counts]
+        if any(c is None or c < 0 for c in whole):
+            raise ValueError("RLE counts hold a negative or not whole number")
+        if sum(whole) != h * w:  # type: ignore[arg-type]
+            raise ValueError("RLE counts do not add up to height × width")
+        return whole  # type: ignore[return-value]
+    if isinstance(counts, bytes):
+        counts = counts.decode("latin-1")
+    if not isinstance(counts, str):
+        raise ValueError(f"RLE counts must be a list or a string, got {type(counts).__name__}")
+    if not counts:
+        raise ValueError("RLE counts are empty")
+    if not set(counts) <= RLE_CHARS:
+        raise ValueError("RLE counts hold characters COCO's compressed RLE does not use")
+    return counts.encode("ascii")
+
+
 def segmentation_rle(segmentation: object, height: int, width: int) -> dict:
     """One annotation's ``segmentation`` (polygons, uncompressed or compressed RLE) as a
-    checked compressed RLE; raises ValueError if it is malformed."""
+    checked compressed RLE; raises ValueError if it is malformed (checked before pycocotools
+    sees it)."""
     from pycocotools import mask as mask_utils
 
     if isinstance(segmentation, list):  # polygons [[x1, y1, x2, y2, ...], ...]
-        polys = [[float(v) for v in p] for p in segmentation
-                 if isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0]
-        if not polys:
-            raise ValueError("no polygon with 3 points or more")
+        height, width = checked_size(height, width)
+        polys = _checked_polygons(segmentation, height, width)
         return mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
     if not (isinstance(segmentation, dict) and {"counts", "size"} <= set(segmentation)):
         raise ValueError("segmentation is neither polygons nor RLE")
     size = segmentation["size"]
-    if not (isinstance(size, list) and len(size) == 2 and all(int(v) > 0 for v in size)):
+    if not (isinstance(size, list) and len(size) == 2):
         raise ValueError(f"RLE size must be [height, width], got {size!r}")
-    h, w = int(size[0]), int(size[1])
-    counts = segmentation["counts"]
-    if isinstance(counts, list):  # uncompressed RLE
-        if sum(int(c) for c in counts) != h * w:
-            raise ValueError("RLE counts do not add up to height × width")
-        return mask_utils.frPyObjects({"counts": [int(c) for c in counts], "size": [h, w]},
-                                      h, w)
-    if not isinstance(counts, (str, bytes)):
-        raise ValueError(f"RLE counts must be a list or a string, got {type(counts).__name__}")
-    rle = {"counts": counts.encode("ascii") if isinstance(counts, str) else counts,
-           "size": [h, w]}
+    h, w = checked_size(*size)
+    counts = _checked_counts(segmentation["counts"], h, w)
+    if isinstance(counts, list):
+        return mask_utils.frPyObjects({"counts": counts, "size": [h, w]}, h, w)
+    rle = {"counts": counts, "size": [h, w]}
     m = mask_utils.decode(rle)  # a broken string raises, or decodes to values other than 0/1
     if m.max(initial=0) > 1 or int(m.sum()) != int(mask_utils.area(rle)):
         raise ValueError("RLE counts are not a valid mask")
@@ -182,103 +258,149 @@ def _load_coco_json(path: Path) -> dict:
     return doc
 
 
-def _categories(doc: dict) -> dict[int, str]:
-    """Category id -> name."""
-    out: dict[int, str] = {}
+def _categories(doc: dict) -> dict[int | str, str]:
+    """Category id -> name (entries without a usable id are left out)."""
+    out: dict[int | str, str] = {}
     for c in doc.get("categories") or []:
-        if isinstance(c, dict) and "id" in c:
-            out[c["id"]] = str(c.get("name", ""))
+        key = coco_key(c.get("id")) if isinstance(c, dict) else None
+        if key is not None:
+            out[key] = str(c.get("name", ""))
     return out
 
 
-def _wanted(path: Path, categories: dict[int, str], category: str | None) -> set | None:
-    """The ids of the category named ``category`` (None: every category)."""
-    if category is None:
-        return None
-    wanted = {i for i, n in categories.items() if n == category}
-    if not wanted:
-        names = ", ".join(sorted(set(categories.values()))) or "none"
-        raise SeglibError(f"{path}: no category named '{category}' (categories: {names})")
-    return wanted
+def _wanted(path: Path, categories: dict[int | str, str], category: str | None,
+            notes: list[str]) -> tuple[set | None, set]:
+    """The ids of the category named ``category`` (None: every category) and the ids left
+    out: without ``category``, those named like the background (said in ``notes``)."""
+    if category is not None:
+        wanted = {i for i, n in categories.items() if n == category}
+        if not wanted:
+            names = ", ".join(sorted(set(categories.values()))) or "none"
+            raise SeglibError(f"{path}: no category named '{category}' (categories: {names})")
+        return wanted, set()
+    background = {i for i, n in categories.items() if n.strip().lower() in BACKGROUND_NAMES}
+    taken = sorted({n for i, n in categories.items() if i not in background})
+    if background:
+        left = sorted({categories[i] for i in background})
+        notes.append(f"left out the background categor{'y' if len(left) == 1 else 'ies'} "
+                     f"{', '.join(left)}; took {', '.join(taken) or 'none'} as the object")
+    elif len(taken) > 1:
+        notes.append(f"merged the categories {', '.join(taken)} into the object; pass "
+                     "--category NAME to take one")
+    return None, background
 
 
-def _images(doc: dict) -> dict[object, dict]:
-    """Image id -> image entry, for the entries with an id and a file name."""
+def _images(doc: dict, problems: dict[str, str]) -> dict[object, dict]:
+    """Image id -> image entry, for the entries with an id and a file name (an id that is
+    not a number or a text is a problem of that image)."""
     images: dict[object, dict] = {}
     for im in doc["images"]:
         if isinstance(im, dict) and "id" in im and im.get("file_name"):
-            images[im["id"]] = im
+            key = coco_key(im["id"])
+            if key is None:
+                problems[str(im["file_name"])] = (f"its id {im['id']!r} is not a number or "
+                                                  "a text")
+                continue
+            images[key] = im
     return images
 
 
 def _annotation_rle(ann: dict, im: dict) -> dict:
     """One annotation's mask as compressed RLE, checked against its image entry's size;
     raises (ValueError, or pycocotools' plain Exception) when it is unusable."""
-    h, w = int(im.get("height") or 0), int(im.get("width") or 0)
+    h, w = im.get("height"), im.get("width")
     seg = ann.get("segmentation")
-    if isinstance(seg, list) and (h <= 0 or w <= 0):
+    if not h and not w and isinstance(seg, list):
         raise ValueError("polygons need the image's width and height")
+    if h or w:
+        h, w = checked_size(h, w)
     m = segmentation_rle(seg, h, w)
     mh, mw = (int(v) for v in m["size"])
-    if h > 0 and w > 0 and (mh, mw) != (h, w):
+    if h and w and (mh, mw) != (h, w):
         raise ValueError(f"mask is {mw}×{mh} but the image entry says {w}×{h}")
     return m
 
 
+@dataclass
+class _Union:
+    """The union of each image's usable annotations as it is built (image id -> compressed
+    RLE), how many went into each, and the empty ones skipped (image id -> reason)."""
+
+    masks: dict[object, dict] = field(default_factory=dict)
+    count: dict[object, int] = field(default_factory=dict)
+    empty: dict[object, str] = field(default_factory=dict)
+
+
+def _image_of(ann: dict, images: dict[object, dict], problems: dict[str, str]) -> dict | None:
+    """The image entry an annotation names, or None (named in ``problems``)."""
+    key = coco_key(ann.get("image_id"))
+    im = images.get(key) if key is not None else None
+    if im is None:
+        problems[f"annotation {ann.get('id', '?')!r}"] = (
+            f"names image id {ann.get('image_id')!r}, which the file does not list")
+    return im
+
+
 def _merge_annotations(annotations: list, images: dict[object, dict], *, wanted: set | None,
-                       problems: dict[str, str]) -> tuple[dict[object, dict], dict[object, int]]:
-    """The union of each image's usable annotations (image id -> compressed RLE) and how
-    many went into it; an image with a broken annotation is named in ``problems``."""
+                       excluded: set, problems: dict[str, str]) -> _Union:
+    """The union of each image's usable annotations; an image with a broken annotation is
+    named in ``problems``, an empty annotation is skipped with its reason."""
     from pycocotools import mask as mask_utils
 
-    union: dict[object, dict] = {}  # image id -> compressed RLE
-    count: dict[object, int] = {}
+    out = _Union()
     for ann in annotations:
         if not isinstance(ann, dict):
             continue
-        im = images.get(ann.get("image_id"))
-        if im is None:
-            problems[f"annotation {ann.get('id', '?')}"] = (
-                f"names image id {ann.get('image_id')!r}, which the file does not list")
+        im = _image_of(ann, images, problems)
+        cat = coco_key(ann.get("category_id"))
+        if cat is None and ann.get("category_id") is not None:
+            problems[f"annotation {ann.get('id', '?')!r}"] = (
+                f"its category_id {ann.get('category_id')!r} is not a number or a text")
             continue
-        if wanted is not None and ann.get("category_id") not in wanted:
+        if im is None or (wanted is not None and cat not in wanted) or cat in excluded:
             continue
-        name = str(im["file_name"])
+        name, key = str(im["file_name"]), coco_key(im["id"])
         if name in problems:
             continue
         try:
             m = _annotation_rle(ann, im)
         except Exception as exc:  # noqa: BLE001 - pycocotools raises plain Exception too
-            problems[name] = f"annotation {ann.get('id', '?')}: {exc}"
-            union.pop(im["id"], None)
+            problems[name] = f"annotation {ann.get('id', '?')!r}: {exc}".replace("\n", " ")
+            out.masks.pop(key, None)
             continue
-        key = im["id"]
-        if key in union and list(union[key]["size"]) != list(m["size"]):
+        if not int(mask_utils.area(m)):
+            out.empty.setdefault(key, f"annotation {ann.get('id', '?')!r}: an empty mask (0 "
+                                      "area); skipped")
+            continue
+        if key in out.masks and list(out.masks[key]["size"]) != list(m["size"]):
             problems[name] = "annotations of different sizes"
-            union.pop(key)
+            out.masks.pop(key)
             continue
-        union[key] = m if key not in union else mask_utils.merge([union[key], m],
-                                                                 intersect=False)
-        count[key] = count.get(key, 0) + 1
-    return union, count
+        out.masks[key] = m if key not in out.masks else mask_utils.merge(
+            [out.masks[key], m], intersect=False)
+        out.count[key] = out.count.get(key, 0) + 1
+    return out
 
 
-def _collect_masks(out: CocoFile, images: dict[object, dict], union: dict[object, dict],
-                   count: dict[object, int]) -> None:
+def _collect_masks(out: CocoFile, images: dict[object, dict], union: _Union) -> None:
     """``out.masks`` by stem from the merged masks, in the file's image order; images
-    without a mask go to ``out.without_annotations``, a second image of a stem to
-    ``out.problems``."""
+    without a mask go to ``out.without_annotations`` (to ``out.problems`` when their only
+    annotations were empty), a second image of a stem to ``out.problems``."""
     for key, im in images.items():
         name = str(im["file_name"])
-        if key not in union:
-            if name not in out.problems:
+        if key not in union.masks:
+            if name in out.problems:
+                continue
+            if key in union.empty:
+                out.problems[name] = union.empty[key]
+            else:
                 out.without_annotations.append(name)
             continue
         stem = file_stem(name)
         if stem in out.masks:
             out.problems[name] = f"another image of the file has the stem '{stem}'"
             continue
-        out.masks[stem] = CocoMask(stem, name, union[key], count[key])
+        out.masks[stem] = CocoMask(stem, name, union.masks[key], union.count[key])
 
 
 def read_coco(path: str | Path, category: str | None = None) -> CocoFile:
@@ -289,11 +411,11 @@ def read_coco(path: str | Path, category: str | None = None) -> CocoFile:
     path = Path(path).expanduser()
     doc = _load_coco_json(path)
     out = CocoFile(path, categories=_categories(doc))
-    wanted = _wanted(path, out.categories, category)
-    images = _images(doc)
-    union, count = _merge_annotations(doc["annotations"], images, wanted=wanted,
-                                      problems=out.problems)
-    _collect_masks(out, images, union, count)
+    wanted, excluded = _wanted(path, out.categories, category, out.notes)
+    images = _images(doc, out.problems)
+    union = _merge_annotations(doc["annotations"], images, wanted=wanted, excluded=excluded,
+                               problems=out.problems)
+    _collect_masks(out, images, union)
     return out
 
 
@@ -308,6 +430,7 @@ class ImportSummary:
     unchanged: list[str] = field(default_factory=list)  # the mask equals the label already
     problems: dict[str, str] = field(default_factory=dict)  # file name -> reason (skipped)
     without_annotations: int = 0
+    notes: list[str] = field(default_factory=list)  # e.g. which categories were taken
 
     def describe(self) -> str:
         out = (f"imported {len(self.imported)} masks from {self.coco.name} into {self.labels} "
@@ -316,7 +439,7 @@ class ImportSummary:
             out += f", {len(self.problems)} skipped"
         if self.without_annotations:
             out += f", {self.without_annotations} images without annotations left as they were"
-        return out + ")"
+        return out + ")" + "".join(f"; {n}" for n in self.notes)
 
 
 def _check_label_folder(labels: Path) -> None:
@@ -395,7 +518,8 @@ def import_coco(labels: str | Path, coco_file: str | Path, *,
     _check_label_folder(labels)
     coco = read_coco(coco_file, category)
     summary = ImportSummary(coco_file, labels, problems=dict(coco.problems),
-                            without_annotations=len(coco.without_annotations))
+                            without_annotations=len(coco.without_annotations),
+                            notes=list(coco.notes))
     store = LabelStore(labels)
     with store.lock():
         store.reload()  # what a run that held the lock wrote before

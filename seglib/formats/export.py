@@ -11,8 +11,11 @@ size, shows progress). :func:`export_labels` chooses the photos (no skipped phot
 stem (a photo stays in its split when the folder grows), and calls the format's writer.
 
 ``OUT`` (the ``--out`` folder) is new, empty, or holds an earlier export of the same format,
-which is replaced: ``OUT/seglib-export.json`` lists the files an export wrote, and they are
-removed before the next one writes (a photo left out this time does not linger).
+which is replaced: ``OUT/seglib-export.json`` lists the files an export wrote (only those,
+with their SHA-256), and they are removed before the next one writes (a photo left out this
+time does not linger). Other files saved there are never touched; a file the export wrote and
+a person changed since refuses the next export with its name. The marker is written before
+the first file and again when an export is cut short, so the same command resumes it.
 
 Layouts (each module's doc says more):
 
@@ -33,10 +36,13 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from seglib.core.errors import SeglibError
 from seglib.core.files import file_sha256, write_bytes_atomic
+from seglib.core.folders import refuse_output
 from seglib.core.settings import check
 from seglib.formats.items import ExportItem, ExportSummary
 from seglib.formats.registry import FORMATS
@@ -115,44 +121,101 @@ def check_out(out: Path, labels: Path, photos: Path) -> None:
                               f"with it, choose another --out")
 
 
-def prepare_out(out: Path, fmt: str) -> None:
+def prepare_out(out: Path, fmt: str, inputs: tuple[Path, ...] = ()) -> None:
     """Make ``out`` ready for an export: a new or empty folder, or one holding an earlier
-    export of the same format, whose files are removed first (so a photo left out this time
-    does not linger in the data set). Any other folder is refused."""
+    export of the same format (finished or cut short), whose files are removed first (so a
+    photo left out this time does not linger in the data set). Only the files that export
+    wrote are removed; one changed since (e.g. a corrected file saved over it) is never
+    deleted: the export is refused with its name. Any other folder is refused."""
+    refuse_output(out, inputs=inputs, allow="export")
     if not out.exists():
         return
-    if not out.is_dir():
-        raise SeglibError(f"{out}: is a file; choose a folder for --out")
     marker = out / EXPORT_JSON
     if not marker.is_file():
         if any(out.iterdir()):
             raise SeglibError(f"{out}: is not empty and holds no earlier export; choose a new "
                               f"folder for --out")
         return
-    try:
-        doc = json.loads(marker.read_text(encoding="utf-8"))
-        earlier, files = str(doc["format"]), [str(f) for f in doc["files"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise SeglibError(f"{marker}: not readable; delete {out} or choose another --out") \
-            from None
+    earlier, files = _read_marker(marker)
     if earlier != fmt:
         raise SeglibError(f"{out}: holds a {earlier} export; choose another --out for {fmt}")
-    root = out.resolve()
-    for rel in files:
-        path = (out / rel).resolve()
-        if root in path.parents and path.is_file():
-            path.unlink()
+    mine = _written_files(out, files)
+    for path in mine:
+        path.unlink()
     for folder in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
         if not any(folder.iterdir()):
             folder.rmdir()
 
 
-def finish_out(out: Path, fmt: str) -> Path:
-    """Write ``out/seglib-export.json``: the format and every file of the export."""
-    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
-                   if p.is_file() and p.name != EXPORT_JSON)
-    doc = {"kind": "export", "format": fmt, "files": files}
+def _read_marker(marker: Path) -> tuple[str, dict[str, str]]:
+    """The format and ``{file: sha256}`` of an earlier export (an older seglib's list of
+    files, which may name files it did not write, gives no file to remove)."""
+    try:
+        doc = json.loads(marker.read_text(encoding="utf-8"))
+        earlier, files = str(doc["format"]), doc["files"]
+        files = {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise SeglibError(f"{marker}: not readable; delete {marker.parent} or choose another "
+                          "--out") from None
+    return earlier, files
+
+
+def _written_files(out: Path, files: dict[str, str]) -> list[Path]:
+    """The files of ``files`` still as the export wrote them; refuses one changed since."""
+    root, mine = out.resolve(), []
+    for rel, digest in sorted(files.items()):
+        path = (out / rel).resolve()
+        if root not in path.parents or not path.is_file():
+            continue
+        if file_sha256(path) != digest:
+            raise SeglibError(f"{out / rel}: changed since seglib exported it (a corrected "
+                              "file?); the next export would replace it: move it out of "
+                              f"{out}, or choose another --out")
+        mine.append(path)
+    return mine
+
+
+def _stats(out: Path) -> dict[str, tuple[int, int, int]]:
+    """``{file: (inode, mtime, size)}`` of the files under ``out``."""
+    found = {}
+    for p in out.rglob("*") if out.is_dir() else ():
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        if p.is_file() and p.name != EXPORT_JSON:
+            found[p.relative_to(out).as_posix()] = (st.st_ino, st.st_mtime_ns, st.st_size)
+    return found
+
+
+def finish_out(out: Path, fmt: str, before: dict[str, tuple[int, int, int]],
+               complete: bool = True) -> Path:
+    """Write ``out/seglib-export.json``: the format and ``{file: sha256}`` of the files this
+    export wrote (those new or rewritten since ``before``, a :func:`_stats` snapshot), so the
+    next export removes exactly those; ``complete`` False marks one cut short (the same
+    command resumes it)."""
+    files = {rel: file_sha256(out / rel) for rel, st in sorted(_stats(out).items())
+             if before.get(rel) != st and (out / rel).is_file()}
+    doc = {"kind": "export", "format": fmt, "complete": complete, "files": files}
     return write_bytes_atomic(out / EXPORT_JSON, (json.dumps(doc, indent=1) + "\n").encode())
+
+
+@contextmanager
+def recording(out: Path, fmt: str) -> Iterator[None]:
+    """Record what the export writes into ``out`` (:func:`finish_out`), also when it is cut
+    short (Ctrl-C, a full disk), so the same command accepts the folder and resumes."""
+    out.mkdir(parents=True, exist_ok=True)
+    finish_out(out, fmt, _stats(out), complete=False)  # the folder is this export's from now
+    before = _stats(out)
+    try:
+        yield
+    except BaseException:
+        try:
+            finish_out(out, fmt, before, complete=False)
+        except OSError:
+            pass
+        raise
+    finish_out(out, fmt, before)
 
 
 def export_labels(labels: str | Path, out: str | Path, fmt: str, *,
@@ -196,12 +259,12 @@ def export_labels(labels: str | Path, out: str | Path, fmt: str, *,
     items = choose_items(labels, photos, list(store.records().values()),
                          only_confident=only_confident, summary=summary)
     assign_splits(items, val, seed)
-    prepare_out(out, fmt)
+    prepare_out(out, fmt, (labels, photos))
     options = {k: v for k, v in {"polygons": polygons}.items() if k in spec.options}
     spread = {"workers": workers, "engine": engine, "address": address}
-    summary.target = spec.write(items, out, summary, category=category.strip(), spread=spread,
-                                **options)
-    finish_out(out, fmt)
+    with recording(out, fmt):
+        summary.target = spec.write(items, out, summary, category=category.strip(),
+                                    spread=spread, **options)
     for line in summary.problems:
         print(f"skipped {line}", file=sys.stderr)
     return summary

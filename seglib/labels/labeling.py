@@ -33,6 +33,7 @@ from seglib import backends
 from seglib.backends import Proposer
 from seglib.core.errors import SeglibError
 from seglib.core.files import file_sha256
+from seglib.core.folders import refuse_output
 from seglib.core.images import (
     list_images,
     photo_pixels_sha256,
@@ -55,6 +56,7 @@ from seglib.masks.candidates import Candidates
 from seglib.masks.policy import POLICIES, mask_for_choice, parse_choice, pick
 from seglib.masks.trimap import load_trimap, mask_to_trimap, resize_mask
 
+MAX_ASPECT = 20  # a longer side above this many times the shorter one is skipped
 OVERRIDE_IGNORED = "override ignored"  # starts the reason of a row whose override was invalid
 
 
@@ -205,6 +207,12 @@ def label_photo(path: Path, *, proposer: Proposer, backend: str, mode: str,
         rec.pixels_hash = pixels_sha256(photo)
     except SeglibError as exc:
         rec.status, rec.reason = "skipped", str(exc)
+        return PhotoResult(rec)
+    h, w = photo.shape[:2]
+    if max(h, w) > MAX_ASPECT * min(h, w):  # a strip a few pixels wide at the backend's size
+        rec.status = "skipped"
+        rec.reason = (f"the photo is {w}×{h}, more than {MAX_ASPECT} times as long as it is "
+                      "wide; crop it to label it")
         return PhotoResult(rec)
     new = None
     try:
@@ -406,11 +414,11 @@ def label_folder(
 
 
 def _plan_photos(images_dir: Path, out_dir: Path, *, limit: int | None) -> list[Path]:
-    """The photos a ``label`` run considers (the first ``limit``); refuses to write into the
-    photo folder or to label a folder without photos."""
-    if out_dir.resolve() == images_dir.resolve():
-        raise SeglibError(f"{out_dir}: is the photo folder; the trimaps would replace .png "
-                          "photos, choose another --out")
+    """The photos a ``label`` run considers (the first ``limit``); refuses an ``out_dir``
+    that is not a label folder, a new or an empty one (the output-safety rule,
+    :func:`seglib.core.folders.refuse_output`: not the photo folder, a predictions folder, a
+    training run, an export ...) and a folder without photos."""
+    refuse_output(out_dir, inputs=[images_dir], allow="labels")
     photos = list_images(images_dir)
     if not photos:
         raise SeglibError(f"{images_dir}: no .jpg/.jpeg/.png photos found; check the folder")
@@ -704,6 +712,10 @@ def _repick_one(store: LabelStore, npz: Path, summary: LabelSummary, *, policy: 
     old.backend = old.backend or cands.backend
     result = pick_photo(old, cands, policy, override, size)
     rec = _commit(store, result)
+    if not rec.ok:  # e.g. a trimap that cannot be replaced: this photo only
+        summary.failed += 1
+        summary.problems.append(f"{stem}: {rec.reason}")
+        return
     summary.labeled += 1
     if override and rec.source == "override":
         summary.overrides += 1

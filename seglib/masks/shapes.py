@@ -58,7 +58,18 @@ POLISH_BAND = 5
 def grabcut(bgr: np.ndarray, mask: np.ndarray | None = None,
             rect: tuple[int, int, int, int] | None = None, iters: int = 3) -> np.ndarray:
     """The object of GrabCut (definite or probable), from a rectangle or a GC_* seed mask;
-    reproducible (OpenCV's RNG is reseeded)."""
+    reproducible (OpenCV's RNG is reseeded). A seed without object or without background
+    pixels (GrabCut has nothing to learn a colour model from) gives the seed's object."""
+    if rect is None and mask is not None:
+        seed_fg = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+        if seed_fg.all() or not seed_fg.any():
+            return seed_fg
+    elif rect is not None:
+        x, y, w, h = rect
+        inside = np.zeros(bgr.shape[:2], bool)
+        inside[max(y, 0):y + h, max(x, 0):x + w] = True
+        if inside.all() or not inside.any():
+            return inside
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(0)  # GrabCut's GMMs start from k-means: keep the result reproducible
     if rect is not None:
