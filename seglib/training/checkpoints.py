@@ -15,6 +15,7 @@ Every file is written atomically (temp file + rename).
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ import torch
 
 from seglib.core.errors import SeglibError
 from seglib.core.files import write_bytes_atomic
-from seglib.core.folders import describe_changes, hash_files, read_json, write_json
+from seglib.core.folders import LOCK_NAME, describe_changes, hash_files, read_json, write_json
 
 if TYPE_CHECKING:
     from seglib.training.data import Dataset
@@ -96,7 +97,11 @@ def write_last(out: Path, model: torch.nn.Module, config: dict, opt: torch.optim
 
 class RunMismatchError(SeglibError):
     """A run folder that ``resume`` cannot continue (other photos, labels or options, no
-    manifest, or no readable ``last.pt``)."""
+    manifest, or no readable ``last.pt``); ``why`` is the difference alone, in a few words."""
+
+    def __init__(self, message: str, why: str = "") -> None:
+        super().__init__(message)
+        self.why = why or message
 
 
 @dataclass
@@ -134,29 +139,51 @@ def check_resume(out: Path, inputs: RunInputs, config: dict) -> dict:
     manifest = read_json(out / MANIFEST)
     if manifest is None:
         raise RunMismatchError(f"{out}: has no {MANIFEST} (made by an older seglib), so its "
-                               f"photos and labels cannot be checked; {start_over(out)}")
-    changes = (describe_changes(manifest.get("photos") or {}, inputs.photos, "photo")
-               + describe_changes(manifest.get("labels") or {}, inputs.labels, "label",
-                                  added=False))
+                               f"photos and labels cannot be checked; {start_over(out)}",
+                               f"it has no {MANIFEST} (made by an older seglib)")
+    changes = "; ".join(
+        describe_changes(manifest.get("photos") or {}, inputs.photos, "photo")
+        + describe_changes(manifest.get("labels") or {}, inputs.labels, "label", added=False))
     if changes:
-        raise RunMismatchError(f"{out}: {'; '.join(changes)} since the run was made: resume "
-                               f"needs the same photos and labels; {start_over(out)}")
+        raise RunMismatchError(f"{out}: {changes} since the run was made: resume "
+                               f"needs the same photos and labels; {start_over(out)}",
+                               f"{changes} since it was trained")
     old = manifest.get("options") or {}
     for key in RESUME_KEYS:
         if old.get(key) != config[key]:
             raise RunMismatchError(f"{out}: was trained with {key}={old.get(key)!r}, not "
                                    f"{config[key]!r}; use the same options, or "
-                                   f"{start_over(out)}")
+                                   f"{start_over(out)}",
+                                   f"it was trained with another {key}")
     last_path = out / LAST
     if not last_path.is_file():
         raise RunMismatchError(f"{last_path}: missing, so the run cannot continue (its best.pt "
-                               f"is kept); {start_over(out)}")
+                               f"is kept); {start_over(out)}", f"its {LAST} is missing")
     try:
         return load_checkpoint(last_path)
     except SeglibError as exc:
-        raise RunMismatchError(str(exc)) from None
+        raise RunMismatchError(str(exc), f"its {LAST} is damaged") from None
+
+
+def set_aside(out: Path) -> Path:
+    """Move the files of the run folder ``out`` (all but its lock) into a new sibling
+    ``<name>.old-<k>`` (the first free ``k``), so a new run can start in ``out`` and the old
+    one is kept; returns the new folder. Hold ``out``'s lock while calling it."""
+    k = 1
+    while True:
+        old = out.with_name(f"{out.name}.old-{k}")
+        try:
+            old.mkdir()
+            break
+        except FileExistsError:
+            k += 1
+    files = sorted((p for p in out.iterdir() if p.name != LOCK_NAME),
+                   key=lambda p: p.name != MANIFEST)  # the manifest first: a kill half-way
+    for path in files:  # leaves a run without manifest, which is set aside again
+        os.replace(path, old / path.name)
+    return old
 
 
 __all__ = ["FORMAT", "BEST", "LAST", "MANIFEST", "RunInputs", "RunMismatchError",
            "check_resume", "cpu_state", "load_checkpoint", "run_inputs", "save_checkpoint",
-           "start_over", "write_best", "write_last", "write_manifest"]
+           "set_aside", "start_over", "write_best", "write_last", "write_manifest"]
