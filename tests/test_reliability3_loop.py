@@ -113,7 +113,7 @@ def test_course_folder_takes_added_and_removed_photos(tmp_path: Path) -> None:
     said: list[str] = []
     claim_course_folder(out, images, "smoke", log=said.append)  # was: refused, --fresh
     assert len(said) == 1 and "\n" not in said[0]
-    assert "1 photo new (sample_010)" in said[0] and "1 photo gone (sample_003)" in said[0]
+    assert "1 photo is new (sample_010)" in said[0] and "1 photo is gone (sample_003)" in said[0]
     assert (out / "labels" / "overrides.csv").read_text() == "stem,candidate\nsample_001,2\n"
     photos = json.loads((out / "course.json").read_text())["photos"]
     assert sorted(photos) == ["sample_000", "sample_001", "sample_002", "sample_010"]
