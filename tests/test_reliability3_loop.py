@@ -227,3 +227,61 @@ def test_label_with_another_policy_repicks_the_picks(tmp_path: Path) -> None:
     assert "2 picks redone with policy seed (were foreground)" in text
     again = label_folder(images, labels, never, backend="fake", mode="test", policy="seed")
     assert "redone" not in again.describe() and again.existing == 3
+
+
+# -- 6. the README's loop end to end: course -> import a fix and an override -> course again ---
+def _notebook_text(path: Path) -> str:
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    return "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                     for o in c.get("outputs", []) if o.get("output_type") == "stream")
+
+
+def test_fix_labels_and_retrain_loop_on_the_sample(tmp_path: Path) -> None:
+    from seglib.cli import main
+    from seglib.course import runner as course
+    from seglib.formats.coco import COCO_JSON
+    from seglib.labels.store import LabelStore
+    from seglib.masks.trimap import OBJECT, load_trimap
+
+    out = tmp_path / "course"
+    course.run_course("smoke", out=out, html=False, log=lambda s: None)
+    labels, models = out / "labels", out / "models"
+    trained = {p.name: (p / "best.pt").read_bytes() for p in models.glob("model_*")}
+    # the README's way: fix a mask in CVAT (here: the export notebook 01 wrote, one
+    # annotation redrawn as a box) and import it; choose a candidate for another photo
+    doc = json.loads((out / "export" / "coco" / COCO_JSON).read_text())
+    im = doc["images"][0]
+    fixed_stem = Path(im["file_name"]).stem
+    w, h = im["width"], im["height"]
+    box = [w * 0.25, h * 0.25, w * 0.75, h * 0.25, w * 0.75, h * 0.75, w * 0.25, h * 0.75]
+    doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] != im["id"]]
+    doc["annotations"].append({"id": 999, "image_id": im["id"], "category_id": 1,
+                               "segmentation": [box], "iscrowd": 0})
+    (tmp_path / "fixed.json").write_text(json.dumps(doc))
+    assert main(["import", str(labels), "--coco", str(tmp_path / "fixed.json")]) == 0
+    imported = (labels / f"{fixed_stem}.png").read_bytes()
+    other = sorted(s for s in LabelStore(labels).records() if s != fixed_stem)[0]
+    (labels / "overrides.csv").write_text(f"stem,candidate\n{other},1\n")
+    said: list[str] = []
+    course.run_course("smoke", out=out, html=False, log=said.append)  # was: RunMismatchError
+    recs = LabelStore(labels).records()
+    assert recs[fixed_stem].source == "imported"
+    assert (labels / f"{fixed_stem}.png").read_bytes() == imported
+    box_mask = load_trimap(labels / f"{fixed_stem}.png") == OBJECT
+    assert abs(box_mask.mean() - 0.25) < 0.03
+    assert recs[other].source == "override" and recs[other].chosen == "1"
+    text = _notebook_text(out / "03_train_10_161_207_711.ipynb")
+    again = [ln for ln in text.splitlines() if "trained again" in ln]
+    assert again, text
+    for name, old in trained.items():
+        moved = models / f"{name}.old-1"
+        if any(ln.startswith(f"{name}:") for ln in again):
+            assert (moved / "best.pt").read_bytes() == old  # kept, moved aside
+            manifests = [json.loads((d / "manifest.json").read_text())["labels"]
+                         for d in (moved, models / name)]
+            assert manifests[0] != manifests[1]  # trained on the labels as they are now
+        else:
+            assert not moved.exists()
+    assert (out / "04_compare.ipynb").is_file() and (out / "reports" / "summary.json").is_file()
