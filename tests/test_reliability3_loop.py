@@ -285,3 +285,20 @@ def test_fix_labels_and_retrain_loop_on_the_sample(tmp_path: Path) -> None:
         else:
             assert not moved.exists()
     assert (out / "04_compare.ipynb").is_file() and (out / "reports" / "summary.json").is_file()
+
+
+def test_only_the_models_that_use_a_changed_label_are_trained_again(tmp_path: Path,
+                                                                    _one_torch_thread) -> None:
+    images, trimaps, models = tmp_path / "images", tmp_path / "trimaps", tmp_path / "models"
+    copy_pairs(images, trimaps, 12)
+    said: list[str] = []
+    _train_standard(images, trimaps, models, said)
+    used = {n: set(json.loads((models / f"model_{n}" / "manifest.json").read_text())["labels"])
+            for n in ("10", "711")}
+    assert used["10"] < used["711"]  # model_10: its 2 training photos and the validation
+    stem = sorted(used["711"] - used["10"])[0]
+    _flip_label(trimaps, stem)
+    said.clear()
+    _train_standard(images, trimaps, models, said)
+    assert [s.split(":")[0] for s in said if "trained again" in s] == ["model_711"]
+    assert not (models / "model_10.old-1").exists()

@@ -296,11 +296,12 @@ def _train_locked(images: str | Path, trimaps: str | Path, out: Path, p: Preset,
     run = _prepare(images, trimaps, out, p, n=n, shuffle=shuffle, seed=seed, device=device,
                    amp=amp, dataset=dataset, say=say)
     inputs = inputs or run_inputs(dataset)
-    last = check_resume(out, inputs, run.config) if has_run else None
+    used = list(run.train_data.stems) + list(dataset.val.stems)
+    last = check_resume(out, inputs, run.config, used) if has_run else None
     _build(run, seed)
     if last is not None:
         _restore(run, last)
-    _announce(run, inputs, fresh=last is None)
+    _announce(run, inputs.only(used), fresh=last is None)
     bar = tqdm(range(run.start_epoch, run.total_epochs), desc=out.name, unit="epoch",
                initial=run.start_epoch, total=run.total_epochs, disable=not progress)
     with bar:
@@ -544,11 +545,11 @@ def renew_changed_run(run_dir: Path, images: str | Path, trimaps: str | Path, p:
     run, is left as it is (``None``): it is reused or resumed."""
     if not any((run_dir / f).exists() for f in (BEST, LAST, "history.csv")):
         return None
-    n_train = len(take_subset(dataset.train.stems, n, log=lambda m: None))
-    config = run_config(images, trimaps, p, dataset, n=n, n_train=n_train, shuffle=shuffle,
-                        seed=seed)
+    train = take_subset(dataset.train.stems, n, log=lambda m: None)
+    config = run_config(images, trimaps, p, dataset, n=n, n_train=len(train),
+                        shuffle=shuffle, seed=seed)
     try:
-        check_resume(run_dir, inputs, config)
+        check_resume(run_dir, inputs, config, list(train) + list(dataset.val.stems))
         return None
     except RunMismatchError as exc:
         why = exc.why
