@@ -239,14 +239,19 @@ def _notebook_text(path: Path) -> str:
 
 
 def test_fix_labels_and_retrain_loop_on_the_sample(tmp_path: Path) -> None:
+    import shutil
+
     from seglib.cli import main
     from seglib.course import runner as course
     from seglib.formats.coco import COCO_JSON
     from seglib.labels.store import LabelStore
     from seglib.masks.trimap import OBJECT, load_trimap
 
+    sample = tmp_path / "sample"  # a copy, so that a photo can be added and removed below
+    shutil.copytree(SAMPLE, sample)
     out = tmp_path / "course"
-    course.run_course("smoke", out=out, html=False, log=lambda s: None)
+    smoke = dict(images=sample / "images", out=out, html=False)
+    course.run_course("smoke", log=lambda s: None, **smoke)
     labels, models = out / "labels", out / "models"
     trained = {p.name: (p / "best.pt").read_bytes() for p in models.glob("model_*")}
     # the README's way: fix a mask in CVAT (here: the export notebook 01 wrote, one
@@ -265,7 +270,7 @@ def test_fix_labels_and_retrain_loop_on_the_sample(tmp_path: Path) -> None:
     other = sorted(s for s in LabelStore(labels).records() if s != fixed_stem)[0]
     (labels / "overrides.csv").write_text(f"stem,candidate\n{other},1\n")
     said: list[str] = []
-    course.run_course("smoke", out=out, html=False, log=said.append)  # was: RunMismatchError
+    course.run_course("smoke", log=said.append, **smoke)  # was: RunMismatchError
     recs = LabelStore(labels).records()
     assert recs[fixed_stem].source == "imported"
     assert (labels / f"{fixed_stem}.png").read_bytes() == imported
@@ -285,6 +290,20 @@ def test_fix_labels_and_retrain_loop_on_the_sample(tmp_path: Path) -> None:
         else:
             assert not moved.exists()
     assert (out / "04_compare.ipynb").is_file() and (out / "reports" / "summary.json").is_file()
+    # a photo added and one removed: the course goes on, labels the new one, keeps the rest
+    (sample / "images" / "sample_002.jpg").unlink()
+    shutil.copyfile(sample / "images" / "sample_040.jpg", sample / "images" / "sample_000b.jpg")
+    said.clear()
+    course.run_course("smoke", log=said.append, **smoke)  # was: refused, --out or --fresh
+    line = [s for s in said if "since the last run" in s]
+    assert len(line) == 1 and "1 photo is new (sample_000b)" in line[0]
+    assert "1 photo is gone (sample_002)" in line[0]
+    recs = LabelStore(labels).records()
+    assert recs["sample_000b"].ok and recs[fixed_stem].source == "imported"
+    assert (labels / f"{fixed_stem}.png").read_bytes() == imported
+    assert recs[other].source == "override" and recs[other].chosen == "1"
+    assert "sample_002" not in json.loads((models / "model_711" / "manifest.json").read_text())[
+        "photos"]  # the label of a photo that is gone is not trained on
 
 
 def test_only_the_models_that_use_a_changed_label_are_trained_again(tmp_path: Path,
