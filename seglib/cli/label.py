@@ -29,7 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--points-per-side", type=int, default=32,
                    help="grid size of everything mode (default 32)")
     p.add_argument("--policy", choices=POLICIES, default="foreground",
-                   help="foreground (default) or seed (highest predicted_iou, the original)")
+                   help="foreground (default) or seed (highest predicted_iou, the original); "
+                        "picks of the other policy are picked again from their cached "
+                        "candidates")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument("--limit", type=int, help="label at most the first N photos")
     p.add_argument("--overwrite", action="store_true",

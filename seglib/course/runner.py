@@ -13,9 +13,12 @@ naming the notebook and the cell. Rerunning resumes: labels and trained models a
 output folder are reused by the notebooks.
 
 ``OUT/course.json`` records what the folder was made from (the photo folder, ``{stem:
-sha256}`` of its photos, the preset). A rerun with other photos or another preset stops
-before notebook 01 with one line naming a few differing photos; ``fresh=True`` (``--fresh``)
-deletes the folder's labels, models, reports and executed notebooks first and says so.
+sha256}`` of its photos, the preset). A rerun after photos were added, removed or replaced
+says so in one line and goes on: notebook 01 labels the new and changed photos and keeps
+every other label and ``overrides.csv``, notebook 03 trains again the models whose photos or
+labels changed. A rerun with another preset, or with photos none of which is one of the
+folder's, stops before notebook 01 with one line; ``fresh=True`` (``--fresh``) deletes the
+folder's labels, models, reports and executed notebooks first and says so.
 
 ``course.json`` also records the SHA-256 of each executed notebook the runner wrote
 (``"notebooks": {name: sha256}``). A rerun never overwrites an executed notebook that differs
@@ -371,9 +374,11 @@ def start_fresh(out: Path, log: Callable[[str], None] = print) -> list[Path]:
 
 
 def check_course_folder(out: Path, images: Path, preset: str, photos: Mapping[str, str]
-                        ) -> None:
-    """Raise one line unless ``out`` is empty of course outputs or was made from the same
-    photos (``{stem: sha256}``) with the same preset."""
+                        ) -> str:
+    """Raise one line unless ``out`` is empty of course outputs, or was made with the same
+    preset from photos (``{stem: sha256}``) that share at least one with these. Returns one
+    line naming the photos added, removed or changed since ("" when none): the rerun labels
+    the new and changed ones and keeps every other label and ``overrides.csv``."""
     fix = ("choose a new --out, or pass --fresh to delete its labels, models, reports and "
            "notebooks and start over")
     manifest = read_json(out / COURSE_FILE)
@@ -381,14 +386,20 @@ def check_course_folder(out: Path, images: Path, preset: str, photos: Mapping[st
         if _looks_like_a_course(out):
             raise SeglibError(f"{out}: holds course outputs but no {COURSE_FILE} (made by an "
                               f"older seglib), so its photos cannot be checked; {fix}")
-        return
-    changes = describe_changes(manifest.get("photos") or {}, photos, "photo")
-    if changes:
+        return ""
+    old = manifest.get("photos") or {}
+    changes = describe_changes(old, photos, "photo")
+    if changes and not any(photos.get(stem) == digest for stem, digest in old.items()):
         raise SeglibError(f"{out}: was made from other photos ({manifest.get('images')}): "
                           f"{'; '.join(changes)} in {images}; {fix}")
     if manifest.get("preset") != preset:
         raise SeglibError(f"{out}: was made with preset {manifest.get('preset')!r}, not "
                           f"{preset!r}; {fix}")
+    if not changes:
+        return ""
+    return (f"{out}: {'; '.join(changes)} in {images} since the last run: new and changed "
+            "photos are labeled, every other label and overrides.csv kept (labels of photos "
+            "that are gone are not used for training)")
 
 
 @dataclass
@@ -417,13 +428,16 @@ def claim_course_folder(out_dir: Path, images: Path, preset: str, fresh: bool = 
     Refuses an output folder that is an input or not a course folder
     (:func:`seglib.core.folders.refuse_output`), deletes earlier outputs when ``fresh``
     (:func:`start_fresh`), refuses one made from other photos or another preset
-    (:func:`check_course_folder`), then writes ``course.json``. Returns ``{stem: sha256}``.
+    (:func:`check_course_folder`; photos added, removed or replaced are said in one line),
+    then writes ``course.json``. Returns ``{stem: sha256}``.
     """
     refuse_output(out_dir, inputs=[images], allow="course")
     photos = course_photos(images)
     if fresh:
         start_fresh(out_dir, log)
-    check_course_folder(out_dir, images, preset, photos)
+    changed = check_course_folder(out_dir, images, preset, photos)
+    if changed:
+        log(changed)
     written = (read_json(out_dir / COURSE_FILE) or {}).get("notebooks")
     write_json(out_dir / COURSE_FILE, {"schema": COURSE_SCHEMA, "kind": "course",
                                        "images": str(images), "preset": preset,

@@ -74,6 +74,20 @@ def mask_bbox(mask: np.ndarray) -> list[float]:
             float(ys.max() - ys.min() + 1)]
 
 
+def polygon_segmentation(mask: np.ndarray) -> list[list[float]]:
+    """``mask`` as the COCO polygons an export with ``polygons=True`` writes."""
+    return [[round(float(v), 3) for v in p.reshape(-1)] for p in outline_polygons(mask)]
+
+
+def as_exported_polygons(mask: np.ndarray) -> np.ndarray | None:
+    """The mask a tool reads back from :func:`polygon_segmentation` of ``mask`` (polygons
+    are lossy: holes filled, corners cut); ``None`` for an empty mask (no annotation)."""
+    if not mask.any():
+        return None
+    h, w = mask.shape
+    return _decode(segmentation_rle(polygon_segmentation(mask), h, w))
+
+
 def write_coco(items: list[ExportItem], out: Path, summary: ExportSummary, *,
                category: str = "object", polygons: bool = False,
                spread: dict | None = None) -> Path:
@@ -88,8 +102,7 @@ def write_coco(items: list[ExportItem], out: Path, summary: ExportSummary, *,
         if not mask.any():
             continue
         if polygons:
-            segmentation = [[round(float(v), 3) for v in p.reshape(-1)]
-                            for p in outline_polygons(mask)]
+            segmentation = polygon_segmentation(mask)
         else:
             segmentation = mask_rle(mask)
         annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
@@ -467,6 +480,22 @@ def _record_for(records: dict[str, Any], stem: str, cm: CocoMask, *, done: dict[
     return rec, ""
 
 
+def _same_as_label(store: LabelStore, stem: str, mask: np.ndarray) -> bool:
+    """Whether ``mask`` is the photo's label as export wrote it: the label itself (RLE is
+    exact) or the label as polygons (``--polygons``; an untouched round trip changes
+    nothing)."""
+    try:
+        label = load_trimap(store.trimap_path(stem)) == OBJECT
+    except SeglibError:
+        return False
+    if label.shape != mask.shape:
+        return False
+    if np.array_equal(label, mask):
+        return True
+    polygons = as_exported_polygons(label)
+    return polygons is not None and np.array_equal(polygons, mask)
+
+
 def _import_mask(store: LabelStore, rec: Any, cm: CocoMask, *, source: str) -> tuple[str, str]:
     """Write ``cm`` as the label of ``rec``'s photo: ``("imported", "")``,
     ``("unchanged", "")`` when it equals the label already, or ``("skipped", why)``."""
@@ -477,12 +506,7 @@ def _import_mask(store: LabelStore, rec: Any, cm: CocoMask, *, source: str) -> t
         return "skipped", (f"mask is {cm.shape[1]}×{cm.shape[0]} but the photo is "
                            f"{size[1]}×{size[0]}")
     mask = cm.mask
-    try:
-        same = rec.status == "ok" and np.array_equal(
-            load_trimap(store.trimap_path(rec.stem)) == OBJECT, mask)
-    except SeglibError:
-        same = False
-    if same:
+    if rec.status == "ok" and _same_as_label(store, rec.stem, mask):
         return "unchanged", ""
     store.write_label(rec.stem, mask, source="imported", **of_person()._asdict(),
                       status="ok", reason=f"imported from {source}")

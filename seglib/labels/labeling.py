@@ -13,7 +13,9 @@ loops that decide what each photo needs and hand the results to the label store
   so; re-pick redraws ``pick`` labels and applies ``overrides.csv`` again;
 - a trimap ``labels.csv`` has no record of is kept as ``edited`` unless seglib draws it from the
   photo's candidates: one rule for ``label`` and ``pick`` (:func:`_unrecorded_trimap`);
-- ``overwrite`` (``label --overwrite``) proposes the candidates again and says what it replaced.
+- ``overwrite`` (``label --overwrite``) proposes the candidates again and says what it replaced;
+- a ``pick`` label made with another policy is picked again from its cached candidates with
+  the run's policy (``label --policy seed`` on a folder of foreground picks), and said.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class LabelSummary:
     replaced: Counter = field(default_factory=Counter)  # source -> non-pick labels replaced
     edited: int = 0  # trimaps found edited by hand in this run (kept, source "edited")
     migrated: int = 0  # rows of an older labels.csv brought to this schema
+    policy: str = ""  # the policy of this run's picks
+    other_policy: Counter = field(default_factory=Counter)  # old policy -> picks redone
     notes: list[str] = field(default_factory=list)  # further one-line remarks
     problems: list[str] = field(default_factory=list)  # "NAME: reason" of skipped/failed
     rows: list[LabelRecord] = field(default_factory=list)
@@ -113,6 +117,10 @@ class LabelSummary:
             parts.append(f"{self.outdated} labels made or chosen by a person were drawn on an "
                          "earlier version of their photo: kept (export leaves them out; "
                          "--replace-kept labels them again)")
+        if sum(self.other_policy.values()):
+            parts.append(f"{sum(self.other_policy.values())} picks redone with policy "
+                         f"{self.policy} (were {', '.join(sorted(self.other_policy))}) from "
+                         "the cached candidates")
         if self.edited:
             parts.append(f"{self.edited} trimaps edited by hand since seglib wrote them "
                          "(kept, source 'edited')")
@@ -390,7 +398,7 @@ def label_folder(
     photos = _plan_photos(images_dir, out_dir, limit=limit)
     side = max_side or backends.spec(backend).max_side
     t_start = time.perf_counter()
-    summary = LabelSummary(out_dir=out_dir, total=len(photos))
+    summary = LabelSummary(out_dir=out_dir, total=len(photos), policy=policy)
     store = LabelStore(out_dir)
     with store.lock():
         store.reload()
@@ -548,8 +556,7 @@ def _label_one(store: LabelStore, path: Path, summary: LabelSummary, *, backend:
             return None
         if state == "same":
             if not overwrite and cached is not None:
-                summary.existing += 1
-                return None
+                return _same_label(store, old, cached, summary, policy, override)
             if old.source in PERSON_SOURCES and not replace_kept:
                 summary.kept[old.source] += 1
                 if cached is not None:
@@ -622,6 +629,20 @@ def _relabel_changed(store: LabelStore, old: LabelRecord, summary: LabelSummary,
         store.set_overrides(current)
         stale_overrides.append(old.stem)
     return job
+
+
+def _same_label(store: LabelStore, old: LabelRecord, cached: Candidates,
+                summary: LabelSummary, policy: str, override: str | None,
+                ) -> PhotoResult | None:
+    """A label that stays as it is (``None``); a pick of another policy than ``policy`` is
+    picked again from the cached candidates (``label --policy seed`` on a folder of
+    foreground picks; no model runs, and a person's label is never re-picked)."""
+    if old.source != "pick" or not old.policy or old.policy == policy:
+        summary.existing += 1
+        return None
+    summary.other_policy[old.policy] += 1
+    size = _trimap_size(store.trimap_path(old.stem)) or cached.shape
+    return pick_photo(old, cached, policy, override, size)
 
 
 def _same_override(store: LabelStore, result: PhotoResult, job: _Job, policy: str,

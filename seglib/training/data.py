@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from seglib.core.errors import SeglibError
+from seglib.core.files import file_sha256
 from seglib.core.images import list_images, pair_by_stem, read_image, scan_images
 from seglib.labels.store import LabelStore
 from seglib.masks.trimap import load_trimap
@@ -205,6 +206,30 @@ def label_confidence(trimaps: str | Path) -> dict[str, float]:
     return out
 
 
+def drop_replaced_photos(scan: PairScan, trimaps: str | Path, say) -> list[Skipped]:
+    """Take out of ``scan`` the pairs whose photo is not the one their label was made from
+    (its SHA-256 differs from the ``photo_hash`` that ``labels.csv`` next to the trimaps
+    records): the label was drawn on another photo. Says one line for each."""
+    records = LabelStore(trimaps).records()
+    keep, dropped = [], []
+    for p in scan.pairs:
+        rec = records.get(p.stem)
+        try:
+            replaced = bool(rec and rec.photo_hash) and file_sha256(p.image) != rec.photo_hash
+        except SeglibError:  # unreadable: preload names it
+            replaced = False
+        if not replaced:
+            keep.append(p)
+            continue
+        why = ("the photo changed since it was labeled (labels.csv), so its trimap is of "
+               f"another photo; label it again (python -m seglib label PHOTOS --out "
+               f"{Path(trimaps)})")
+        say(f"skipped {p.image.name}: {why}")
+        dropped.append(Skipped(p.image, why))
+    scan.pairs = keep
+    return dropped
+
+
 def preload(pairs: Sequence[Pair], size: int, desc: str = "loading",
             log=None) -> tuple[Tensors, list[Skipped]]:
     """Load every pair at ``size``; bad pairs are skipped with their reason, not raised."""
@@ -258,8 +283,9 @@ def load_dataset(images: str | Path, trimaps: str | Path, size: int, seed: int =
         say(f"skipped {path.name}: another photo is also named {path.stem!r}; rename one of them")
     for path, why in scan.not_files:
         say(f"skipped {path.name}: {why}")
+    replaced = drop_replaced_photos(scan, trimaps, say)
     tensors, skipped = preload(scan.pairs, size, log=log)
-    skipped = [Skipped(path, why) for path, why in scan.not_files] + skipped
+    skipped = [Skipped(path, why) for path, why in scan.not_files] + replaced + skipped
     if len(tensors) < 2:
         raise SeglibError(f"{trimaps}: fewer than 2 usable photo/trimap pairs "
                           f"({len(skipped)} skipped); fix the files listed above")

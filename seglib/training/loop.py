@@ -43,9 +43,11 @@ from seglib.training.checkpoints import (
     LAST,
     MANIFEST,
     RunInputs,
+    RunMismatchError,
     check_resume,
     load_checkpoint,
     run_inputs,
+    set_aside,
     write_best,
     write_last,
     write_manifest,
@@ -294,11 +296,12 @@ def _train_locked(images: str | Path, trimaps: str | Path, out: Path, p: Preset,
     run = _prepare(images, trimaps, out, p, n=n, shuffle=shuffle, seed=seed, device=device,
                    amp=amp, dataset=dataset, say=say)
     inputs = inputs or run_inputs(dataset)
-    last = check_resume(out, inputs, run.config) if has_run else None
+    used = list(run.train_data.stems) + list(dataset.val.stems)
+    last = check_resume(out, inputs, run.config, used) if has_run else None
     _build(run, seed)
     if last is not None:
         _restore(run, last)
-    _announce(run, inputs, fresh=last is None)
+    _announce(run, inputs.only(used), fresh=last is None)
     bar = tqdm(range(run.start_epoch, run.total_epochs), desc=out.name, unit="epoch",
                initial=run.start_epoch, total=run.total_epochs, disable=not progress)
     with bar:
@@ -313,17 +316,24 @@ def _prepare(images: str | Path, trimaps: str | Path, out: Path, p: Preset, *,
     """The run's training subset, epochs, device and config (what its checkpoints hold)."""
     train = take_subset(dataset.train.stems, n, log=say)
     train_data = dataset.train.select(range(len(train)))
-    n_train, n_val = len(train_data), len(dataset.val)
-    total_epochs = p.epochs_for(n_train)
+    config = run_config(images, trimaps, p, dataset, n=n, n_train=len(train_data),
+                        shuffle=shuffle, seed=seed)
+    total_epochs = config["epochs"]
     every = p.validate_every(total_epochs)
     dev = pick_device(device)
-    recipe = p.as_dict()  # every preset field, under its own name ("preset" for the name)
-    config = {"preset": recipe.pop("name"), **recipe, "epochs": total_epochs, "num_classes": 3,
-              "shuffle": bool(shuffle), "seed": int(seed), "n_requested": n, "n_train": n_train,
-              "n_val": n_val, "images": str(images), "trimaps": str(trimaps),
-              "val_stems": list(dataset.val.stems)}
     return _Run(out, p, config, dataset, train_data, total_epochs, every, dev, amp, shuffle,
                 say)
+
+
+def run_config(images: str | Path, trimaps: str | Path, p: Preset, dataset: Dataset, *,
+               n: int | None, n_train: int, shuffle: bool, seed: int) -> dict:
+    """What a run's checkpoints and manifest hold: every preset field under its own name
+    ("preset" for the name), the epochs for ``n_train`` photos, the split and the folders."""
+    recipe = p.as_dict()
+    return {"preset": recipe.pop("name"), **recipe, "epochs": p.epochs_for(n_train),
+            "num_classes": 3, "shuffle": bool(shuffle), "seed": int(seed), "n_requested": n,
+            "n_train": n_train, "n_val": len(dataset.val), "images": str(images),
+            "trimaps": str(trimaps), "val_stems": list(dataset.val.stems)}
 
 
 def _build(run: _Run, seed: int) -> None:
@@ -473,7 +483,10 @@ def train_standard(
     the first repeat of every model first, then the second, ...).
 
     The photos are loaded once; all models share the same validation photos. Reruns skip
-    finished models and resume interrupted ones. Writes ``out/summary.csv``.
+    finished models and resume interrupted ones; a model whose photos, labels or options
+    changed since it was trained (or that cannot be continued) is trained again, its old run
+    kept in ``out/model_<name>.old-<k>`` (:func:`renew_changed_run`, one line each). Writes
+    ``out/summary.csv``.
 
     ``engine="ray"`` trains the models at once as Ray tasks (:func:`train_standard_ray`);
     ``address`` and ``workers`` are those of :func:`seglib.core.parallel.map_photos`.
@@ -508,6 +521,9 @@ def _train_standard_locked(images: str | Path, trimaps: str | Path, out: Path, p
     for r in range(1, max(1, p.repeats) + 1):  # repeat r: seed + r - 1, run repeat_name
         for name in subsets:
             run = repeat_name(name, r)
+            renew_changed_run(standard_run_dir(out, run), images, trimaps, p, dataset, inputs,
+                              n=sizes[name], shuffle=not name.endswith("B"), seed=seed + r - 1,
+                              say=say)
             results[run] = train_run(
                 images, trimaps, standard_run_dir(out, run), n=sizes[name],
                 shuffle=not name.endswith("B"), preset=p, resume=True, dataset=dataset,
@@ -517,6 +533,30 @@ def _train_standard_locked(images: str | Path, trimaps: str | Path, out: Path, p
 
 
 RUN_FILES = (MANIFEST, "last.pt", "history.csv", "best.pt", "metrics.json")  # as written
+
+
+def renew_changed_run(run_dir: Path, images: str | Path, trimaps: str | Path, p: Preset,
+                      dataset: Dataset, inputs: RunInputs, *, n: int | None, shuffle: bool,
+                      seed: int, say: Callable[[str], None]) -> Path | None:
+    """Set aside a standard model's run that cannot be continued with these photos, labels
+    and options (:func:`check_resume` would refuse it: its inputs changed, it has no
+    manifest or no readable ``last.pt``), so it is trained again; says so in one line and
+    returns where the old run went (``model_N.old-K``). A run with the same inputs, or no
+    run, is left as it is (``None``): it is reused or resumed."""
+    if not any((run_dir / f).exists() for f in (BEST, LAST, "history.csv")):
+        return None
+    train = take_subset(dataset.train.stems, n, log=lambda m: None)
+    config = run_config(images, trimaps, p, dataset, n=n, n_train=len(train),
+                        shuffle=shuffle, seed=seed)
+    try:
+        check_resume(run_dir, inputs, config, list(train) + list(dataset.val.stems))
+        return None
+    except RunMismatchError as exc:
+        why = exc.why
+    with folder_lock(run_dir):
+        old = set_aside(run_dir)
+    say(f"{run_dir.name}: trained again: {why}; the old run is kept in {old.name}")
+    return old
 
 
 def _train_in_temp(dataset: Dataset, job: tuple) -> tuple[dict[str, bytes], RunResult]:
@@ -559,6 +599,10 @@ def train_standard_ray(images: str | Path, trimaps: str | Path, out: Path, p: Pr
             run = repeat_name(name, r)
             order.append(run)
             run_dir = standard_run_dir(out, run)
+            renew_changed_run(run_dir, images, trimaps, p, dataset,
+                              kwargs["inputs"],  # type: ignore[arg-type]
+                              n=sizes[name], shuffle=not name.endswith("B"), seed=seed + r - 1,
+                              say=say)
             files = {f: (run_dir / f).read_bytes() for f in RUN_FILES
                      if (run_dir / f).is_file()}
             jobs.append((images, trimaps, run, sizes[name], not name.endswith("B"), p, files,
