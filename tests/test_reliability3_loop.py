@@ -172,6 +172,22 @@ def test_training_skips_a_photo_replaced_since_its_label_was_made(tmp_path: Path
     assert len(lines) == 1 and "label" in lines[0]
 
 
+def test_training_keeps_a_photo_whose_bytes_changed_but_not_its_pixels(tmp_path: Path) -> None:
+    """A tag written into the JPEG (a photo manager) leaves the photo its label was drawn on:
+    training pairs it as before (a photo is its decoded pixels, README)."""
+    from seglib.training.data import load_dataset
+
+    images, labels = _fake_labeled(tmp_path, 4)
+    stems = sorted(p.stem for p in images.iterdir())
+    path = images / f"{stems[0]}.jpg"
+    data = path.read_bytes()
+    path.write_bytes(data[:2] + b"\xff\xfe\x00\x0arating=5" + data[2:])  # a JPEG comment
+    said: list[str] = []
+    ds = load_dataset(images, labels, 16, log=said.append)
+    assert set(ds.train.stems) | set(ds.val.stems) == set(stems)
+    assert ds.skipped == [] and not [s for s in said if stems[0] in s]
+
+
 # -- 4. an untouched COCO polygon round trip changes nothing ------------------------------------
 def test_untouched_polygon_round_trip_changes_nothing(tmp_path: Path) -> None:
     from seglib.formats.coco import COCO_JSON, import_coco

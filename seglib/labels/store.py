@@ -50,6 +50,7 @@ import numpy as np
 from seglib.core.errors import SeglibError
 from seglib.core.files import file_sha256, write_bytes_atomic
 from seglib.core.folders import folder_lock
+from seglib.core.images import photo_pixels_sha256
 from seglib.core.tables import read_csv, write_csv
 from seglib.labels.confidence import of_person
 from seglib.masks.candidates import Candidates
@@ -103,6 +104,14 @@ class LabelRecord:
     def sure(self) -> bool:
         """A person made or chose this label (override, imported, edited)."""
         return self.source in ("override", "imported", "edited")
+
+    def made_from(self, path: str | Path) -> bool:
+        """Whether the photo at ``path`` is the one this label was drawn on: the same bytes,
+        or other bytes over the same decoded pixels (a tag written into the file). A record
+        of an older seglib without ``photo_hash`` is trusted."""
+        if not self.photo_hash or file_sha256(path) == self.photo_hash:
+            return True
+        return bool(self.pixels_hash) and photo_pixels_sha256(path) == self.pixels_hash
 
     def row(self) -> dict[str, str]:
         d: dict[str, str] = {}

@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from seglib.core.errors import SeglibError
-from seglib.core.files import file_sha256
 from seglib.core.images import list_images, pair_by_stem, read_image, scan_images
 from seglib.labels.store import LabelStore
 from seglib.masks.trimap import load_trimap
@@ -208,14 +207,15 @@ def label_confidence(trimaps: str | Path) -> dict[str, float]:
 
 def drop_replaced_photos(scan: PairScan, trimaps: str | Path, say) -> list[Skipped]:
     """Take out of ``scan`` the pairs whose photo is not the one their label was made from
-    (its SHA-256 differs from the ``photo_hash`` that ``labels.csv`` next to the trimaps
-    records): the label was drawn on another photo. Says one line for each."""
+    (:meth:`~seglib.labels.store.LabelRecord.made_from`: neither its bytes nor its decoded
+    pixels are those ``labels.csv`` next to the trimaps records): the label was drawn on
+    another photo. Says one line for each."""
     records = LabelStore(trimaps).records()
     keep, dropped = [], []
     for p in scan.pairs:
         rec = records.get(p.stem)
         try:
-            replaced = bool(rec and rec.photo_hash) and file_sha256(p.image) != rec.photo_hash
+            replaced = rec is not None and not rec.made_from(p.image)
         except SeglibError:  # unreadable: preload names it
             replaced = False
         if not replaced:
