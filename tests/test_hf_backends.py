@@ -166,3 +166,16 @@ def test_damaged_download_is_not_kept(hub: FakeServer, tmp_path: Path) -> None:
     assert "\n" not in str(err.value)
     assert not (tmp_path / "SlimSAM-uniform-77" / "model.safetensors").exists()
     assert not (tmp_path / "SlimSAM-uniform-77" / "model.safetensors.part").exists()
+
+
+def test_course_accepts_the_new_backends(folders: dict[str, Path],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from seglib.course.parameters import check_course_parameters
+
+    for name in ("sam2", "slimsam"):
+        assert check_course_parameters({"backend": name})["backend"] == name
+        monkeypatch.setenv("SEGLIB_CHECKPOINT", str(folders[name]))
+        assert backends.choose(name).checkpoint == folders[name]  # what the course checks
+    with pytest.raises(SeglibError, match="weights sam2.1_tiny"):
+        monkeypatch.delenv("SEGLIB_CHECKPOINT")
+        backends.choose("sam2")
