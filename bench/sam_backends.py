@@ -1,6 +1,7 @@
 """SAM 2.1-tiny and SlimSAM against SAM ViT-B: seconds per photo and peak memory, one run.
 
-    python bench/sam_backends.py [--n 2] [--points-per-side 32] [--threads N] [--no-everything]
+    python bench/sam_backends.py [--n 2] [--points-per-side 32] [--threads N]
+                                 [--no-everything | --everything vit_b sam2.1_tiny]
 
 Every model is the real architecture with random weights (no checkpoint can be downloaded
 here): ViT-B from segment_anything, SAM 2.1 hiera-tiny (transformers' default Sam2Config) and
@@ -70,14 +71,14 @@ def one(name: str, mode: str, n: int, points_per_side: int) -> dict:
 def run_all(args: argparse.Namespace) -> list[dict]:
     jobs = [(m, "prompt") for m in MODELS]
     if not args.no_everything:
-        jobs += [("vit_b", "everything"), ("sam2.1_tiny", "everything")]
+        jobs += [(m, "everything") for m in args.everything]
     rows = []
     for name, mode in jobs:
         cmd = [sys.executable, __file__, "--one", name, "--mode", mode, "--n", str(args.n),
                "--points-per-side", str(args.points_per_side), "--threads", str(args.threads)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(f"  measured {name} {mode}", file=sys.stderr)
+        print(f"  measured {json.dumps(rows[-1])}", file=sys.stderr)
     return rows
 
 
@@ -112,6 +113,8 @@ def main() -> None:
     p.add_argument("--points-per-side", type=int, default=32)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--no-everything", action="store_true", help="prompt mode only")
+    p.add_argument("--everything", nargs="+", choices=MODELS[:2], default=list(MODELS[:2]),
+                   help="models timed in everything mode (ViT-B's takes minutes a photo)")
     p.add_argument("--one", choices=MODELS, help=argparse.SUPPRESS)
     p.add_argument("--mode", default="prompt", help=argparse.SUPPRESS)
     args = p.parse_args()
