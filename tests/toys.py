@@ -82,3 +82,35 @@ def tiny_sam(
         pixel_std=[58.395, 57.12, 57.375],
     )
     return sam.eval()
+
+
+def tiny_hf_sam(folder: Path, family: str = "sam2", img_size: int = 128, seed: int = 0) -> Path:
+    """A very small SAM 2.1 (``family="sam2"``, Hiera) or SAM-1-style (``"sam"``, the SlimSAM
+    architecture) ``transformers`` model with random weights, saved as a checkpoint folder
+    (config.json + model.safetensors) like the ones ``seglib weights`` downloads."""
+    import torch
+    from transformers import Sam2Config, Sam2Model, SamConfig, SamModel
+
+    torch.manual_seed(seed)
+    grid = img_size // 16
+    prompt = dict(hidden_size=32, image_size=img_size, mask_input_channels=8)
+    decoder = dict(hidden_size=32, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32)
+    if family == "sam2":
+        backbone = dict(model_type="sam2_hiera_det_model", hidden_size=16,
+                        num_attention_heads=1, blocks_per_stage=[1, 1, 2, 1],
+                        embed_dim_per_stage=[16, 32, 64, 128], global_attention_blocks=[3],
+                        window_size_per_stage=[4, 4, 4, 4], image_size=[img_size, img_size],
+                        window_positional_embedding_background_size=[2, 2])
+        vision = dict(backbone_config=backbone, backbone_channel_list=[128, 64, 32, 16],
+                      fpn_hidden_size=32,
+                      backbone_feature_sizes=[[4 * grid] * 2, [2 * grid] * 2, [grid] * 2])
+        model = Sam2Model(Sam2Config(vision_config=vision, prompt_encoder_config=prompt,
+                                     mask_decoder_config=decoder))
+    else:
+        vision = dict(hidden_size=32, mlp_dim=64, num_hidden_layers=2, num_attention_heads=2,
+                      global_attn_indexes=[1], output_channels=32, image_size=img_size,
+                      window_size=4, num_pos_feats=16)
+        model = SamModel(SamConfig(vision_config=vision, prompt_encoder_config=prompt,
+                                   mask_decoder_config=decoder))
+    model.eval().save_pretrained(folder)
+    return folder

@@ -8,7 +8,12 @@ to use; none of them knows a backend by name. Adding a backend is one module wit
 
 ``auto`` takes the first backend of :data:`AUTO_ORDER` that can run here: a checkpoint
 backend when one of its checkpoints is given or found (``$SEGLIB_CHECKPOINT``, then the
-usual folders), else the opencv backend, which needs none.
+usual folders), else the opencv backend, which needs none. The order is the best model
+first: SAM 2.1 (``sam2``), then SAM (``sam``, ViT-B/L/H), then the light SlimSAM
+(``slimsam``), then opencv; within a backend the smallest checkpoint present is taken (the
+fastest on a CPU; ``--model-type`` asks for another). A ``--checkpoint`` given with ``auto``
+goes to the first of these whose kind of file it is (a folder: sam2/slimsam by its
+config.json; a file: sam).
 """
 
 from __future__ import annotations
@@ -70,9 +75,17 @@ BACKENDS: dict[str, Backend] = {
         "sam", "seglib.backends.sam:build_proposer", modes=MODES, wants_gpu=True,
         finder="seglib.backends.sam_weights:find_checkpoint",
         get_one="python -m seglib weights vit_b", title="SAM"),
+    "sam2": Backend(
+        "sam2", "seglib.backends.hf_sam:build_sam2", modes=MODES, wants_gpu=True,
+        finder="seglib.backends.hf_weights:find_sam2",
+        get_one="python -m seglib weights sam2.1_tiny", title="SAM 2.1"),
+    "slimsam": Backend(
+        "slimsam", "seglib.backends.hf_sam:build_slimsam", modes=MODES,
+        finder="seglib.backends.hf_weights:find_slimsam",
+        get_one="python -m seglib weights slimsam_77", title="SlimSAM"),
     "opencv": Backend("opencv", "seglib.backends.opencv:build_proposer"),
 }
-AUTO_ORDER = ("sam", "opencv")  # what ``auto`` tries, first that can run
+AUTO_ORDER = ("sam2", "sam", "slimsam", "opencv")  # what ``auto`` tries, first that can run
 CHOICES = ("auto", *BACKENDS)
 
 
@@ -126,7 +139,9 @@ def choose(name: str = "auto", checkpoint: str | Path | None = None,
                     + "; ".join(f"{m.shown} labels run `{m.get_one}`" for m in missing) + ")")
             return Choice(b)
         if given is not None:
-            if not given.is_file():
+            if name == "auto" and not _fits(n, given):
+                continue
+            if not given.exists():
                 raise SeglibError(f"{given}: checkpoint file not found; get one with "
                                   f"`{b.get_one}`")
             return Choice(b, given)
@@ -137,6 +152,16 @@ def choose(name: str = "auto", checkpoint: str | Path | None = None,
     b = BACKENDS[names[-1]]
     raise SeglibError(f"no {b.shown} checkpoint found; get one with `{b.get_one}` or pass "
                       "--checkpoint PATH")
+
+
+def _fits(name: str, path: Path) -> bool:
+    """Whether a checkpoint given with ``auto`` is of backend ``name``'s kind: a folder whose
+    config.json names the family for sam2/slimsam, anything else for sam (it then says what
+    is wrong with the file)."""
+    from seglib.backends.hf_weights import config_family
+
+    family = config_family(path) if path.exists() else None
+    return {"sam2": family == "sam2", "slimsam": family == "sam"}.get(name, family is None)
 
 
 def fallback() -> Backend:

@@ -157,6 +157,8 @@ def find_checkpoint(
     env = os.environ.get(ENV_CHECKPOINT)
     if env and Path(env).expanduser().is_file():
         return Path(env).expanduser()
+    if model_type is not None and model_type not in CHECKPOINTS:
+        return None  # another backend's checkpoint name (sam2.1_tiny ...)
     order = [model_type] if model_type else ["vit_b", "vit_l", "vit_h"]
     for d in default_dirs() if dirs is None else dirs:
         d = Path(d).expanduser()

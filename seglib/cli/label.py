@@ -8,11 +8,15 @@ import sys
 from pathlib import Path
 
 from seglib import backends
+from seglib.backends import hf_weights
 from seglib.cli import options
 from seglib.core import parallel
 from seglib.masks.policy import POLICIES
 
 HELP = "Label a folder of photos: propose candidate masks, pick the object, write trimaps."
+
+
+HF_CHECKPOINTS = tuple(hf_weights.CHECKPOINTS)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,9 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=backends.CHOICES, default="auto",
                    help="auto: the first backend whose checkpoint is given or found "
                         f"({', '.join(backends.AUTO_ORDER)}); opencv needs none")
-    p.add_argument("--checkpoint", type=Path, help="SAM checkpoint file (.pth)")
-    p.add_argument("--model-type", choices=("vit_h", "vit_l", "vit_b"),
-                   help="SAM model type (inferred from the checkpoint when omitted)")
+    p.add_argument("--checkpoint", type=Path,
+                   help="SAM checkpoint file (.pth), or a SAM 2.1 / SlimSAM checkpoint folder")
+    p.add_argument("--model-type", choices=("vit_h", "vit_l", "vit_b", *HF_CHECKPOINTS),
+                   help="which checkpoint to look for (SAM: inferred from the file when "
+                        "omitted)")
     p.add_argument("--mode", choices=backends.MODES, default="prompt",
                    help="SAM mode: prompt (fast default) or everything (the original way)")
     p.add_argument("--points-per-side", type=int, default=32,

@@ -224,9 +224,10 @@ def build_parameters(preset: str = "demo", images: str | Path | None = None,
     if not list_images(img):
         raise SeglibError(f"{img}: no .jpg/.jpeg/.png photos in this folder; pass --images DIR "
                           "with your photos")
-    if checkpoint and not Path(checkpoint).expanduser().is_file():
-        raise SeglibError(f"{checkpoint}: SAM checkpoint not found; get one with "
-                          "'python -m seglib weights vit_b' or leave --checkpoint out")
+    if checkpoint and not Path(checkpoint).expanduser().exists():
+        raise SeglibError(f"{checkpoint}: checkpoint not found; get one with "
+                          "'python -m seglib weights vit_b' (or sam2.1_tiny for -p backend "
+                          "sam2) or leave --checkpoint out")
     truth = truth_for(img)
     params: dict[str, Any] = {
         "images_dir": str(img),
