@@ -80,7 +80,7 @@ BACKENDS: dict[str, Backend] = {
         finder="seglib.backends.hf_weights:find_sam2",
         get_one="python -m seglib weights sam2.1_tiny", title="SAM 2.1"),
     "slimsam": Backend(
-        "slimsam", "seglib.backends.hf_sam:build_slimsam", modes=MODES,
+        "slimsam", "seglib.backends.hf_sam:build_slimsam", modes=MODES, wants_gpu=True,
         finder="seglib.backends.hf_weights:find_slimsam",
         get_one="python -m seglib weights slimsam_77", title="SlimSAM"),
     "opencv": Backend("opencv", "seglib.backends.opencv:build_proposer"),
