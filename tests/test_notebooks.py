@@ -123,7 +123,7 @@ def test_smoke_run_without_checkpoint_says_so_in_one_line(smoke_run, monkeypatch
     if find_checkpoint() is not None:
         pytest.skip("a SAM checkpoint is installed on this machine")
     text, _, _ = _outputs(smoke_run.out / "01_sam_masks.ipynb")
-    lines = [ln for ln in text.splitlines() if "no sam checkpoint" in ln.lower()]
+    lines = [ln for ln in text.splitlines() if "checkpoint found" in ln]
     assert len(lines) == 1 and "python -m seglib weights" in lines[0] and "opencv" in lines[0]
 
 

@@ -164,10 +164,16 @@ def _keeps_another_supported_torch(py: Path, site: Path, wheel: Path, tmp: Path,
     assert install == {"seglib"}, f"with torch {lowest['torch']} the wheel would change {install}"
     shutil.rmtree(site / f"torch-{lowest['torch']}.dist-info")
     _fake_dist(site, "torch", "1.13.0")  # below the range: pip must want another torch
-    refused = subprocess.run([str(py), "-m", "pip", "install", "--dry-run", "--no-index",
-                              "--quiet", str(wheel)], cwd=tmp, env=env, capture_output=True,
-                             text=True, timeout=300)
-    assert refused.returncode != 0 and "torch" in refused.stderr
+    report = tmp / "report-old.json"
+    done = subprocess.run([str(py), "-m", "pip", "install", "--dry-run", "--no-index",
+                           "--quiet", "--report", str(report), str(wheel)], cwd=tmp, env=env,
+                          capture_output=True, text=True, timeout=300)
+    if done.returncode == 0:  # a local wheel of torch was found (pip's find-links)
+        replaced = {i["metadata"]["name"].lower()
+                    for i in json.loads(report.read_text())["install"]}
+        assert "torch" in replaced, f"torch 1.13 would be kept: {replaced}"
+    else:  # nothing to replace it with here
+        assert "torch" in done.stderr
     for info in site.glob("torch*.dist-info"):
         shutil.rmtree(info)
 

@@ -287,7 +287,7 @@ BAD_COURSE_PARAMETERS = [  # (-p NAME, VALUE, words the one-line error holds)
     ("image_size", "-5", "-p image_size must be a whole number from 16 to 1024"),
     ("image_size", "100000", "from 16 to 1024"),
     ("device", "gpu", "-p device must be one of auto, cpu, cuda, mps"),
-    ("backend", "foo", "-p backend must be one of auto, sam, opencv"),
+    ("backend", "foo", "-p backend must be one of auto, sam, sam2, slimsam, opencv"),
     ("backend", "sam", "python -m seglib weights vit_b"),
     ("label_limit", "0", "-p label_limit must be a whole number of at least 1"),
     ("sam_mode", "fast", "prompt, everything"),

@@ -134,9 +134,9 @@ def choose(name: str = "auto", checkpoint: str | Path | None = None,
         b = BACKENDS[n]
         if not b.needs_checkpoint:
             if missing and say is not None:
-                say(f"notice: no {' or '.join(m.shown for m in missing)} checkpoint found, "
-                    f"using the {n} backend (for "
-                    + "; ".join(f"{m.shown} labels run `{m.get_one}`" for m in missing) + ")")
+                first = missing[0]
+                say(f"notice: no {' / '.join(m.shown for m in missing)} checkpoint found, "
+                    f"using the {n} backend (for {first.shown} labels run `{first.get_one}`)")
             return Choice(b)
         if given is not None:
             if name == "auto" and not _fits(n, given):
