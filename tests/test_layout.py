@@ -123,3 +123,34 @@ def test_no_function_over_60_lines(layer_name: str) -> None:
     too_long = [f for p in sorted((PACKAGE / layer_name).rglob("*.py"))
                 for f in long_functions(p)]
     assert too_long == []
+
+
+def _notebook_uses(path: Path) -> list[tuple[str, str]]:
+    """``(module, name)`` for every ``alias.name`` a notebook's code reads from a seglib module
+    it imports (``from seglib.x import y as alias``), and every ``from seglib.x import name``."""
+    import importlib
+    import json
+
+    code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+                     if c["cell_type"] == "code")
+    code = "\n".join(ln for ln in code.splitlines() if not ln.startswith("%"))
+    tree, aliases, uses = ast.parse(code), {}, []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("seglib"):
+            for a in node.names:
+                target = f"{node.module}.{a.name}"
+                if target in MODULES:
+                    aliases[a.asname or a.name] = target
+                else:
+                    uses.append((node.module, a.name))
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in aliases):
+            uses.append((aliases[node.value.id], node.attr))
+    return [(m, n) for m, n in uses if not hasattr(importlib.import_module(m), n)]
+
+
+@pytest.mark.parametrize("notebook", sorted((ROOT / "notebooks").glob("*.ipynb")),
+                         ids=lambda p: p.stem)
+def test_every_seglib_name_a_notebook_uses_exists(notebook: Path) -> None:
+    assert _notebook_uses(notebook) == []
