@@ -77,7 +77,10 @@ def test_label_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["label", str(tmp_path / "img"), "--out", str(out)]) == 0
     err = capsys.readouterr().err
     notices = [ln for ln in err.splitlines() if ln.startswith("notice:")]
-    assert len(notices) == 1 and "python -m seglib weights vit_b" in notices[0]
+    from seglib.backends import AUTO_ORDER, BACKENDS
+
+    first = BACKENDS[AUTO_ORDER[0]].get_one  # how to get the checkpoint auto tries first
+    assert len(notices) == 1 and first in notices[0] and "opencv backend" in notices[0]
     rows = csv_rows(out)
     assert [r["stem"] for r in rows] == sorted(stems + ["tall"])
     assert all(r["status"] == "ok" and r["backend"] == "opencv" for r in rows)
