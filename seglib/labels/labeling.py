@@ -8,6 +8,7 @@ loops that decide what each photo needs and hand the results to the label store
 - a photo is its decoded pixels: when only its bytes changed (a tag or rating written into the
   file) its label and candidates stay; when its pixels changed, a ``pick`` label is made again
   ("relabeled: the photo changed") and candidates made from other pixels are never reused;
+  a trimap edited by hand is found first (:func:`_edited_before_change`), so it is kept;
 - a person's label (``PERSON_SOURCES``: override, refined, imported, edited) is replaced only
   with ``replace_kept`` (``--replace-kept``), also when its photo changed, and the summary says
   so; re-pick redraws ``pick`` labels and applies ``overrides.csv`` again;
@@ -539,6 +540,7 @@ def _label_one(store: LabelStore, path: Path, summary: LabelSummary, *, backend:
                                        status="skipped", reason=str(exc)))
     old = store.get(stem)
     if old is not None and old.ok and _photo_changed(store, old, path, digest, summary):
+        _edited_before_change(store, old, summary, policy, override)
         return _relabel_changed(store, old, summary, _Job(path, dict(
             backend=backend, mode=mode, policy=policy, max_side=side, photo_hash=digest)),
             override=override, replace_kept=replace_kept, stale_overrides=stale_overrides)
@@ -609,6 +611,18 @@ def _photo_changed(store: LabelStore, old: LabelRecord, path: Path, digest: str,
         cands.photo_hash = digest
         cands.save(store.candidates_path(old.stem))
     return False
+
+
+def _edited_before_change(store: LabelStore, old: LabelRecord, summary: LabelSummary,
+                          policy: str, override: str | None) -> None:
+    """A trimap edited by hand before its photo changed is the person's (source ``edited``),
+    found before the photo-changed relabel, so that it is kept as a person's label is."""
+    if old.source in PERSON_SOURCES:
+        return
+    made_from = _cached(store, old.stem, old.photo_hash)  # the candidates of the old photo
+    if _check_trimap(store, old, made_from, policy, override) == "edited":
+        _mark_edited(store, old)
+        summary.edited += 1
 
 
 def _relabel_changed(store: LabelStore, old: LabelRecord, summary: LabelSummary, job: _Job, *,
