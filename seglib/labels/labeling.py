@@ -414,6 +414,7 @@ def label_folder(
         with run.bar:
             _run_jobs(run, photos, setup=make, workers=workers, engine=engine, address=address)
         _note_stale_overrides(summary, run.stale_overrides)
+        _note_without_photo(summary, store, images_dir)
         store.save()
     records = store.records()
     summary.rows = [records[s] for s in sorted(run.seen) if s in records]  # this run's photos
@@ -482,16 +483,19 @@ def _run_jobs(run: _LabelRun, photos: list[Path], *, setup: Callable[[], Propose
 def _jobs(run: _LabelRun, photos: list[Path]) -> Iterator[_Job]:
     """The photos that need a worker; the others are done here as they come."""
     summary = run.summary
-    for path in photos:
+    first: dict[str, str] = {}  # stem -> the file name of the photo labeled under it
+    for path in _recorded_first(run.store, photos):
         stem = path.stem
         if stem in run.seen:
             run.bar.update()
             summary.skipped += 1
-            summary.problems.append(f"{path.name}: another photo is also named {stem!r}")
-            tqdm.write(f"skipped {path.name}: another photo is also named {stem!r}",
-                       file=sys.stderr)
+            why = (f"{first[stem]} has the same stem {stem!r}, which is ambiguous: rename one "
+                   f"of them (the label {stem}.png stays {first[stem]}'s)")
+            summary.problems.append(f"{path.name}: {why}")
+            tqdm.write(f"skipped {path.name}: {why}", file=sys.stderr)
             continue
         run.seen.add(stem)
+        first[stem] = path.name
         planned = _label_one(run.store, path, summary, backend=run.backend, mode=run.mode,
                              policy=run.policy, override=run.overrides.get(stem), side=run.side,
                              overwrite=run.overwrite, replace_kept=run.replace_kept,
@@ -518,6 +522,26 @@ def _finish(run: _LabelRun, result: PhotoResult) -> None:
     if not rec.ok:
         summary.problems.append(f"{rec.file}: {rec.reason}")
         tqdm.write(f"{rec.status} {rec.file}: {rec.reason}", file=sys.stderr)
+
+
+def _note_without_photo(summary: LabelSummary, store: LabelStore, images_dir: Path) -> None:
+    """Say (one line) which labels have no photo of their stem in ``images_dir`` (renamed or
+    removed): they are kept, as everything a run does not know is."""
+    stems = {p.stem for p in list_images(images_dir)}
+    gone = [s for s, r in store.records().items() if r.ok and s not in stems]
+    if gone:
+        summary.notes.append(f"{len(gone)} labels have no photo in the folder (e.g. "
+                             f"{', '.join(gone[:3])}): kept; delete them or put the photo back")
+
+
+def _recorded_first(store: LabelStore, photos: list[Path]) -> list[Path]:
+    """``photos`` by stem, and of two photos with one stem first the one its label was made
+    from (``dup.png`` labeled, then ``dup.jpg`` added: the label stays ``dup.png``'s)."""
+    def key(path: Path) -> tuple[str, bool]:
+        rec = store.get(path.stem)
+        return path.stem, not (rec is not None and rec.file == path.name)
+
+    return sorted(photos, key=key)
 
 
 def _note_stale_overrides(summary: LabelSummary, stale_overrides: list[str]) -> None:
