@@ -446,7 +446,7 @@ def test_label_photos_sharing_a_stem(tmp_path: Path, cli: Cli) -> None:
     code, _, err = cli("label", tmp_path / "photos", "--out", tmp_path / "out",
                        "--backend", "opencv")
     assert code == 0
-    assert "skipped twin.jpg: another photo is also named 'twin'" in err
+    assert "skipped twin.jpg: twin.PNG has the same stem 'twin', which is ambiguous" in err
     assert sorted(labels_rows(tmp_path / "out")) == ["single", "twin"]
     assert labels_rows(tmp_path / "out")["twin"]["file"] == "twin.PNG"
 

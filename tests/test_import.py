@@ -267,7 +267,9 @@ def test_an_older_override_never_comes_back_over_an_imported_mask(labels_copy: P
     assert main(["pick", str(labels)]) in (0, 1)  # the reviewer's choice, then a fix in CVAT
     fixed = fixed_masks(stems[:1], (240, 240))
     path = write_coco_file(tmp_path / "fixed.json", fixed, rle_uncompressed)
-    assert main(["import", str(labels), "--coco", str(path)]) == 0
+    assert main(["import", str(labels), "--coco", str(path)]) == 0  # the override is kept
+    assert _record(labels, stems[0]).source == "override"
+    assert main(["import", str(labels), "--coco", str(path), "--replace-kept"]) == 0
     assert LabelStore(labels).overrides() == {stems[1]: "0"}  # the imported photo's is gone
     for args in (["pick", str(labels)], ["pick", str(labels), "--replace-kept"]):
         main(args)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 from typing import Any
@@ -41,7 +42,7 @@ from seglib.core.images import read_image
 from seglib.formats.items import ExportItem, ExportSummary, copy_photo, iter_items
 from seglib.formats.polygons import outline_polygons
 from seglib.labels.confidence import of_person
-from seglib.labels.store import LABELS_CSV, LabelStore
+from seglib.labels.store import LABELS_CSV, PERSON_SOURCES, LabelStore
 from seglib.masks.trimap import OBJECT, load_trimap
 
 COCO_JSON = Path("annotations") / "instances_default.json"
@@ -53,6 +54,9 @@ BACKGROUND_NAMES = frozenset({"background", "_background_", "__background__", "b
                               "ignore", "unlabeled", "unlabelled"})
 # Label Studio renames uploaded photos "<8 hex digits>-<name>"; the name is the photo's
 UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(?=.)")
+# labels import keeps unless --replace-kept: a person's (refined labels are machine-made; the
+# loop export -> fix in CVAT -> import corrects them)
+IMPORT_KEEPS = tuple(s for s in PERSON_SOURCES if s != "refined")
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -441,6 +445,8 @@ class ImportSummary:
     labels: Path
     imported: list[str] = field(default_factory=list)  # stems whose label was replaced
     unchanged: list[str] = field(default_factory=list)  # the mask equals the label already
+    kept: list[str] = field(default_factory=list)  # a person's label the mask differs from
+    kept_sources: dict[str, int] = field(default_factory=dict)  # source -> labels kept
     problems: dict[str, str] = field(default_factory=dict)  # file name -> reason (skipped)
     without_annotations: int = 0
     notes: list[str] = field(default_factory=list)  # e.g. which categories were taken
@@ -452,7 +458,19 @@ class ImportSummary:
             out += f", {len(self.problems)} skipped"
         if self.without_annotations:
             out += f", {self.without_annotations} images without annotations left as they were"
-        return out + ")" + "".join(f"; {n}" for n in self.notes)
+        out += ")"
+        if self.kept:
+            kinds = ", ".join(f"{n} {s}" for s, n in sorted(self.kept_sources.items()))
+            out += (f"; kept {len(self.kept)} labels a person made ({kinds}; e.g. "
+                    f"{', '.join(self.kept[:3])}) that differ from the file's masks: "
+                    "`import --replace-kept` replaces them")
+        return out + "".join(f"; {n}" for n in self.notes)
+
+    @property
+    def nothing_imported(self) -> bool:
+        """Nothing imported, kept or found equal, and masks were skipped: every mask of the
+        file had a problem (a file read fine that changes nothing is not this)."""
+        return not (self.imported or self.unchanged or self.kept) and bool(self.problems)
 
 
 def _check_label_folder(labels: Path) -> None:
@@ -469,7 +487,11 @@ def _record_for(records: dict[str, Any], stem: str, cm: CocoMask, *, done: dict[
                 labels: Path) -> tuple[Any, str]:
     """The label record of the photo a mask is for, or why there is none to import into
     (``done``: photo stem -> file name of the image imported for it, updated here)."""
-    rec = records.get(stem) or records.get(UPLOAD_PREFIX.sub("", stem))
+    rec = None
+    for name in (stem, UPLOAD_PREFIX.sub("", stem)):
+        rec = records.get(name) or records.get(_nfc(name))
+        if rec is not None:
+            break
     if rec is None:
         return None, f"the label folder {labels} has no photo '{stem}'"
     if rec.stem in done:
@@ -496,9 +518,27 @@ def _same_as_label(store: LabelStore, stem: str, mask: np.ndarray) -> bool:
     return polygons is not None and np.array_equal(polygons, mask)
 
 
-def _import_mask(store: LabelStore, rec: Any, cm: CocoMask, *, source: str) -> tuple[str, str]:
+def _nfc(name: str) -> str:
+    """``name`` in Unicode NFC (macOS and some tools write names decomposed, NFD)."""
+    return unicodedata.normalize("NFC", name)
+
+
+def _person_label(store: LabelStore, rec: Any) -> str:
+    """The source of ``rec``'s label when a person made it (``IMPORT_KEEPS``; a trimap whose
+    bytes changed since seglib wrote it is ``edited`` also before a label run recorded it),
+    else ``""``."""
+    if rec.status != "ok":
+        return ""
+    if store.trimap_state(rec.stem) == "changed":
+        return "edited"
+    return rec.source if rec.source in IMPORT_KEEPS else ""
+
+
+def _import_mask(store: LabelStore, rec: Any, cm: CocoMask, *, source: str,
+                 replace_kept: bool = False) -> tuple[str, str]:
     """Write ``cm`` as the label of ``rec``'s photo: ``("imported", "")``,
-    ``("unchanged", "")`` when it equals the label already, or ``("skipped", why)``."""
+    ``("unchanged", "")`` when it equals the label already, ``("kept", SOURCE)`` for a label
+    a person made (unless ``replace_kept``), or ``("skipped", why)``."""
     size = _photo_size(store, rec)
     if size is None:
         return "skipped", "its photo and its label are both missing"
@@ -508,22 +548,31 @@ def _import_mask(store: LabelStore, rec: Any, cm: CocoMask, *, source: str) -> t
     mask = cm.mask
     if rec.status == "ok" and _same_as_label(store, rec.stem, mask):
         return "unchanged", ""
+    person = _person_label(store, rec)
+    if person and not replace_kept:
+        return "kept", person
     store.write_label(rec.stem, mask, source="imported", **of_person()._asdict(),
                       status="ok", reason=f"imported from {source}")
     return "imported", ""
 
 
-def _import_masks(store: LabelStore, coco: CocoFile, summary: ImportSummary) -> None:
+def _import_masks(store: LabelStore, coco: CocoFile, summary: ImportSummary, *,
+                  replace_kept: bool = False) -> None:
     """Every mask of ``coco`` into the (locked, reloaded) ``store``, noted in ``summary``."""
     records = store.records()
+    records.update({_nfc(s): r for s, r in store.records().items() if _nfc(s) not in records})
     done: dict[str, str] = {}  # photo stem -> file name of the image imported for it
     for stem, cm in sorted(coco.masks.items()):
         rec, why = _record_for(records, stem, cm, done=done, labels=summary.labels)
         kind = "skipped"
         if rec is not None:
-            kind, why = _import_mask(store, rec, cm, source=summary.coco.name)
+            kind, why = _import_mask(store, rec, cm, source=summary.coco.name,
+                                     replace_kept=replace_kept)
         if kind == "skipped":
             summary.problems[cm.file_name] = why
+        elif kind == "kept":
+            summary.kept.append(rec.stem)
+            summary.kept_sources[why] = summary.kept_sources.get(why, 0) + 1
         else:
             (summary.imported if kind == "imported" else summary.unchanged).append(rec.stem)
     overrides = store.overrides()
@@ -533,11 +582,13 @@ def _import_masks(store: LabelStore, coco: CocoFile, summary: ImportSummary) -> 
 
 
 def import_coco(labels: str | Path, coco_file: str | Path, *,
-                category: str | None = None) -> ImportSummary:
+                category: str | None = None, replace_kept: bool = False) -> ImportSummary:
     """Make the masks of ``coco_file`` the labels of their photos in the label folder
-    ``labels`` (source ``imported``, confident, not flagged). Images the folder does not know,
-    masks of another size than their photo and broken annotations are skipped and named in
-    ``problems``; a mask equal to the photo's label already leaves the label as it was."""
+    ``labels`` (source ``imported``, confident, not flagged). Images the folder does not know
+    (stems compared also in Unicode NFC: macOS names), masks of another size than their photo
+    and broken annotations are skipped and named in ``problems``; a mask equal to the photo's
+    label already leaves the label as it was. A label a person made (override, edited,
+    imported) that the mask differs from is kept (``kept``) unless ``replace_kept``."""
     labels, coco_file = Path(labels).expanduser(), Path(coco_file).expanduser()
     _check_label_folder(labels)
     coco = read_coco(coco_file, category)
@@ -547,7 +598,7 @@ def import_coco(labels: str | Path, coco_file: str | Path, *,
     store = LabelStore(labels)
     with store.lock():
         store.reload()  # what a run that held the lock wrote before
-        _import_masks(store, coco, summary)
+        _import_masks(store, coco, summary, replace_kept=replace_kept)
         store.save()
     return summary
 

@@ -8,6 +8,7 @@ loops that decide what each photo needs and hand the results to the label store
 - a photo is its decoded pixels: when only its bytes changed (a tag or rating written into the
   file) its label and candidates stay; when its pixels changed, a ``pick`` label is made again
   ("relabeled: the photo changed") and candidates made from other pixels are never reused;
+  a trimap edited by hand is found first (:func:`_edited_before_change`), so it is kept;
 - a person's label (``PERSON_SOURCES``: override, refined, imported, edited) is replaced only
   with ``replace_kept`` (``--replace-kept``), also when its photo changed, and the summary says
   so; re-pick redraws ``pick`` labels and applies ``overrides.csv`` again;
@@ -413,6 +414,7 @@ def label_folder(
         with run.bar:
             _run_jobs(run, photos, setup=make, workers=workers, engine=engine, address=address)
         _note_stale_overrides(summary, run.stale_overrides)
+        _note_without_photo(summary, store, images_dir)
         store.save()
     records = store.records()
     summary.rows = [records[s] for s in sorted(run.seen) if s in records]  # this run's photos
@@ -481,16 +483,19 @@ def _run_jobs(run: _LabelRun, photos: list[Path], *, setup: Callable[[], Propose
 def _jobs(run: _LabelRun, photos: list[Path]) -> Iterator[_Job]:
     """The photos that need a worker; the others are done here as they come."""
     summary = run.summary
-    for path in photos:
+    first: dict[str, str] = {}  # stem -> the file name of the photo labeled under it
+    for path in _recorded_first(run.store, photos):
         stem = path.stem
         if stem in run.seen:
             run.bar.update()
             summary.skipped += 1
-            summary.problems.append(f"{path.name}: another photo is also named {stem!r}")
-            tqdm.write(f"skipped {path.name}: another photo is also named {stem!r}",
-                       file=sys.stderr)
+            why = (f"{first[stem]} has the same stem {stem!r}, which is ambiguous: rename one "
+                   f"of them (the label {stem}.png stays {first[stem]}'s)")
+            summary.problems.append(f"{path.name}: {why}")
+            tqdm.write(f"skipped {path.name}: {why}", file=sys.stderr)
             continue
         run.seen.add(stem)
+        first[stem] = path.name
         planned = _label_one(run.store, path, summary, backend=run.backend, mode=run.mode,
                              policy=run.policy, override=run.overrides.get(stem), side=run.side,
                              overwrite=run.overwrite, replace_kept=run.replace_kept,
@@ -519,6 +524,26 @@ def _finish(run: _LabelRun, result: PhotoResult) -> None:
         tqdm.write(f"{rec.status} {rec.file}: {rec.reason}", file=sys.stderr)
 
 
+def _note_without_photo(summary: LabelSummary, store: LabelStore, images_dir: Path) -> None:
+    """Say (one line) which labels have no photo of their stem in ``images_dir`` (renamed or
+    removed): they are kept, as everything a run does not know is."""
+    stems = {p.stem for p in list_images(images_dir)}
+    gone = [s for s, r in store.records().items() if r.ok and s not in stems]
+    if gone:
+        summary.notes.append(f"{len(gone)} labels have no photo in the folder (e.g. "
+                             f"{', '.join(gone[:3])}): kept; delete them or put the photo back")
+
+
+def _recorded_first(store: LabelStore, photos: list[Path]) -> list[Path]:
+    """``photos`` by stem, and of two photos with one stem first the one its label was made
+    from (``dup.png`` labeled, then ``dup.jpg`` added: the label stays ``dup.png``'s)."""
+    def key(path: Path) -> tuple[str, bool]:
+        rec = store.get(path.stem)
+        return path.stem, not (rec is not None and rec.file == path.name)
+
+    return sorted(photos, key=key)
+
+
 def _note_stale_overrides(summary: LabelSummary, stale_overrides: list[str]) -> None:
     if stale_overrides:
         summary.notes.append(f"{len(stale_overrides)} overrides dropped: they chose among "
@@ -539,6 +564,7 @@ def _label_one(store: LabelStore, path: Path, summary: LabelSummary, *, backend:
                                        status="skipped", reason=str(exc)))
     old = store.get(stem)
     if old is not None and old.ok and _photo_changed(store, old, path, digest, summary):
+        _edited_before_change(store, old, summary, policy, override)
         return _relabel_changed(store, old, summary, _Job(path, dict(
             backend=backend, mode=mode, policy=policy, max_side=side, photo_hash=digest)),
             override=override, replace_kept=replace_kept, stale_overrides=stale_overrides)
@@ -609,6 +635,18 @@ def _photo_changed(store: LabelStore, old: LabelRecord, path: Path, digest: str,
         cands.photo_hash = digest
         cands.save(store.candidates_path(old.stem))
     return False
+
+
+def _edited_before_change(store: LabelStore, old: LabelRecord, summary: LabelSummary,
+                          policy: str, override: str | None) -> None:
+    """A trimap edited by hand before its photo changed is the person's (source ``edited``),
+    found before the photo-changed relabel, so that it is kept as a person's label is."""
+    if old.source in PERSON_SOURCES:
+        return
+    made_from = _cached(store, old.stem, old.photo_hash)  # the candidates of the old photo
+    if _check_trimap(store, old, made_from, policy, override) == "edited":
+        _mark_edited(store, old)
+        summary.edited += 1
 
 
 def _relabel_changed(store: LabelStore, old: LabelRecord, summary: LabelSummary, job: _Job, *,

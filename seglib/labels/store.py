@@ -27,9 +27,9 @@ A person's label (``PERSON_SOURCES``: override, edited, imported, refined) is re
 the user asks (``--replace-kept``), also when its photo changed; a re-pick redraws ``pick``
 labels and applies ``overrides.csv`` (a person's choice) again. No state is parsed out of
 ``reason``: it is for people. ``labels.csv`` is read exactly or not at all: a missing column, a
-stem in two rows or a cell that does not read back as seglib wrote it is refused with one line
-naming the file and the row (nothing is guessed, nothing written); stems are kept exactly, also
-with a leading or trailing space.
+column seglib does not write (it would be lost), a stem in two rows or a cell that does not
+read back as seglib wrote it is refused with one line naming the file and the row (nothing is
+guessed, nothing written); stems are kept exactly, also with a leading or trailing space.
 Every file is written atomically; ``labels.csv`` is rewritten whole (at most every
 ``SAVE_EVERY`` seconds in a long loop, and at the end), so a run killed at any moment finishes
 on the next start: a photo whose candidates exist for its bytes is never sent to the model
@@ -200,6 +200,13 @@ def check_rows(path: Path, rows: list[dict[str, str]]) -> None:
     are numbered as a spreadsheet shows them (the header is row 1)."""
     if not rows:
         return
+    unknown = [c or "(unnamed)" for c in rows[0] if c not in COLUMNS and (
+        c or any((r.get(c) or "").strip() for r in rows))]
+    if unknown:  # seglib rewrites labels.csv whole: the column would be dropped
+        raise SeglibError(f"{path}: column {', '.join(repr(c) for c in unknown)} is not one "
+                          "seglib writes and would be lost when labels.csv is rewritten; move "
+                          "your notes to another file (keyed by 'stem') and delete the column "
+                          "(nothing was written)")
     problem = _header_problem(list(rows[0]))
     if problem:
         raise SeglibError(f"{path}: {problem}; put it back as seglib wrote it, or delete it "
