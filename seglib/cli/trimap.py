@@ -11,7 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from seglib.core.errors import SeglibError
-from seglib.core.folders import mark_folder, refuse_output
+from seglib.core.folders import keep_existing, mark_folder, refuse_output
 from seglib.core.images import decode_image, scan_images
 from seglib.masks.trimap import mask_to_trimap, save_trimap
 
@@ -73,10 +73,9 @@ def run(args: argparse.Namespace) -> int:
         tqdm.write(line, file=sys.stderr)
     done = skipped = 0
     not_masks: list[str] = []
-    for path in tqdm(masks, desc="trimaps", unit="mask"):
+    todo, _ = keep_existing(args.out, masks, overwrite=args.overwrite)
+    for path in tqdm(todo, desc="trimaps", unit="mask"):
         out = args.out / f"{path.stem}.png"
-        if out.exists() and not args.overwrite:
-            continue
         try:
             save_trimap(out, mask_to_trimap(read_mask(path), width=args.width))
             done += 1

@@ -155,6 +155,20 @@ def refuse_output_file(path: str | Path, *, header: str, option: str,
                               f"which it would overwrite; {fix}")
 
 
+def keep_existing(out: str | Path, items: Sequence[Path], *,
+                  overwrite: bool) -> tuple[list[Path], list[Path]]:
+    """``(todo, kept)``: the ``items`` (photos, masks) whose output ``out/<stem>.png`` a run
+    writes, and those whose output exists and is kept: a rerun never replaces a trimap a
+    person may have corrected by hand, unless ``overwrite`` (then ``kept`` is empty). The one
+    rule ``trimap`` and ``predict`` keep earlier output by."""
+    if overwrite:
+        return list(items), []
+    out = Path(out)
+    kept = [p for p in items if (out / f"{p.stem}.png").exists()]
+    done = set(kept)
+    return [p for p in items if p not in done], kept
+
+
 def _names(items: Sequence[str]) -> str:
     shown = ", ".join(items[:_NAMES_SHOWN])
     return shown + (", ..." if len(items) > _NAMES_SHOWN else "")
@@ -205,6 +219,7 @@ def write_json(path: str | Path, doc: Mapping[str, Any]) -> Path:
 
 
 __all__ = ["MARKER", "folder_kind", "mark_folder", "refuse_output", "refuse_output_file",
+           "keep_existing",
            "hash_files",
            "describe_changes", "read_json", "write_json"]
 
