@@ -7,7 +7,7 @@ Kinds of folder seglib writes, and how each is recognised:
 - ``runs``: ``model_*/best.pt`` subfolders (``train --standard``, the course's ``models/``);
 - ``course``: ``course.json`` (the course runner's output folder);
 - ``export``: ``seglib-export.json`` (``export``);
-- any other kind (``predictions``, ``trimaps``): the marker file ``seglib.json`` (JSON
+- any other kind (``predictions``, ``trimaps``, ``sample``): the marker file ``seglib.json`` (JSON
   ``{"kind": ...}``, the file the label store also writes), written by :func:`mark_folder`.
 
 :func:`refuse_output` is the one check every command makes before writing into ``--out``.
@@ -72,7 +72,8 @@ def mark_folder(path: str | Path, kind: str) -> None:
 _WHAT = {"labels": "a label folder (labels.csv)", "run": "a training run (best.pt, last.pt, "
          "history.csv or manifest.json)", "runs": "trained models (model_*/best.pt)",
          "course": "a course output folder (course.json)",
-         "export": "an export (seglib-export.json)"}
+         "export": "an export (seglib-export.json)",
+         "sample": "the synthetic sample (python -m seglib sample)"}
 # the files that say what a folder is: no command writes one of them as its own output file
 KIT_FILES = (LABELS_FILE, *RUN_FILES, COURSE_FILE, EXPORT_FILE, MARKER, "overrides.csv",
              "metrics.json", "refine_evidence.csv", "summary.json")
