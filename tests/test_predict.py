@@ -124,8 +124,8 @@ def test_predict_folder_skips_unreadable(run, tmp_path):
     cv2.imwrite(str(photos / "rgba.png"), np.full((12, 8, 4), 90, np.uint8))
     cv2.imwrite(str(photos / "deep.png"), np.full((6, 7, 3), 40000, np.uint16))
     cv2.imwrite(str(photos / "dot.png"), np.zeros((1, 1, 3), np.uint8))
-    written, skipped = predict_folder(run[0], photos, tmp_path / "out", overlays=True,
-                                      log=lambda m: None)
+    written, skipped, _ = predict_folder(run[0], photos, tmp_path / "out", overlays=True,
+                                         log=lambda m: None)
     assert written == 5 and [p.name for p, _ in skipped] == ["broken.jpg"]
     assert "empty file" in skipped[0][1]
     shapes = {"wide shot": (20, 70), "gray": (9, 11), "rgba": (12, 8), "deep": (6, 7),

@@ -135,8 +135,9 @@ def choose(name: str = "auto", checkpoint: str | Path | None = None,
         if not b.needs_checkpoint:
             if missing and say is not None:
                 first = missing[0]
-                say(f"notice: no {' / '.join(m.shown for m in missing)} checkpoint found, "
-                    f"using the {n} backend (for {first.shown} labels run `{first.get_one}`)")
+                say(f"notice: no {' / '.join(m.shown for m in missing)} checkpoint found"
+                    f"{_env_missing()}, using the {n} backend (for {first.shown} labels "
+                    f"run `{first.get_one}`)")
             return Choice(b)
         if given is not None:
             if name == "auto" and not _fits(n, given):
@@ -150,8 +151,17 @@ def choose(name: str = "auto", checkpoint: str | Path | None = None,
             return Choice(b, found)
         missing.append(b)
     b = BACKENDS[names[-1]]
-    raise SeglibError(f"no {b.shown} checkpoint found; get one with `{b.get_one}` or pass "
-                      "--checkpoint PATH")
+    raise SeglibError(f"no {b.shown} checkpoint found{_env_missing()}; get one with "
+                      f"`{b.get_one}` or pass --checkpoint PATH")
+
+
+def _env_missing() -> str:
+    """What a "no checkpoint found" line adds when ``$SEGLIB_CHECKPOINT`` names no file
+    (:func:`seglib.backends.sam_weights.env_checkpoint_missing`, imported here: it loads
+    torch)."""
+    from seglib.backends.sam_weights import env_checkpoint_missing
+
+    return env_checkpoint_missing()
 
 
 def _fits(name: str, path: Path) -> bool:

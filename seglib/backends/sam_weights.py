@@ -169,6 +169,15 @@ def find_checkpoint(
     return None
 
 
+def env_checkpoint_missing() -> str:
+    """`` ($SEGLIB_CHECKPOINT=PATH does not exist)`` when the variable names a path that is
+    not there (what a "no checkpoint found" line adds), else ``""``."""
+    env = os.environ.get(ENV_CHECKPOINT)
+    if env and not Path(env).expanduser().exists():
+        return f" (${ENV_CHECKPOINT}={env} does not exist)"
+    return ""
+
+
 def download_weights(
     model_type: str,
     dir: str | Path | None = None,

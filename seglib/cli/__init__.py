@@ -112,6 +112,16 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - last line of defence against traceback walls
         if os.environ.get("SEGLIB_DEBUG"):
             raise
-        print(f"error: {type(exc).__name__}: {exc} (set SEGLIB_DEBUG=1 for the traceback)",
-              file=sys.stderr)
+        print(f"error: {_describe(exc)} (set SEGLIB_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
+
+
+def _describe(exc: BaseException) -> str:
+    """An unexpected error in one line: its type (module-qualified when the bare name would
+    read as a second ``error:``, as OpenCV's ``cv2.error`` does) and the message's lines."""
+    kind = type(exc)
+    name = kind.__name__
+    if name.islower() and kind.__module__ != "builtins":
+        name = f"{kind.__module__.split('.')[0]}.{name}"
+    text = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
+    return f"{name}: {text}" if text else name

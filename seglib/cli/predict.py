@@ -19,6 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--raw", action="store_true",
                    help="keep the raw most likely class per pixel instead of redrawing the "
                         "one-pixel border around the predicted object")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo trimaps that already exist in --out (by default a rerun keeps "
+                        "them: one may have been corrected by hand)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     options.add_arguments(p)
 
@@ -26,8 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from seglib.training.predict import predict_folder
 
-    written, skipped = predict_folder(args.checkpoint, args.images, args.out,
-                                      overlays=args.overlays, clean=not args.raw,
-                                      device=args.device, **options.options(args))
-    print(f"wrote {written} trimaps to {args.out} ({len(skipped)} skipped)")
-    return 0 if written else 1
+    written, skipped, kept = predict_folder(
+        args.checkpoint, args.images, args.out, overlays=args.overlays, clean=not args.raw,
+        device=args.device, overwrite=args.overwrite, **options.options(args))
+    more = (f", kept {kept} that exist (perhaps corrected by hand; --overwrite redoes them)"
+            if kept else "")
+    print(f"wrote {written} trimaps to {args.out} ({len(skipped)} skipped{more})")
+    return 0 if written or kept else 1

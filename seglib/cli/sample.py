@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import Counter
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from seglib.core.errors import SeglibError
-from seglib.course.sample import sample_kinds, write_sample
+from seglib.course.sample import sample_kinds, sample_records, write_sample
 
 HELP = ("Write the embedded synthetic sample: sneaker photos with their true masks and "
-        "trimaps (deterministic for a seed).")
+        "trimaps (deterministic for a seed). --out must be new, empty or an earlier sample "
+        "folder; a rerun keeps the files changed since it wrote them.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,11 +35,17 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise SeglibError(f"{out}: exists and is not a folder; choose another --out")
+    sample_records(out)  # refuses a folder that is not the sample's, before the progress bar
+    kept: list[str] = []
     with tqdm(total=args.n, desc="sample", unit="photo") as bar:
         paths = write_sample(out, n=args.n, seed=args.seed, size=args.size,
-                             progress=lambda i: bar.update(1))
+                             progress=lambda i: bar.update(1), kept=kept)
     kinds = Counter(sample_kinds(args.n, args.seed))
     summary = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
     print(f"wrote {len(paths)} photos, masks and trimaps to {out} ({summary})")
+    if kept:
+        names = ", ".join(kept[:5]) + (", ..." if len(kept) > 5 else "")
+        print(f"kept {len(kept)} files changed since sample wrote them, not replaced or "
+              f"removed ({names}); delete them for fresh ones", file=sys.stderr)
     return 0
 

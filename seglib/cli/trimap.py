@@ -11,8 +11,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from seglib.core.errors import SeglibError
-from seglib.core.folders import mark_folder, refuse_output
-from seglib.core.images import scan_images
+from seglib.core.folders import keep_existing, mark_folder, refuse_output
+from seglib.core.images import decode_image, scan_images
 from seglib.masks.trimap import mask_to_trimap, save_trimap
 
 HELP = "Convert a folder of binary masks (0/255 or 0/1 PNG) to trimaps (1 object, 2 bg, 3 border)."
@@ -43,7 +43,7 @@ def read_mask(path: Path) -> np.ndarray:
     photos none passes as a mask; JPEG-saved masks (quality 75) all do.
     """
     data = np.fromfile(path, dtype=np.uint8)
-    m = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    m = decode_image(data, path, cv2.IMREAD_UNCHANGED) if data.size else None
     if m is None:
         raise SeglibError(f"{path}: not a readable mask image; delete or replace it")
     m = m.astype(np.int32)
@@ -73,10 +73,9 @@ def run(args: argparse.Namespace) -> int:
         tqdm.write(line, file=sys.stderr)
     done = skipped = 0
     not_masks: list[str] = []
-    for path in tqdm(masks, desc="trimaps", unit="mask"):
+    todo, _ = keep_existing(args.out, masks, overwrite=args.overwrite)
+    for path in tqdm(todo, desc="trimaps", unit="mask"):
         out = args.out / f"{path.stem}.png"
-        if out.exists() and not args.overwrite:
-            continue
         try:
             save_trimap(out, mask_to_trimap(read_mask(path), width=args.width))
             done += 1

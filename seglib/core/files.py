@@ -92,13 +92,18 @@ def write_png_atomic(path: str | Path, array: np.ndarray) -> Path:
     return write_bytes_atomic(path, encode_png(array))
 
 
-def write_jpeg_atomic(path: str | Path, rgb: np.ndarray, quality: int = 92) -> Path:
-    """Write an RGB array as JPEG atomically."""
+def encode_jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
+    """JPEG bytes of an RGB array."""
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
                            [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise SeglibError(f"cannot encode array of shape {rgb.shape} as JPEG")
-    return write_bytes_atomic(path, buf.tobytes())
+    return buf.tobytes()
+
+
+def write_jpeg_atomic(path: str | Path, rgb: np.ndarray, quality: int = 92) -> Path:
+    """Write an RGB array as JPEG atomically."""
+    return write_bytes_atomic(path, encode_jpeg(rgb, quality))
 
 
 def unreadable_reason(path: Path, exc: BaseException) -> str:

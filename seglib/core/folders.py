@@ -7,7 +7,7 @@ Kinds of folder seglib writes, and how each is recognised:
 - ``runs``: ``model_*/best.pt`` subfolders (``train --standard``, the course's ``models/``);
 - ``course``: ``course.json`` (the course runner's output folder);
 - ``export``: ``seglib-export.json`` (``export``);
-- any other kind (``predictions``, ``trimaps``): the marker file ``seglib.json`` (JSON
+- any other kind (``predictions``, ``trimaps``, ``sample``): the marker file ``seglib.json`` (JSON
   ``{"kind": ...}``, the file the label store also writes), written by :func:`mark_folder`.
 
 :func:`refuse_output` is the one check every command makes before writing into ``--out``.
@@ -72,7 +72,8 @@ def mark_folder(path: str | Path, kind: str) -> None:
 _WHAT = {"labels": "a label folder (labels.csv)", "run": "a training run (best.pt, last.pt, "
          "history.csv or manifest.json)", "runs": "trained models (model_*/best.pt)",
          "course": "a course output folder (course.json)",
-         "export": "an export (seglib-export.json)"}
+         "export": "an export (seglib-export.json)",
+         "sample": "the synthetic sample (python -m seglib sample)"}
 # the files that say what a folder is: no command writes one of them as its own output file
 KIT_FILES = (LABELS_FILE, *RUN_FILES, COURSE_FILE, EXPORT_FILE, MARKER, "overrides.csv",
              "metrics.json", "refine_evidence.csv", "summary.json")
@@ -155,6 +156,20 @@ def refuse_output_file(path: str | Path, *, header: str, option: str,
                               f"which it would overwrite; {fix}")
 
 
+def keep_existing(out: str | Path, items: Sequence[Path], *,
+                  overwrite: bool) -> tuple[list[Path], list[Path]]:
+    """``(todo, kept)``: the ``items`` (photos, masks) whose output ``out/<stem>.png`` a run
+    writes, and those whose output exists and is kept: a rerun never replaces a trimap a
+    person may have corrected by hand, unless ``overwrite`` (then ``kept`` is empty). The one
+    rule ``trimap`` and ``predict`` keep earlier output by."""
+    if overwrite:
+        return list(items), []
+    out = Path(out)
+    kept = [p for p in items if (out / f"{p.stem}.png").exists()]
+    done = set(kept)
+    return [p for p in items if p not in done], kept
+
+
 def _names(items: Sequence[str]) -> str:
     shown = ", ".join(items[:_NAMES_SHOWN])
     return shown + (", ..." if len(items) > _NAMES_SHOWN else "")
@@ -205,6 +220,7 @@ def write_json(path: str | Path, doc: Mapping[str, Any]) -> Path:
 
 
 __all__ = ["MARKER", "folder_kind", "mark_folder", "refuse_output", "refuse_output_file",
+           "keep_existing",
            "hash_files",
            "describe_changes", "read_json", "write_json"]
 

@@ -79,6 +79,43 @@ def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
     return scan_images(folder, recursive).photos
 
 
+MAX_PIXELS = 1 << 30  # OpenCV's CV_IO_MAX_IMAGE_PIXELS: it refuses larger images
+
+
+def declared_size(data: np.ndarray) -> tuple[int, int] | None:
+    """``(width, height)`` a PNG's header (IHDR) or a JPEG's frame header (SOFn) claims, or
+    None when the bytes are neither (or the header is cut short)."""
+    head = data[:24].tobytes()
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if not head.startswith(b"\xff\xd8"):
+        return None
+    raw, i = data.tobytes(), 2
+    while i + 9 <= len(raw) and raw[i] == 0xFF:
+        marker, length = raw[i + 1], int.from_bytes(raw[i + 2:i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(raw[i + 7:i + 9], "big"), int.from_bytes(raw[i + 5:i + 7], "big")
+        i += 2 + length
+    return None
+
+
+def decode_image(data: np.ndarray, path: Path, flags: int) -> np.ndarray | None:
+    """``cv2.imdecode`` of a file's bytes, None when it is not an image. A header that claims
+    more than :data:`MAX_PIXELS` pixels, or any OpenCV error while decoding, is an
+    :class:`ImageReadError` naming the file with a short reason (never OpenCV's message wall)."""
+    size = declared_size(data)
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise ImageReadError(f"{path}: its header claims {size[0]}×{size[1]} pixels, more than "
+                             f"{MAX_PIXELS} (damaged, or too large to read); delete or replace it")
+    try:
+        return cv2.imdecode(data, flags)
+    except cv2.error as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        reason = (lines[-1] if lines else "decoder error").split(") ", 1)[-1][:120]
+        raise ImageReadError(f"{path}: cannot be decoded ({reason}); delete or replace "
+                             "it") from None
+
+
 def read_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
     """Read a photo as RGB uint8 H×W×3.
 
@@ -96,7 +133,7 @@ def read_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
         raise ImageReadError(f"{path}: empty file (0 bytes); delete or replace it")
     # COLOR|ANYDEPTH applies the EXIF orientation (IMREAD_UNCHANGED would not), keeps 16 bits
     # and gives 3 channels (gray expanded, alpha dropped)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    img = decode_image(data, path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     if img is None or img.size == 0:
         raise ImageReadError(f"{path}: not a readable JPEG/PNG image; delete or replace it")
     if img.dtype == np.uint16:

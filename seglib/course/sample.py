@@ -25,6 +25,7 @@ both shoes are the object (as in labelled product photos of a pair).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import math
 from collections.abc import Callable, Sequence
@@ -34,8 +35,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from seglib.core.files import write_bytes_atomic, write_jpeg_atomic, write_png_atomic
-from seglib.masks.trimap import mask_to_trimap, save_trimap
+from seglib.core.errors import SeglibError
+from seglib.core.files import encode_jpeg, encode_png, file_sha256, write_bytes_atomic
+from seglib.core.folders import MARKER, folder_kind, read_json, refuse_output, write_json
+from seglib.masks.trimap import mask_to_trimap
 
 KINDS = ("plain", "gradient", "textured", "box", "floor", "leg", "pair")
 CSV_FIELDS = ("name", "kind", "seed", "object_fraction")
@@ -807,12 +810,22 @@ def sample_photo(index: int, seed: int = 0, size: int = 240) -> SamplePhoto:
 
 
 def write_sample(out: Path, n: int = 48, seed: int = 0, size: int = 240,
-                 progress: Callable[[int], None] | None = None) -> list[Path]:
+                 progress: Callable[[int], None] | None = None,
+                 kept: list[str] | None = None) -> list[Path]:
     """Write ``n`` photos to ``out/images``, masks (0/255) to ``out/masks``, trimaps to
-    ``out/trimaps`` and ``out/sample.csv``. Returns the image paths."""
+    ``out/trimaps`` and ``out/sample.csv``. Returns the image paths.
+
+    ``out`` must be new, empty, or a sample folder (``seglib.json`` of kind ``sample``, which
+    records the sha256 of every file this wrote). A rerun replaces, or removes when ``n`` is
+    smaller, only the files still as it wrote them: a file changed since (a trimap corrected
+    by hand) is kept and its name (relative to ``out``) appended to ``kept``.
+    """
     out = Path(out)
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
+    records = sample_records(out)
+    kept = [] if kept is None else kept
+    write_json(out / MARKER, {"kind": "sample", "files": records})
     kinds = sample_kinds(n, seed)
     images: list[Path] = []
     rows: list[dict[str, object]] = []
@@ -820,10 +833,11 @@ def write_sample(out: Path, n: int = 48, seed: int = 0, size: int = 240,
         name = f"sample_{i:03d}"
         ps = photo_seed(seed, i)
         photo = make_photo(np.random.default_rng(ps), size, kinds[i])
-        images.append(write_jpeg_atomic(out / "images" / f"{name}.jpg", photo.image,
-                                        quality=JPEG_QUALITY))
-        write_png_atomic(out / "masks" / f"{name}.png", photo.mask.astype(np.uint8) * 255)
-        save_trimap(out / "trimaps" / f"{name}.png", mask_to_trimap(photo.mask))
+        _put(out, f"images/{name}.jpg", encode_jpeg(photo.image, JPEG_QUALITY), records, kept)
+        _put(out, f"masks/{name}.png", encode_png(photo.mask.astype(np.uint8) * 255), records,
+             kept)
+        _put(out, f"trimaps/{name}.png", encode_png(mask_to_trimap(photo.mask)), records, kept)
+        images.append(out / "images" / f"{name}.jpg")
         rows.append({"name": name, "kind": photo.kind, "seed": ps,
                      "object_fraction": f"{photo.object_fraction:.4f}"})
         if progress is not None:
@@ -832,15 +846,51 @@ def write_sample(out: Path, n: int = 48, seed: int = 0, size: int = 240,
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_bytes_atomic(out / "sample.csv", buf.getvalue().encode())
-    _remove_stale(out, n)
+    _put(out, "sample.csv", buf.getvalue().encode(), records, kept)
+    _remove_stale(out, n, records, kept)
+    write_json(out / MARKER, {"kind": "sample", "files": records})
     return images
 
 
-def _remove_stale(out: Path, n: int) -> None:
-    """Delete ``sample_NNN`` files left from an earlier, larger sample in the same folder."""
+def sample_records(out: Path) -> dict[str, str]:
+    """``{file: sha256}`` of what an earlier sample run wrote into ``out``; refuses (one line)
+    a folder that is not a sample folder and holds anything (the output-safety rule)."""
+    refuse_output(out, allow="sample")
+    if folder_kind(out) == "sample":
+        files = (read_json(out / MARKER) or {}).get("files")
+        return {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
+    if out.is_dir() and [p for p in out.iterdir() if not p.name.startswith(".")]:
+        names = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+        raise SeglibError(f"{out}: holds files the sample did not write ({', '.join(names[:3])}"
+                          f"{', ...' if len(names) > 3 else ''}); choose a new or empty --out")
+    return {}
+
+
+def _put(out: Path, rel: str, data: bytes, records: dict[str, str], kept: list[str]) -> None:
+    """Write ``out/rel`` unless it exists changed since this wrote it (then keep it)."""
+    path = out / rel
+    new = hashlib.sha256(data).hexdigest()
+    have = file_sha256(path) if path.is_file() else None
+    if path.is_symlink() or (have is not None and have not in (new, records.get(rel))):
+        kept.append(rel)
+        return
+    if have != new:
+        write_bytes_atomic(path, data)
+    records[rel] = new
+
+
+def _remove_stale(out: Path, n: int, records: dict[str, str], kept: list[str]) -> None:
+    """Delete ``sample_NNN`` files left from an earlier, larger sample in the same folder,
+    those still as it wrote them; a changed one is kept (appended to ``kept``)."""
     for sub, ext in (("images", ".jpg"), ("masks", ".png"), ("trimaps", ".png")):
-        for path in (out / sub).glob(f"sample_*{ext}"):
+        for path in sorted((out / sub).glob(f"sample_*{ext}")):
             index = path.stem.removeprefix("sample_")
-            if index.isdigit() and int(index) >= n:
+            if not index.isdigit() or int(index) < n:
+                continue
+            rel = f"{sub}/{path.name}"
+            if path.is_file() and not path.is_symlink() and \
+                    file_sha256(path) == records.get(rel):
                 path.unlink()
+                records.pop(rel, None)
+            else:
+                kept.append(rel)

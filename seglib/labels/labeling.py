@@ -427,8 +427,11 @@ def _plan_photos(images_dir: Path, out_dir: Path, *, limit: int | None) -> list[
     """The photos a ``label`` run considers (the first ``limit``); refuses an ``out_dir``
     that is not a label folder, a new or an empty one (the output-safety rule,
     :func:`seglib.core.folders.refuse_output`: not the photo folder, a predictions folder, a
-    training run, an export ...) and a folder without photos."""
-    refuse_output(out_dir, inputs=[images_dir], allow="labels")
+    training run, an export, a folder whose ``candidates/<stem>.npz`` files seglib did not
+    write ...) and a folder without photos."""
+    photos = list_images(images_dir) if Path(images_dir).is_dir() else []
+    refuse_output(out_dir, inputs=[images_dir], allow="labels",
+                  writes=[f"candidates/{p.stem}.npz" for p in photos])
     photos = list_images(images_dir)
     if not photos:
         raise SeglibError(f"{images_dir}: no .jpg/.jpeg/.png photos found; check the folder")

@@ -16,6 +16,7 @@ import numpy as np
 
 from seglib.core.errors import SeglibError
 from seglib.core.files import write_png_atomic
+from seglib.core.images import decode_image
 
 OBJECT = 1
 BACKGROUND = 2
@@ -151,7 +152,7 @@ def load_trimap(path: str | Path) -> np.ndarray:
     data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
     if data is None:
         raise SeglibError(f"{path}: trimap file not found")
-    t = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    t = decode_image(data, path, cv2.IMREAD_UNCHANGED) if data.size else None
     if t is None:
         raise SeglibError(f"{path}: not a readable PNG trimap")
     return validate_trimap(t, str(path))

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from seglib.core.device import autocast, pick_device
 from seglib.core.errors import SeglibError
 from seglib.core.files import write_png_atomic
-from seglib.core.folders import mark_folder, refuse_output
+from seglib.core.folders import keep_existing, mark_folder, refuse_output
 from seglib.core.images import as_rgb, read_image, scan_images
 from seglib.core.parallel import map_photos, preloaded
 from seglib.masks.trimap import BORDER, OBJECT, mask_to_trimap, save_trimap
@@ -171,15 +171,17 @@ def predict_photo(model: TrainedModel, path: Path, clean: bool = True, overlays:
 
 def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, *,
                    overlays: bool = False, clean: bool = True, device: str = "auto",
-                   log: Callable[[str], None] | None = None, workers: int | None = None,
-                   engine: str = "local", address: str | None = None,
-                   ) -> tuple[int, list[tuple[Path, str]]]:
+                   overwrite: bool = False, log: Callable[[str], None] | None = None,
+                   workers: int | None = None, engine: str = "local",
+                   address: str | None = None) -> tuple[int, list[tuple[Path, str]], int]:
     """Write ``out/<stem>.png`` trimaps (and ``out/overlays/<stem>.png``) for every photo.
 
     ``out`` is marked as a predictions folder; a label folder, a run, the photo folder or a
     folder whose files the trimaps would replace is refused (see
     :func:`seglib.core.folders.refuse_output`). Unreadable photos are skipped with their reason.
-    Returns (written, skipped). ``workers``/``engine``/``address`` run the photos in parallel
+    A trimap that exists is kept (it may be corrected by hand), as ``trimap`` does
+    (:func:`seglib.core.folders.keep_existing`), unless ``overwrite``.
+    Returns (written, skipped, kept). ``workers``/``engine``/``address`` run the photos in parallel
     (:mod:`seglib.core.parallel`; each worker loads the model once); the files are the same as with
     one process.
     """
@@ -207,6 +209,7 @@ def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, 
             continue
         seen.add(path.stem)
         todo.append(path)
+    todo, kept = keep_existing(out, todo, overwrite=overwrite)
     work = functools.partial(predict_photo, clean=clean, overlays=overlays)
     one_process = engine == "local" and (workers or 1) == 1
     setup = preloaded(model) if one_process else functools.partial(load_model, checkpoint, device)
@@ -224,4 +227,4 @@ def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, 
             if over is not None:
                 write_png_atomic(out / "overlays" / f"{path.stem}.png", over)
             written += 1
-    return written, skipped
+    return written, skipped, len(kept)
