@@ -28,7 +28,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seglib.backends.sam import MODES, prompt_layout, stability_score
+from seglib.backends.sam import (
+    MODES,
+    crop_padding,
+    logits_to_photo,
+    prompt_layout,
+    stability_score,
+)
 from seglib.core.device import autocast as autocast_ctx
 from seglib.core.device import pick_device
 from seglib.core.images import as_rgb
@@ -107,16 +113,37 @@ class HfSamProposer:
     def _decode(self, embeddings: object, points: torch.Tensor | None = None,
                 boxes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Low-res logits (P, 3, h, w) and predicted IoU (P, 3) of P prompts (input pixels):
-        ``points`` (P, 2), one foreground point each, or ``boxes`` (P, 4)."""
-        kw: dict[str, torch.Tensor] = {}
-        if points is not None:
-            kw["input_points"] = points[None, :, None].to(self.device)
-            kw["input_labels"] = torch.ones(1, len(points), 1, dtype=torch.long,
-                                            device=self.device)
-        if boxes is not None:
-            kw["input_boxes"] = boxes[None].to(self.device)
-        out = self.model(image_embeddings=embeddings, multimask_output=True, **kw)
-        return out.pred_masks[0].float(), out.iou_scores[0].float()
+        ``points`` (Pp, 2), one foreground point each, then ``boxes`` (Pb, 4), P = Pp + Pb.
+
+        Each kind is embedded by the prompt encoder on its own (as the model's ``forward``
+        would), and all P prompts go through the mask decoder in one batch: a point prompt
+        and a box prompt are both two tokens (a point and a padding point; two corners), so
+        they stack, and the image-wide positional embedding is computed once."""
+        m, dev = self.model, self.device
+        sparse, dense = [], None
+        if points is not None and len(points):
+            labels = torch.ones(1, len(points), 1, dtype=torch.long, device=dev)
+            s, dense = m.prompt_encoder(input_points=points[None, :, None].to(dev),
+                                        input_labels=labels, input_boxes=None,
+                                        input_masks=None)
+            sparse.append(s)
+        if boxes is not None and len(boxes):
+            s, dense = m.prompt_encoder(input_points=None, input_labels=None,
+                                        input_boxes=boxes[None].to(dev), input_masks=None)
+            sparse.append(s)
+        if len({s.shape[2] for s in sparse}) > 1:  # another prompt encoder: one call each
+            parts = [self._decode(embeddings, points=points),
+                     self._decode(embeddings, boxes=boxes)]
+            return torch.cat([q[0] for q in parts]), torch.cat([q[1] for q in parts])
+        kw: dict[str, object] = {}
+        if self.family == "sam2":  # a list: high-resolution features, then the embedding
+            kw["high_resolution_features"] = embeddings[:-1]  # type: ignore[index]
+            embeddings = embeddings[-1]  # type: ignore[index]
+        out = m.mask_decoder(image_embeddings=embeddings,
+                             image_positional_embeddings=m.get_image_wide_positional_embeddings(),
+                             sparse_prompt_embeddings=torch.cat(sparse, dim=1),
+                             dense_prompt_embeddings=dense, multimask_output=True, **kw)
+        return out[0][0].float(), out[1][0].float()
 
     def _prompt(self, embeddings: object, size: tuple[int, int], scale: tuple[float, float],
                 inner: tuple[int, int]) -> Candidates:
@@ -126,9 +153,9 @@ class HfSamProposer:
         pts = torch.tensor([[p.point[0] * sx, p.point[1] * sy] for p in prompts if p.point])
         bxs = torch.tensor([[b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy]
                             for p in prompts if (b := p.box)])
-        lp, ip = self._decode(embeddings, points=pts)
-        lb, ib = self._decode(embeddings, boxes=bxs)
-        logits, iou = torch.cat([lp, lb]), torch.cat([ip, ib])
+        if [p.point is not None for p in prompts] != [True] * len(pts) + [False] * len(bxs):
+            raise ValueError("prompt_layout must list points before boxes")
+        logits, iou = self._decode(embeddings, points=pts, boxes=bxs)
         p, k = logits.shape[:2]
         flat = logits.reshape(p * k, *logits.shape[2:])
         stability = stability_score(self._crop(flat, inner)).cpu().numpy()
@@ -142,25 +169,13 @@ class HfSamProposer:
 
     def _crop(self, logits: torch.Tensor, inner: tuple[int, int]) -> torch.Tensor:
         """The part of low-res logits (N, h, w) that covers the photo (no padding)."""
-        lh, lw = logits.shape[-2:]
-        ch = max(1, -(-inner[0] * lh // self.size))
-        cw = max(1, -(-inner[1] * lw // self.size))
-        return logits[..., :ch, :cw]
+        return crop_padding(logits, inner, self.size)
 
     def _to_photo(self, logits: torch.Tensor, size: tuple[int, int],
                   inner: tuple[int, int]) -> np.ndarray:
-        """Masks (N, H, W) at the photo's size from low-res logits (N, h, w), a few at a time:
-        logits -> model input size -> crop the padding -> photo size, thresholded at 0."""
-        h, w = size
-        masks = np.empty((logits.shape[0], h, w), dtype=bool)
-        step = max(1, int(4_000_000 // max(1, self.size * self.size)))
-        for i in range(0, logits.shape[0], step):
-            part = F.interpolate(logits[i : i + step, None], size=(self.size, self.size),
-                                 mode="bilinear", align_corners=False)
-            part = part[..., : inner[0], : inner[1]]
-            part = F.interpolate(part, size=(h, w), mode="bilinear", align_corners=False)
-            masks[i : i + step] = (part[:, 0] > 0).cpu().numpy()
-        return masks
+        """Masks (N, H, W) at the photo's size from low-res logits (N, h, w), thresholded
+        at 0, in one bilinear step (:func:`seglib.backends.sam.logits_to_photo`)."""
+        return logits_to_photo(logits, size, inner, self.size)
 
     def _everything(self, embeddings: object, size: tuple[int, int],
                     scale: tuple[float, float], inner: tuple[int, int]) -> Candidates:
