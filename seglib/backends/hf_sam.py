@@ -1,7 +1,9 @@
-"""SAM 2.1 and SlimSAM as labeling backends, run through ``transformers``.
+"""SAM 2.1, EdgeTAM and SlimSAM as labeling backends, run through ``transformers``.
 
-:class:`HfSamProposer` wraps a ``transformers`` ``Sam2Model`` (SAM 2.1, family ``sam2``) or
-``SamModel`` (SlimSAM, a pruned SAM-1 ViT-B, family ``sam``) and returns the same
+:class:`HfSamProposer` wraps a ``transformers`` ``Sam2Model`` (SAM 2.1, family ``sam2``),
+``EdgeTamModel`` (EdgeTAM: SAM 2's prompt encoder and mask decoder on a RepViT-M1 image
+encoder, no global attention; family ``edgetam``) or ``SamModel`` (SlimSAM, a pruned SAM-1
+ViT-B, family ``sam``) and returns the same
 :class:`~seglib.masks.candidates.Candidates` as :class:`seglib.backends.sam.SamProposer`:
 
 ``prompt`` (default)
@@ -15,8 +17,10 @@
     prompts decoded in batches, three masks each, kept when predicted IoU and stability pass
     SAM's thresholds, duplicates removed by box NMS, highest predicted IoU first.
 
-The two families differ only in how a photo becomes the model input: SAM 2.1 resizes the
-photo to a square, SAM-1 models resize the long side and pad (:meth:`HfSamProposer._input`).
+The families differ only in how a photo becomes the model input: SAM 2.1 and EdgeTAM resize
+the photo to a square, SAM-1 models resize the long side and pad
+(:meth:`HfSamProposer._input`); SAM 2.1 and EdgeTAM also hand the decoder high-resolution
+features beside the image embedding.
 """
 
 from __future__ import annotations
@@ -46,24 +50,27 @@ PRED_IOU_THRESH = 0.88  # SAM's automatic mask generator defaults
 STABILITY_THRESH = 0.95
 BOX_NMS_THRESH = 0.7
 GRID_BATCH = 64
+SQUARE = ("sam2", "edgetam")  # families whose input is the photo squashed to a square
 
 
 class HfSamProposer:
     """Propose candidate masks with a ``transformers`` SAM 2.1 or SAM-1-style model.
 
-    ``family`` is ``"sam2"`` or ``"sam"``; ``backend`` is the name the candidates record.
+    ``family`` is ``"sam2"``, ``"edgetam"`` or ``"sam"``; ``backend`` is the name the
+    candidates record; ``model_name`` (e.g. ``sam2.1_tiny``) is said in :attr:`description`.
     ``autocast`` as in :class:`~seglib.backends.sam.SamProposer` (bf16/fp16 on CUDA, bf16 on
     CPUs with native bf16, else fp32; :mod:`seglib.core.device`).
     """
 
     def __init__(self, model: torch.nn.Module, family: str, backend: str,
                  mode: str = "prompt", points_per_side: int = 32, autocast: bool = True,
-                 device: str | torch.device = "auto") -> None:
+                 device: str | torch.device = "auto", model_name: str = "") -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose prompt or everything")
         self.device = device if isinstance(device, torch.device) else pick_device(device)
         self.model = model.to(self.device).eval()
         self.family, self.backend, self.mode = family, backend, mode
+        self.model_name = model_name or family
         self.points_per_side = int(points_per_side)
         self.autocast = autocast
         self.size = int(_image_size(model))
@@ -76,6 +83,14 @@ class HfSamProposer:
 
         dtype = autocast_dtype(self.device) if self.autocast else None
         return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+
+    @property
+    def description(self) -> str:
+        """One line naming the model, mode and precision, e.g.
+        ``sam2.1_tiny (SAM 2.1, transformers), prompt mode, fp32 on cpu``."""
+        title = {"sam2": "SAM 2.1", "edgetam": "EdgeTAM", "sam": "SlimSAM"}[self.family]
+        return (f"{self.model_name} ({title}, transformers), {self.mode} mode, "
+                f"{self.precision} on {self.device}")
 
     def __call__(self, image: np.ndarray) -> Candidates:
         image = as_rgb(image)
@@ -99,7 +114,7 @@ class HfSamProposer:
         h, w = image.shape[:2]
         s = self.size
         x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255
-        if self.family == "sam2":  # squashed to a square, no padding
+        if self.family in SQUARE:  # squashed to a square, no padding
             x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False,
                               antialias=True)
             return ((x - MEAN) / STD).to(self.device), (s / w, s / h), (s, s)
@@ -136,7 +151,7 @@ class HfSamProposer:
                      self._decode(embeddings, boxes=boxes)]
             return torch.cat([q[0] for q in parts]), torch.cat([q[1] for q in parts])
         kw: dict[str, object] = {}
-        if self.family == "sam2":  # a list: high-resolution features, then the embedding
+        if self.family in SQUARE:  # a list: high-resolution features, then the embedding
             kw["high_resolution_features"] = embeddings[:-1]  # type: ignore[index]
             embeddings = embeddings[-1]  # type: ignore[index]
         out = m.mask_decoder(image_embeddings=embeddings,
@@ -231,18 +246,25 @@ def _image_size(model: torch.nn.Module) -> int:
 
 def _build(checkpoint: str | Path, family: str, backend: str, mode: str, points_per_side: int,
            device: str) -> HfSamProposer:
-    from seglib.backends.hf_weights import load_model
+    from seglib.backends.hf_weights import load_model, model_name
 
     dev = pick_device(device)
     model = load_model(checkpoint, family, dev)
     return HfSamProposer(model, family, backend, mode=mode, points_per_side=points_per_side,
-                         device=dev)
+                         device=dev, model_name=model_name(checkpoint, family))
 
 
 def build_sam2(checkpoint: str | Path, *, model_type: str | None = None, mode: str = "prompt",
                points_per_side: int = 32, device: str = "auto") -> HfSamProposer:
     """Load a SAM 2.1 checkpoint folder and wrap it as a proposer (the registry's builder)."""
     return _build(checkpoint, "sam2", "sam2", mode, points_per_side, device)
+
+
+def build_edgetam(checkpoint: str | Path, *, model_type: str | None = None,
+                  mode: str = "prompt", points_per_side: int = 32,
+                  device: str = "auto") -> HfSamProposer:
+    """Load an EdgeTAM checkpoint folder and wrap it as a proposer (the registry's builder)."""
+    return _build(checkpoint, "edgetam", "edgetam", mode, points_per_side, device)
 
 
 def build_slimsam(checkpoint: str | Path, *, model_type: str | None = None,

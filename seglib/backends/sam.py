@@ -137,6 +137,20 @@ class SamProposer:
         dtype = autocast_dtype(self.device) if self.autocast else None
         return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
 
+    @property
+    def model_name(self) -> str:
+        """``vit_b``, ``vit_l`` or ``vit_h`` by the image encoder's width (else ``sam``)."""
+        from seglib.backends.sam_weights import _BY_EMBED_DIM
+
+        width = getattr(getattr(self.model.image_encoder, "patch_embed", None), "proj", None)
+        return _BY_EMBED_DIM.get(getattr(width, "out_channels", None), "sam")
+
+    @property
+    def description(self) -> str:
+        """One line naming the model, mode and precision, e.g.
+        ``vit_b (SAM), prompt mode, fp32 on cpu``."""
+        return f"{self.model_name} (SAM), {self.mode} mode, {self.precision} on {self.device}"
+
     def __call__(self, image: np.ndarray) -> Candidates:
         image = as_rgb(image)
         with torch.inference_mode(), autocast_ctx(self.device, enabled=self.autocast):
