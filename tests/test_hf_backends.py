@@ -206,3 +206,26 @@ def test_edgetam_without_timm_is_one_line(folders: dict[str, Path],
     with pytest.raises(SeglibError, match="EdgeTAM's image encoder needs timm"):
         hf_weights.load_model(folders["edgetam"], "edgetam")
     assert hf_weights.CHECKPOINTS["edgetam"].family == "edgetam"
+
+
+def test_course_notebook_01_with_sam2_says_the_model_and_its_speed(tmp_path: Path) -> None:
+    """The smoke course's notebook 01 with ``-p backend sam2`` and a random-weight SAM 2.1
+    checkpoint folder: it labels with SAM 2.1 and says which model and how many seconds a
+    photo."""
+    import nbformat
+
+    from seglib.course import runner as course
+
+    ckpt = tiny_hf_sam(tmp_path / "sam2.1-hiera-tiny", "sam2")
+    first = course.notebook_paths()[0]
+    res = course.run_course("smoke", checkpoint=ckpt, out=tmp_path / "run",
+                            overrides={"backend": "sam2", "label_limit": 4},
+                            notebooks=[first], html=False, log=lambda s: None)
+    nb = nbformat.read(str(res.notebooks[0]), as_version=4)
+    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                     for o in c.get("outputs", []))
+    assert "sam2 backend: sam2.1_tiny (SAM 2.1, transformers), prompt mode" in text
+    assert "s per photo on average with sam2.1_tiny (sam2 backend, prompt mode)" in text
+    rows = csv_rows(tmp_path / "run" / "labels")
+    assert len(rows) == 4 and {r["backend"] for r in rows} == {"sam2"}
+    print("\n".join(line for line in text.splitlines() if "sam2" in line))
