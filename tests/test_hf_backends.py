@@ -1,6 +1,8 @@
-"""SAM 2.1 (``sam2``) and SlimSAM (``slimsam``) backends through transformers.
+"""SAM 2.1 (``sam2``), EdgeTAM (``edgetam``) and SlimSAM (``slimsam``) backends through
+transformers.
 
-Every model here is a tiny one of the real architecture (Hiera SAM 2.1, SlimSAM's SAM-1 ViT)
+Every model here is a tiny one of the real architecture (Hiera SAM 2.1, EdgeTAM's RepViT-M1
+from timm, SlimSAM's SAM-1 ViT)
 with random weights, saved as a checkpoint folder (config.json + model.safetensors) like the
 ones ``seglib weights`` downloads; the download is tested against a server on 127.0.0.1.
 """
@@ -21,12 +23,13 @@ from toys import tiny_hf_sam  # noqa: E402
 
 from seglib import backends  # noqa: E402
 from seglib.backends import hf_weights  # noqa: E402
-from seglib.backends.hf_sam import build_sam2, build_slimsam  # noqa: E402
+from seglib.backends.hf_sam import build_edgetam, build_sam2, build_slimsam  # noqa: E402
 from seglib.cli import main  # noqa: E402
 from seglib.core.errors import SeglibError  # noqa: E402
 from seglib.masks.candidates import Candidates  # noqa: E402
 
-FAMILY = {"sam2": "sam2", "slimsam": "sam"}
+pytest.importorskip("timm")  # EdgeTAM's image encoder (in the sam2 and dev extras)
+FAMILY = {"sam2": "sam2", "edgetam": "edgetam", "slimsam": "sam"}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +46,7 @@ def no_found_checkpoints(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("mode", ["prompt", "everything"])
-@pytest.mark.parametrize("backend", ["sam2", "slimsam"])
+@pytest.mark.parametrize("backend", ["sam2", "edgetam", "slimsam"])
 def test_label_pick_refine(backend: str, mode: str, folders: dict[str, Path], tmp_path: Path,
                            capsys: pytest.CaptureFixture[str]) -> None:
     img, out = tmp_path / "img", tmp_path / "out"
@@ -68,7 +71,8 @@ def test_proposer_scores_and_timing(folders: dict[str, Path]) -> None:
     import numpy as np
 
     img = (np.random.default_rng(0).random((40, 70, 3)) * 255).astype(np.uint8)
-    for build, backend in ((build_sam2, "sam2"), (build_slimsam, "slimsam")):
+    for build, backend in ((build_sam2, "sam2"), (build_edgetam, "edgetam"),
+                           (build_slimsam, "slimsam")):
         p = build(folders[backend], device="cpu")
         c = p(img)
         assert c.masks.shape == (21, 40, 70) and c.backend == backend
@@ -76,6 +80,10 @@ def test_proposer_scores_and_timing(folders: dict[str, Path]) -> None:
         assert ((c.stability >= 0) & (c.stability <= 1)).all()
         assert p.encode_seconds > 0 and p.decode_seconds > 0 and p.decoded_masks == 21
         assert p.precision in ("fp32", "bf16")
+        assert p.description.startswith(f"{backend} ({hf_weights.FAMILY_TITLE[FAMILY[backend]]}")
+    # an official folder name is said by its checkpoint name
+    assert hf_weights.model_name(Path("x") / "sam2.1-hiera-tiny", "sam2") == "sam2.1_tiny"
+    assert hf_weights.model_name(Path("x") / "EdgeTAM-hf", "edgetam") == "edgetam"
 
 
 def test_auto_finds_and_orders(folders: dict[str, Path], tmp_path: Path,
@@ -85,9 +93,13 @@ def test_auto_finds_and_orders(folders: dict[str, Path], tmp_path: Path,
     assert backends.choose("auto").name == "opencv"
     slim = tiny_hf_sam(root / "SlimSAM-uniform-77", "sam")
     assert backends.choose("auto").checkpoint == slim
+    edge = tiny_hf_sam(root / "EdgeTAM-hf", "edgetam")
+    assert backends.choose("auto").checkpoint == edge  # EdgeTAM before SlimSAM
+    assert backends.choose("edgetam").checkpoint == edge
     tiny = tiny_hf_sam(root / "sam2.1-hiera-tiny", "sam2")
     assert backends.choose("auto") == backends.Choice(backends.BACKENDS["sam2"], tiny)
     assert backends.choose("auto", folders["slimsam"]).name == "slimsam"
+    assert backends.choose("auto", folders["edgetam"]).name == "edgetam"
     assert backends.choose("auto", model_type="sam2.1_large").name == "opencv"  # not here
     assert backends.AUTO_ORDER[0] == "sam2" and backends.AUTO_ORDER[-1] == "opencv"
 
@@ -106,6 +118,9 @@ def test_wrong_family_and_damaged_files_are_one_line(folders: dict[str, Path], t
     assert "this checkpoint is SlimSAM, not SAM 2.1; use --backend slimsam" in label(
         "sam2", folders["slimsam"])
     assert "weights sam2.1_tiny" in label("sam2", tmp_path / "missing")
+    assert "this checkpoint is SAM 2.1, not EdgeTAM; use --backend sam2" in label(
+        "edgetam", folders["sam2"])
+    assert "weights edgetam" in label("edgetam", tmp_path / "missing")
     meta = tmp_path / "sam2.1_hiera_tiny.pt"
     torch.save({"model": {}}, meta)
     assert "Meta's own SAM 2 file" in label("sam2", meta)
@@ -179,3 +194,38 @@ def test_course_accepts_the_new_backends(folders: dict[str, Path],
     with pytest.raises(SeglibError, match="weights sam2.1_tiny"):
         monkeypatch.delenv("SEGLIB_CHECKPOINT")
         backends.choose("sam2")
+
+
+def test_edgetam_without_timm_is_one_line(folders: dict[str, Path],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "timm" else find(name, *a))
+    with pytest.raises(SeglibError, match="EdgeTAM's image encoder needs timm"):
+        hf_weights.load_model(folders["edgetam"], "edgetam")
+    assert hf_weights.CHECKPOINTS["edgetam"].family == "edgetam"
+
+
+def test_course_notebook_01_with_sam2_says_the_model_and_its_speed(tmp_path: Path) -> None:
+    """The smoke course's notebook 01 with ``-p backend sam2`` and a random-weight SAM 2.1
+    checkpoint folder: it labels with SAM 2.1 and says which model and how many seconds a
+    photo."""
+    import nbformat
+
+    from seglib.course import runner as course
+
+    ckpt = tiny_hf_sam(tmp_path / "sam2.1-hiera-tiny", "sam2")
+    first = course.notebook_paths()[0]
+    res = course.run_course("smoke", checkpoint=ckpt, out=tmp_path / "run",
+                            overrides={"backend": "sam2", "label_limit": 4},
+                            notebooks=[first], html=False, log=lambda s: None)
+    nb = nbformat.read(str(res.notebooks[0]), as_version=4)
+    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                     for o in c.get("outputs", []))
+    assert "sam2 backend: sam2.1_tiny (SAM 2.1, transformers), prompt mode" in text
+    assert "s per photo on average with sam2.1_tiny (sam2 backend, prompt mode)" in text
+    rows = csv_rows(tmp_path / "run" / "labels")
+    assert len(rows) == 4 and {r["backend"] for r in rows} == {"sam2"}
+    print("\n".join(line for line in text.splitlines() if "sam2" in line))

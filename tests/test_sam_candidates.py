@@ -136,3 +136,31 @@ def test_rejects_non_rgb_input(model) -> None:
         p(np.zeros((20, 20), dtype=np.uint8))
     with pytest.raises(ValueError, match="unknown mode"):
         SamProposer(model, mode="fast")
+
+
+@pytest.mark.parametrize(("size", "inner"), [((240, 320), (768, 1024)), ((333, 250), (1024, 769)),
+                                             ((240, 320), (1024, 1024))])
+def test_one_step_resampling_matches_sams_two_step_chain(size, inner) -> None:
+    """logits_to_photo samples the low-res logits once at the photo's pixels; SAM upsamples
+    to the 1024 input, crops the padding, then resizes. On object-shaped logits they agree."""
+    import torch.nn.functional as F
+
+    from seglib.backends.sam import logits_to_photo
+
+    g = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.arange(256.0), torch.arange(256.0), indexing="ij")
+    logits = []
+    for _ in range(8):  # ellipses, SAM-like logit scale
+        cy, cx = (torch.rand(2, generator=g) * 160 + 48).tolist()
+        ry, rx = (torch.rand(2, generator=g) * 70 + 8).tolist()
+        logits.append(20 * (1 - ((yy - cy) / ry) ** 2 - ((xx - cx) / rx) ** 2).clamp(-1, 1))
+    low = torch.stack(logits)
+    up = F.interpolate(low[:, None], size=(1024, 1024), mode="bilinear", align_corners=False)
+    chain = F.interpolate(up[..., : inner[0], : inner[1]], size=size, mode="bilinear",
+                          align_corners=False)[:, 0] > 0
+    mine = logits_to_photo(low, size, inner, 1024)
+    chain = chain.numpy()
+    assert mine.shape == chain.shape == (8, *size)
+    for a, b in zip(mine, chain, strict=True):
+        if b.any():
+            assert (a & b).sum() / (a | b).sum() >= 0.99

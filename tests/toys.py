@@ -85,9 +85,11 @@ def tiny_sam(
 
 
 def tiny_hf_sam(folder: Path, family: str = "sam2", img_size: int = 128, seed: int = 0) -> Path:
-    """A very small SAM 2.1 (``family="sam2"``, Hiera) or SAM-1-style (``"sam"``, the SlimSAM
-    architecture) ``transformers`` model with random weights, saved as a checkpoint folder
-    (config.json + model.safetensors) like the ones ``seglib weights`` downloads."""
+    """A very small SAM 2.1 (``family="sam2"``, Hiera), EdgeTAM (``"edgetam"``: the real
+    RepViT-M1 image encoder from timm, small prompt encoder and decoder) or SAM-1-style
+    (``"sam"``, the SlimSAM architecture) ``transformers`` model with random weights, saved as
+    a checkpoint folder (config.json + model.safetensors) like the ones ``seglib weights``
+    downloads."""
     import torch
     from transformers import Sam2Config, Sam2Model, SamConfig, SamModel
 
@@ -106,6 +108,16 @@ def tiny_hf_sam(folder: Path, family: str = "sam2", img_size: int = 128, seed: i
                       backbone_feature_sizes=[[4 * grid] * 2, [2 * grid] * 2, [grid] * 2])
         model = Sam2Model(Sam2Config(vision_config=vision, prompt_encoder_config=prompt,
                                      mask_decoder_config=decoder))
+    elif family == "edgetam":
+        from transformers import EdgeTamConfig, EdgeTamModel, TimmWrapperConfig
+
+        backbone = TimmWrapperConfig(architecture="repvit_m1.dist_in1k", do_pooling=False,
+                                     model_args=dict(in_chans=3, features_only=True,
+                                                     out_indices=[0, 1, 2, 3]))
+        vision = dict(backbone_config=backbone, fpn_hidden_size=32,
+                      backbone_feature_sizes=[[4 * grid] * 2, [2 * grid] * 2, [grid] * 2])
+        model = EdgeTamModel(EdgeTamConfig(vision_config=vision, prompt_encoder_config=prompt,
+                                           mask_decoder_config=decoder))
     else:
         vision = dict(hidden_size=32, mlp_dim=64, num_hidden_layers=2, num_attention_heads=2,
                       global_attn_indexes=[1], output_channels=32, image_size=img_size,

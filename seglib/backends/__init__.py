@@ -9,10 +9,11 @@ to use; none of them knows a backend by name. Adding a backend is one module wit
 ``auto`` takes the first backend of :data:`AUTO_ORDER` that can run here: a checkpoint
 backend when one of its checkpoints is given or found (``$SEGLIB_CHECKPOINT``, then the
 usual folders), else the opencv backend, which needs none. The order is the best model
-first: SAM 2.1 (``sam2``), then SAM (``sam``, ViT-B/L/H), then the light SlimSAM
-(``slimsam``), then opencv; within a backend the smallest checkpoint present is taken (the
+first: SAM 2.1 (``sam2``), then SAM (``sam``, ViT-B/L/H), then the light EdgeTAM
+(``edgetam``, the fastest on a CPU), then SlimSAM (``slimsam``), then opencv; within a
+backend the smallest checkpoint present is taken (the
 fastest on a CPU; ``--model-type`` asks for another). A ``--checkpoint`` given with ``auto``
-goes to the first of these whose kind of file it is (a folder: sam2/slimsam by its
+goes to the first of these whose kind of file it is (a folder: sam2/edgetam/slimsam by its
 config.json; a file: sam).
 """
 
@@ -79,13 +80,17 @@ BACKENDS: dict[str, Backend] = {
         "sam2", "seglib.backends.hf_sam:build_sam2", modes=MODES, wants_gpu=True,
         finder="seglib.backends.hf_weights:find_sam2",
         get_one="python -m seglib weights sam2.1_tiny", title="SAM 2.1"),
+    "edgetam": Backend(
+        "edgetam", "seglib.backends.hf_sam:build_edgetam", modes=MODES, wants_gpu=True,
+        finder="seglib.backends.hf_weights:find_edgetam",
+        get_one="python -m seglib weights edgetam", title="EdgeTAM"),
     "slimsam": Backend(
         "slimsam", "seglib.backends.hf_sam:build_slimsam", modes=MODES, wants_gpu=True,
         finder="seglib.backends.hf_weights:find_slimsam",
         get_one="python -m seglib weights slimsam_77", title="SlimSAM"),
     "opencv": Backend("opencv", "seglib.backends.opencv:build_proposer"),
 }
-AUTO_ORDER = ("sam2", "sam", "slimsam", "opencv")  # what ``auto`` tries, first that can run
+AUTO_ORDER = ("sam2", "sam", "edgetam", "slimsam", "opencv")  # ``auto`` tries these in order
 CHOICES = ("auto", *BACKENDS)
 
 
@@ -166,12 +171,13 @@ def _env_missing() -> str:
 
 def _fits(name: str, path: Path) -> bool:
     """Whether a checkpoint given with ``auto`` is of backend ``name``'s kind: a folder whose
-    config.json names the family for sam2/slimsam, anything else for sam (it then says what
-    is wrong with the file)."""
+    config.json names the family for sam2/edgetam/slimsam, anything else for sam (it then
+    says what is wrong with the file)."""
     from seglib.backends.hf_weights import config_family
 
     family = config_family(path) if path.exists() else None
-    return {"sam2": family == "sam2", "slimsam": family == "sam"}.get(name, family is None)
+    return {"sam2": family == "sam2", "edgetam": family == "edgetam",
+            "slimsam": family == "sam"}.get(name, family is None)
 
 
 def fallback() -> Backend:
@@ -205,6 +211,20 @@ class Opened:
     @property
     def name(self) -> str:
         return self.choice.name
+
+    @property
+    def model(self) -> str:
+        """The short name of the model that makes the candidates (``sam2.1_tiny``,
+        ``vit_b``, ``edgetam``); a backend without one: its own name."""
+        return str(getattr(self.proposer, "model_name", "") or self.name)
+
+    @property
+    def description(self) -> str:
+        """One line saying which backend and model make the candidates, e.g.
+        ``sam2 backend: sam2.1_tiny (SAM 2.1, transformers), prompt mode, fp32 on cpu``
+        (notebook 01 prints it)."""
+        said = getattr(self.proposer, "description", "")
+        return f"{self.name} backend: {said or f'{self.mode} mode'}"
 
 
 def open_proposer(name: str = "auto", checkpoint: str | Path | None = None, *,

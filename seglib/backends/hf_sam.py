@@ -1,7 +1,9 @@
-"""SAM 2.1 and SlimSAM as labeling backends, run through ``transformers``.
+"""SAM 2.1, EdgeTAM and SlimSAM as labeling backends, run through ``transformers``.
 
-:class:`HfSamProposer` wraps a ``transformers`` ``Sam2Model`` (SAM 2.1, family ``sam2``) or
-``SamModel`` (SlimSAM, a pruned SAM-1 ViT-B, family ``sam``) and returns the same
+:class:`HfSamProposer` wraps a ``transformers`` ``Sam2Model`` (SAM 2.1, family ``sam2``),
+``EdgeTamModel`` (EdgeTAM: SAM 2's prompt encoder and mask decoder on a RepViT-M1 image
+encoder, no global attention; family ``edgetam``) or ``SamModel`` (SlimSAM, a pruned SAM-1
+ViT-B, family ``sam``) and returns the same
 :class:`~seglib.masks.candidates.Candidates` as :class:`seglib.backends.sam.SamProposer`:
 
 ``prompt`` (default)
@@ -15,8 +17,10 @@
     prompts decoded in batches, three masks each, kept when predicted IoU and stability pass
     SAM's thresholds, duplicates removed by box NMS, highest predicted IoU first.
 
-The two families differ only in how a photo becomes the model input: SAM 2.1 resizes the
-photo to a square, SAM-1 models resize the long side and pad (:meth:`HfSamProposer._input`).
+The families differ only in how a photo becomes the model input: SAM 2.1 and EdgeTAM resize
+the photo to a square, SAM-1 models resize the long side and pad
+(:meth:`HfSamProposer._input`); SAM 2.1 and EdgeTAM also hand the decoder high-resolution
+features beside the image embedding.
 """
 
 from __future__ import annotations
@@ -28,7 +32,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seglib.backends.sam import MODES, prompt_layout, stability_score
+from seglib.backends.sam import (
+    MODES,
+    crop_padding,
+    logits_to_photo,
+    prompt_layout,
+    stability_score,
+)
 from seglib.core.device import autocast as autocast_ctx
 from seglib.core.device import pick_device
 from seglib.core.images import as_rgb
@@ -40,24 +50,27 @@ PRED_IOU_THRESH = 0.88  # SAM's automatic mask generator defaults
 STABILITY_THRESH = 0.95
 BOX_NMS_THRESH = 0.7
 GRID_BATCH = 64
+SQUARE = ("sam2", "edgetam")  # families whose input is the photo squashed to a square
 
 
 class HfSamProposer:
     """Propose candidate masks with a ``transformers`` SAM 2.1 or SAM-1-style model.
 
-    ``family`` is ``"sam2"`` or ``"sam"``; ``backend`` is the name the candidates record.
+    ``family`` is ``"sam2"``, ``"edgetam"`` or ``"sam"``; ``backend`` is the name the
+    candidates record; ``model_name`` (e.g. ``sam2.1_tiny``) is said in :attr:`description`.
     ``autocast`` as in :class:`~seglib.backends.sam.SamProposer` (bf16/fp16 on CUDA, bf16 on
     CPUs with native bf16, else fp32; :mod:`seglib.core.device`).
     """
 
     def __init__(self, model: torch.nn.Module, family: str, backend: str,
                  mode: str = "prompt", points_per_side: int = 32, autocast: bool = True,
-                 device: str | torch.device = "auto") -> None:
+                 device: str | torch.device = "auto", model_name: str = "") -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose prompt or everything")
         self.device = device if isinstance(device, torch.device) else pick_device(device)
         self.model = model.to(self.device).eval()
         self.family, self.backend, self.mode = family, backend, mode
+        self.model_name = model_name or family
         self.points_per_side = int(points_per_side)
         self.autocast = autocast
         self.size = int(_image_size(model))
@@ -70,6 +83,14 @@ class HfSamProposer:
 
         dtype = autocast_dtype(self.device) if self.autocast else None
         return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+
+    @property
+    def description(self) -> str:
+        """One line naming the model, mode and precision, e.g.
+        ``sam2.1_tiny (SAM 2.1, transformers), prompt mode, fp32 on cpu``."""
+        title = {"sam2": "SAM 2.1", "edgetam": "EdgeTAM", "sam": "SlimSAM"}[self.family]
+        return (f"{self.model_name} ({title}, transformers), {self.mode} mode, "
+                f"{self.precision} on {self.device}")
 
     def __call__(self, image: np.ndarray) -> Candidates:
         image = as_rgb(image)
@@ -93,7 +114,7 @@ class HfSamProposer:
         h, w = image.shape[:2]
         s = self.size
         x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255
-        if self.family == "sam2":  # squashed to a square, no padding
+        if self.family in SQUARE:  # squashed to a square, no padding
             x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False,
                               antialias=True)
             return ((x - MEAN) / STD).to(self.device), (s / w, s / h), (s, s)
@@ -107,16 +128,37 @@ class HfSamProposer:
     def _decode(self, embeddings: object, points: torch.Tensor | None = None,
                 boxes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Low-res logits (P, 3, h, w) and predicted IoU (P, 3) of P prompts (input pixels):
-        ``points`` (P, 2), one foreground point each, or ``boxes`` (P, 4)."""
-        kw: dict[str, torch.Tensor] = {}
-        if points is not None:
-            kw["input_points"] = points[None, :, None].to(self.device)
-            kw["input_labels"] = torch.ones(1, len(points), 1, dtype=torch.long,
-                                            device=self.device)
-        if boxes is not None:
-            kw["input_boxes"] = boxes[None].to(self.device)
-        out = self.model(image_embeddings=embeddings, multimask_output=True, **kw)
-        return out.pred_masks[0].float(), out.iou_scores[0].float()
+        ``points`` (Pp, 2), one foreground point each, then ``boxes`` (Pb, 4), P = Pp + Pb.
+
+        Each kind is embedded by the prompt encoder on its own (as the model's ``forward``
+        would), and all P prompts go through the mask decoder in one batch: a point prompt
+        and a box prompt are both two tokens (a point and a padding point; two corners), so
+        they stack, and the image-wide positional embedding is computed once."""
+        m, dev = self.model, self.device
+        sparse, dense = [], None
+        if points is not None and len(points):
+            labels = torch.ones(1, len(points), 1, dtype=torch.long, device=dev)
+            s, dense = m.prompt_encoder(input_points=points[None, :, None].to(dev),
+                                        input_labels=labels, input_boxes=None,
+                                        input_masks=None)
+            sparse.append(s)
+        if boxes is not None and len(boxes):
+            s, dense = m.prompt_encoder(input_points=None, input_labels=None,
+                                        input_boxes=boxes[None].to(dev), input_masks=None)
+            sparse.append(s)
+        if len({s.shape[2] for s in sparse}) > 1:  # another prompt encoder: one call each
+            parts = [self._decode(embeddings, points=points),
+                     self._decode(embeddings, boxes=boxes)]
+            return torch.cat([q[0] for q in parts]), torch.cat([q[1] for q in parts])
+        kw: dict[str, object] = {}
+        if self.family in SQUARE:  # a list: high-resolution features, then the embedding
+            kw["high_resolution_features"] = embeddings[:-1]  # type: ignore[index]
+            embeddings = embeddings[-1]  # type: ignore[index]
+        out = m.mask_decoder(image_embeddings=embeddings,
+                             image_positional_embeddings=m.get_image_wide_positional_embeddings(),
+                             sparse_prompt_embeddings=torch.cat(sparse, dim=1),
+                             dense_prompt_embeddings=dense, multimask_output=True, **kw)
+        return out[0][0].float(), out[1][0].float()
 
     def _prompt(self, embeddings: object, size: tuple[int, int], scale: tuple[float, float],
                 inner: tuple[int, int]) -> Candidates:
@@ -126,9 +168,9 @@ class HfSamProposer:
         pts = torch.tensor([[p.point[0] * sx, p.point[1] * sy] for p in prompts if p.point])
         bxs = torch.tensor([[b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy]
                             for p in prompts if (b := p.box)])
-        lp, ip = self._decode(embeddings, points=pts)
-        lb, ib = self._decode(embeddings, boxes=bxs)
-        logits, iou = torch.cat([lp, lb]), torch.cat([ip, ib])
+        if [p.point is not None for p in prompts] != [True] * len(pts) + [False] * len(bxs):
+            raise ValueError("prompt_layout must list points before boxes")
+        logits, iou = self._decode(embeddings, points=pts, boxes=bxs)
         p, k = logits.shape[:2]
         flat = logits.reshape(p * k, *logits.shape[2:])
         stability = stability_score(self._crop(flat, inner)).cpu().numpy()
@@ -142,25 +184,13 @@ class HfSamProposer:
 
     def _crop(self, logits: torch.Tensor, inner: tuple[int, int]) -> torch.Tensor:
         """The part of low-res logits (N, h, w) that covers the photo (no padding)."""
-        lh, lw = logits.shape[-2:]
-        ch = max(1, -(-inner[0] * lh // self.size))
-        cw = max(1, -(-inner[1] * lw // self.size))
-        return logits[..., :ch, :cw]
+        return crop_padding(logits, inner, self.size)
 
     def _to_photo(self, logits: torch.Tensor, size: tuple[int, int],
                   inner: tuple[int, int]) -> np.ndarray:
-        """Masks (N, H, W) at the photo's size from low-res logits (N, h, w), a few at a time:
-        logits -> model input size -> crop the padding -> photo size, thresholded at 0."""
-        h, w = size
-        masks = np.empty((logits.shape[0], h, w), dtype=bool)
-        step = max(1, int(4_000_000 // max(1, self.size * self.size)))
-        for i in range(0, logits.shape[0], step):
-            part = F.interpolate(logits[i : i + step, None], size=(self.size, self.size),
-                                 mode="bilinear", align_corners=False)
-            part = part[..., : inner[0], : inner[1]]
-            part = F.interpolate(part, size=(h, w), mode="bilinear", align_corners=False)
-            masks[i : i + step] = (part[:, 0] > 0).cpu().numpy()
-        return masks
+        """Masks (N, H, W) at the photo's size from low-res logits (N, h, w), thresholded
+        at 0, in one bilinear step (:func:`seglib.backends.sam.logits_to_photo`)."""
+        return logits_to_photo(logits, size, inner, self.size)
 
     def _everything(self, embeddings: object, size: tuple[int, int],
                     scale: tuple[float, float], inner: tuple[int, int]) -> Candidates:
@@ -216,18 +246,25 @@ def _image_size(model: torch.nn.Module) -> int:
 
 def _build(checkpoint: str | Path, family: str, backend: str, mode: str, points_per_side: int,
            device: str) -> HfSamProposer:
-    from seglib.backends.hf_weights import load_model
+    from seglib.backends.hf_weights import load_model, model_name
 
     dev = pick_device(device)
     model = load_model(checkpoint, family, dev)
     return HfSamProposer(model, family, backend, mode=mode, points_per_side=points_per_side,
-                         device=dev)
+                         device=dev, model_name=model_name(checkpoint, family))
 
 
 def build_sam2(checkpoint: str | Path, *, model_type: str | None = None, mode: str = "prompt",
                points_per_side: int = 32, device: str = "auto") -> HfSamProposer:
     """Load a SAM 2.1 checkpoint folder and wrap it as a proposer (the registry's builder)."""
     return _build(checkpoint, "sam2", "sam2", mode, points_per_side, device)
+
+
+def build_edgetam(checkpoint: str | Path, *, model_type: str | None = None,
+                  mode: str = "prompt", points_per_side: int = 32,
+                  device: str = "auto") -> HfSamProposer:
+    """Load an EdgeTAM checkpoint folder and wrap it as a proposer (the registry's builder)."""
+    return _build(checkpoint, "edgetam", "edgetam", mode, points_per_side, device)
 
 
 def build_slimsam(checkpoint: str | Path, *, model_type: str | None = None,

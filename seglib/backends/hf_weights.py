@@ -1,7 +1,8 @@
-"""Checkpoints of the ``transformers`` backends (SAM 2.1, SlimSAM): table, finder, loader, download.
+"""Checkpoints of the transformers backends (SAM 2.1, EdgeTAM, SlimSAM): table, finder, loader,
+download.
 
 A checkpoint here is a folder in the layout ``transformers`` saves and the model hub serves:
-``config.json`` (whose ``model_type`` names the family: ``sam2`` or ``sam``) and
+``config.json`` (whose ``model_type`` names the family: ``sam2``, ``edgetam`` or ``sam``) and
 ``model.safetensors`` (plain tensors: loading runs no pickled code). ``seglib weights NAME``
 downloads the two files resumably into ``~/.cache/seglib/<folder>/``. No SHA-256 is published
 for these files, so a download is checked instead by its structure: the safetensors header
@@ -15,6 +16,7 @@ names; seglib runs SAM 2.1 through ``transformers`` and so uses the converted co
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import struct
@@ -26,7 +28,7 @@ from seglib.core.errors import SeglibError
 
 HUB = "https://huggingface.co/"
 FILES = ("config.json", "model.safetensors")
-FAMILY_TITLE = {"sam2": "SAM 2.1", "sam": "SlimSAM"}
+FAMILY_TITLE = {"sam2": "SAM 2.1", "edgetam": "EdgeTAM", "sam": "SlimSAM"}
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,8 @@ class HfCheckpoint:
     """One downloadable checkpoint: its name, family, hub repository and rough size."""
 
     name: str
-    family: str  # config.json's model_type: "sam2" (Sam2Model) or "sam" (SamModel)
+    family: str  # config.json's model_type: "sam2" (Sam2Model), "edgetam" (EdgeTamModel) or
+    # "sam" (SamModel)
     repo: str
     megabytes: int  # about; the exact size is read from the file's own header
 
@@ -52,11 +55,14 @@ CHECKPOINTS: dict[str, HfCheckpoint] = {
         HfCheckpoint("sam2.1_small", "sam2", "facebook/sam2.1-hiera-small", 184),
         HfCheckpoint("sam2.1_base_plus", "sam2", "facebook/sam2.1-hiera-base-plus", 324),
         HfCheckpoint("sam2.1_large", "sam2", "facebook/sam2.1-hiera-large", 898),
+        HfCheckpoint("edgetam", "edgetam", "yonigozlan/EdgeTAM-hf", 40),
         HfCheckpoint("slimsam_77", "sam", "Zigeng/SlimSAM-uniform-77", 38),
     )
 }
 GET_ONE = {"sam2": "python -m seglib weights sam2.1_tiny",
+           "edgetam": "python -m seglib weights edgetam",
            "sam": "python -m seglib weights slimsam_77"}
+MODEL_CLASS = {"sam2": "Sam2Model", "edgetam": "EdgeTamModel", "sam": "SamModel"}
 META_FILES = {"sam2.1_hiera_tiny.pt", "sam2.1_hiera_small.pt", "sam2.1_hiera_base_plus.pt",
               "sam2.1_hiera_large.pt", "sam2_hiera_tiny.pt", "sam2_hiera_small.pt",
               "sam2_hiera_base_plus.pt", "sam2_hiera_large.pt"}
@@ -129,7 +135,7 @@ def check_folder(path: str | Path, family: str) -> Path:
     return folder
 
 
-BACKEND_OF = {"sam2": "sam2", "sam": "slimsam"}
+BACKEND_OF = {"sam2": "sam2", "edgetam": "edgetam", "sam": "slimsam"}
 
 
 def _refuse(message: str) -> Path:
@@ -140,11 +146,14 @@ def load_model(path: str | Path, family: str, device: object = "cpu"):  # noqa: 
     """The ``transformers`` model of the checkpoint folder at ``path``, checked and in eval
     mode; a file that does not fit is a one-line error, not a traceback."""
     folder = check_folder(path, family)
-    from transformers import Sam2Model, SamModel
+    import transformers
     from transformers.utils import logging as hf_logging
 
+    if family == "edgetam" and importlib.util.find_spec("timm") is None:
+        raise SeglibError("EdgeTAM's image encoder needs timm: pip install -e \".[sam2]\" "
+                          "(or pip install timm)")
     hf_logging.disable_progress_bar()
-    cls = Sam2Model if family == "sam2" else SamModel
+    cls = getattr(transformers, MODEL_CLASS[family])
     try:
         model, info = cls.from_pretrained(folder, local_files_only=True,
                                           output_loading_info=True)
@@ -157,6 +166,16 @@ def load_model(path: str | Path, family: str, device: object = "cpu"):  # noqa: 
         raise SeglibError(f"{folder}: does not fit its config ({len(bad)} missing or "
                           f"mismatched weights); download it again with `{GET_ONE[family]}`")
     return model.to(device).eval()
+
+
+def model_name(path: str | Path, family: str) -> str:
+    """The short name of the checkpoint at ``path`` (``sam2.1_tiny``): the table's name of its
+    folder, else the folder's own name (a renamed or home-made checkpoint)."""
+    folder = folder_of(path)
+    for c in CHECKPOINTS.values():
+        if c.family == family and c.folder in (Path(path).name, folder.name):
+            return c.name
+    return folder.name
 
 
 def find_checkpoint(family: str, dirs: Iterable[str | Path] | None = None,
@@ -178,6 +197,10 @@ def find_checkpoint(family: str, dirs: Iterable[str | Path] | None = None,
             if config_family(candidate) == family:
                 return candidate
     return None
+
+
+def find_edgetam(model_type: str | None = None) -> Path | None:
+    return find_checkpoint("edgetam", model_type=model_type)
 
 
 def find_sam2(model_type: str | None = None) -> Path | None:

@@ -137,6 +137,20 @@ class SamProposer:
         dtype = autocast_dtype(self.device) if self.autocast else None
         return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
 
+    @property
+    def model_name(self) -> str:
+        """``vit_b``, ``vit_l`` or ``vit_h`` by the image encoder's width (else ``sam``)."""
+        from seglib.backends.sam_weights import _BY_EMBED_DIM
+
+        width = getattr(getattr(self.model.image_encoder, "patch_embed", None), "proj", None)
+        return _BY_EMBED_DIM.get(getattr(width, "out_channels", None), "sam")
+
+    @property
+    def description(self) -> str:
+        """One line naming the model, mode and precision, e.g.
+        ``vit_b (SAM), prompt mode, fp32 on cpu``."""
+        return f"{self.model_name} (SAM), {self.mode} mode, {self.precision} on {self.device}"
+
     def __call__(self, image: np.ndarray) -> Candidates:
         image = as_rgb(image)
         with torch.inference_mode(), autocast_ctx(self.device, enabled=self.autocast):
@@ -246,33 +260,53 @@ class SamProposer:
 
     def _to_photo(self, logits: torch.Tensor, size: tuple[int, int]
                   ) -> tuple[np.ndarray, np.ndarray]:
-        """Masks at the photo's size and stability scores, from the low-res logits.
-
-        SAM upsamples the low-res logits to the padded model input, crops the padding and
-        resizes to the photo. Here each photo pixel samples the low-res logits bilinearly at
-        the very point that chain maps it to, in one step, a few masks at a time.
-        """
+        """Masks at the photo's size (:func:`logits_to_photo`) and stability scores (on the
+        low-res logits that cover the photo), from the low-res logits (P, K, h, w)."""
         p, k, lh, lw = logits.shape
-        flat = logits.reshape(p * k, 1, lh, lw)
+        flat = logits.reshape(p * k, lh, lw)
         img = self.model.image_encoder.img_size
-        ih, iw = self.predictor.input_size
-        ch, cw = max(1, -(-ih * lh // img)), max(1, -(-iw * lw // img))
+        inner = tuple(self.predictor.input_size)
         thr = self.model.mask_threshold
-        stability = stability_score(flat[:, 0, :ch, :cw], thr).cpu().numpy()
-        h, w = size
-        # Photo pixel centre -> position in the model input -> normalised [-1, 1] coordinate.
-        xs = (torch.arange(w, dtype=torch.float32) + 0.5) * (iw / w) / img * 2 - 1
-        ys = (torch.arange(h, dtype=torch.float32) + 0.5) * (ih / h) / img * 2 - 1
-        grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1)
-        grid = grid.to(flat.device)[None]
-        masks = np.empty((p * k, h, w), dtype=bool)
-        step = max(1, int(4_000_000 // max(1, h * w)))  # bounded memory for big photos
-        for i in range(0, p * k, step):
-            part = flat[i : i + step]
-            up = F.grid_sample(part, grid.expand(part.shape[0], -1, -1, -1), mode="bilinear",
-                               padding_mode="border", align_corners=False)
-            masks[i : i + step] = (up[:, 0] > thr).cpu().numpy()
-        return masks, stability
+        stability = stability_score(crop_padding(flat, inner, img), thr).cpu().numpy()
+        return logits_to_photo(flat, size, inner, img, thr), stability
+
+
+def crop_padding(logits: torch.Tensor, inner: tuple[int, int], img_size: int) -> torch.Tensor:
+    """The part of low-res logits (..., h, w) that covers the photo: the model input is
+    ``img_size`` square, the photo fills its top-left ``inner`` (height, width)."""
+    lh, lw = logits.shape[-2:]
+    ch = max(1, -(-inner[0] * lh // img_size))
+    cw = max(1, -(-inner[1] * lw // img_size))
+    return logits[..., :ch, :cw]
+
+
+def logits_to_photo(logits: torch.Tensor, size: tuple[int, int], inner: tuple[int, int],
+                    img_size: int, threshold: float = 0.0) -> np.ndarray:
+    """Masks (N, H, W) at the photo's ``size`` from low-res logits (N, h, w), in one step.
+
+    SAM upsamples the low-res logits to the ``img_size`` square model input, crops the
+    padding (the photo fills its top-left ``inner``) and resizes to the photo. Here each
+    photo pixel samples the low-res logits bilinearly at the very point that chain maps it
+    to, a few masks at a time: no 1024 x 1024 intermediate, one interpolation, and the
+    photo's own size (often 240 px) is all that is computed. One helper for SAM, SAM 2.1
+    and the light SAMs.
+    """
+    n = logits.shape[0]
+    h, w = size
+    ih, iw = inner
+    # Photo pixel centre -> position in the model input -> normalised [-1, 1] coordinate.
+    xs = (torch.arange(w, dtype=torch.float32) + 0.5) * (iw / w) / img_size * 2 - 1
+    ys = (torch.arange(h, dtype=torch.float32) + 0.5) * (ih / h) / img_size * 2 - 1
+    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1)
+    grid = grid.to(logits.device)[None]
+    masks = np.empty((n, h, w), dtype=bool)
+    step = max(1, int(4_000_000 // max(1, h * w)))  # bounded memory for big photos
+    for i in range(0, n, step):
+        part = logits[i : i + step, None].float()
+        up = F.grid_sample(part, grid.expand(part.shape[0], -1, -1, -1), mode="bilinear",
+                           padding_mode="border", align_corners=False)
+        masks[i : i + step] = (up[:, 0] > threshold).cpu().numpy()
+    return masks
 
 
 def build_proposer(checkpoint: str | Path, *, model_type: str | None = None,

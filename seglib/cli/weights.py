@@ -1,4 +1,4 @@
-"""``python -m seglib weights NAME [--dir DIR]``: SAM (vit_b/l/h), SAM 2.1, SlimSAM."""
+"""``python -m seglib weights NAME [--dir DIR]``: SAM (vit_b/l/h), SAM 2.1, EdgeTAM, SlimSAM."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from seglib.core.files import file_sha256
 HELP = (
     "Download a checkpoint (resumable, checked). SAM: vit_b (375 MB) is enough for labeling, "
     "vit_l 1.2 GB, vit_h 2.6 GB (sha256-checked); SAM 2.1: sam2.1_tiny (~156 MB) ... "
-    "sam2.1_large (~898 MB); SlimSAM: slimsam_77 (~38 MB) (checked by their safetensors "
+    "sam2.1_large (~898 MB); EdgeTAM: edgetam (~40 MB, the fastest on a CPU); SlimSAM: "
+    "slimsam_77 (~38 MB) (checked by their safetensors "
     "header and config)."
 )
 
