@@ -200,6 +200,10 @@ def check_rows(path: Path, rows: list[dict[str, str]]) -> None:
     are numbered as a spreadsheet shows them (the header is row 1)."""
     if not rows:
         return
+    problem = _header_problem(list(rows[0]))
+    if problem:
+        raise SeglibError(f"{path}: {problem}; put it back as seglib wrote it, or delete it "
+                          "to label again (hand-drawn trimaps are kept)")
     unknown = [c or "(unnamed)" for c in rows[0] if c not in COLUMNS and (
         c or any((r.get(c) or "").strip() for r in rows))]
     if unknown:  # seglib rewrites labels.csv whole: the column would be dropped
@@ -207,10 +211,6 @@ def check_rows(path: Path, rows: list[dict[str, str]]) -> None:
                           "seglib writes and would be lost when labels.csv is rewritten; move "
                           "your notes to another file (keyed by 'stem') and delete the column "
                           "(nothing was written)")
-    problem = _header_problem(list(rows[0]))
-    if problem:
-        raise SeglibError(f"{path}: {problem}; put it back as seglib wrote it, or delete it "
-                          "to label again (hand-drawn trimaps are kept)")
     seen: dict[str, int] = {}
     for n, row in enumerate(rows, start=2):
         stem = row.get("stem") or ""
