@@ -13,11 +13,13 @@ naming the notebook and the cell. Rerunning resumes: labels and trained models a
 output folder are reused by the notebooks.
 
 ``OUT/course.json`` records what the folder was made from (the photo folder, ``{stem:
-sha256}`` of its photos, the preset). A rerun after photos were added, removed or replaced
-says so in one line and goes on: notebook 01 labels the new and changed photos and keeps
-every other label and ``overrides.csv``, notebook 03 trains again the models whose photos or
-labels changed. A rerun with another preset, or with photos none of which is one of the
-folder's, stops before notebook 01 with one line; ``fresh=True`` (``--fresh``) deletes the
+sha256}`` of its photos as of the last run that finished, the preset). A rerun after photos
+were added, removed or replaced says so in one line and goes on (every rerun says it until
+a run finishes: a failed or killed run has not brought the labels and models up to date):
+notebook 01 labels the new and changed photos and keeps every other label and
+``overrides.csv``, notebook 03 trains again the models whose photos or labels changed. A
+rerun with another preset, or with photos none of which is one of the folder's, stops before
+notebook 01 with one line; ``fresh=True`` (``--fresh``) deletes the
 folder's labels, models, reports and executed notebooks first and says so.
 
 ``course.json`` also records the SHA-256 of each executed notebook the runner wrote
@@ -439,13 +441,23 @@ def claim_course_folder(out_dir: Path, images: Path, preset: str, fresh: bool = 
     changed = check_course_folder(out_dir, images, preset, photos)
     if changed:
         log(changed)
-    written = (read_json(out_dir / COURSE_FILE) or {}).get("notebooks")
+    manifest = read_json(out_dir / COURSE_FILE) or {}
+    written, done = manifest.get("notebooks"), manifest.get("photos")
     write_json(out_dir / COURSE_FILE, {"schema": COURSE_SCHEMA, "kind": "course",
                                        "images": str(images), "preset": preset,
-                                       "photos": photos,
+                                       # the photos of the last run that finished
+                                       # (finish_course); a first run's from the start
+                                       "photos": done if isinstance(done, dict) else photos,
                                        "notebooks": written if isinstance(written, dict)
                                        else {}})
     return photos
+
+
+def finish_course(out_dir: Path, photos: Mapping[str, str]) -> None:
+    """Record in ``course.json`` that a run on ``photos`` (``{stem: sha256}``) finished: the
+    next rerun compares its photos with these."""
+    manifest = read_json(out_dir / COURSE_FILE) or {}
+    write_json(out_dir / COURSE_FILE, {**manifest, "photos": dict(photos)})
 
 
 def keep_edited_notebook(target: Path, log: Callable[[str], None] = print) -> Path | None:
@@ -552,10 +564,11 @@ def run_course(preset: str = "demo", images: str | Path | None = None,
     paths = [Path(p) for p in notebooks] if notebooks else notebook_paths()
     declared = {p: declared_parameters(p) for p in paths}
     check_overrides(overrides, declared)
-    claim_course_folder(out_dir, Path(params["images_dir"]), preset, fresh, log)
+    photos = claim_course_folder(out_dir, Path(params["images_dir"]), preset, fresh, log)
     log(f"course preset {preset!r}: photos {params['images_dir']} -> {out_dir}")
     result = execute_course(paths, declared, params, CourseResult(out_dir, [], [], [], {}),
                             html, log)
+    finish_course(out_dir, photos)
     reports = out_dir / "reports"
     result.reports = sorted(reports.glob("*.png")) if reports.is_dir() else []
     log(f"wrote {len(result.notebooks)} executed notebooks, {len(result.html)} HTML pages and "
