@@ -26,6 +26,9 @@ folder's labels, models, reports and executed notebooks first and says so.
 (``"notebooks": {name: sha256}``). A rerun never overwrites an executed notebook that differs
 from what it wrote (a student's notes, or one written by an older seglib): it is moved aside
 as ``NAME.edited-N.ipynb`` first, with one line saying so, and the notebook is run again.
+Before a notebook starts, ``course.json`` names it (``"running"``), and the name is cleared
+when its run ends: a notebook a killed run left half-written is the runner's own and is
+replaced, as is one a failed run wrote (its hash is recorded).
 """
 
 from __future__ import annotations
@@ -449,7 +452,9 @@ def claim_course_folder(out_dir: Path, images: Path, preset: str, fresh: bool = 
                                        # (finish_course); a first run's from the start
                                        "photos": done if isinstance(done, dict) else photos,
                                        "notebooks": written if isinstance(written, dict)
-                                       else {}})
+                                       else {},
+                                       **({"running": manifest["running"]}
+                                          if "running" in manifest else {})})
     return photos
 
 
@@ -466,7 +471,10 @@ def keep_edited_notebook(target: Path, log: Callable[[str], None] = print) -> Pa
     ``notebooks`` hash): a student's notes are never overwritten. Says so in one line."""
     if not target.is_file():
         return None
-    written = (read_json(target.parent / COURSE_FILE) or {}).get("notebooks") or {}
+    manifest = read_json(target.parent / COURSE_FILE) or {}
+    if manifest.get("running") == target.name:  # a run killed while writing it
+        return None
+    written = manifest.get("notebooks") or {}
     if isinstance(written, dict) and written.get(target.name) == file_sha256(target):
         return None
     n = 1
@@ -479,12 +487,21 @@ def keep_edited_notebook(target: Path, log: Callable[[str], None] = print) -> Pa
 
 
 def record_notebook(target: Path) -> None:
-    """Record the SHA-256 of the executed notebook ``target`` in ``course.json``."""
+    """Record the SHA-256 of the executed notebook ``target`` in ``course.json`` (none when
+    there is no file) and that no notebook is running."""
     manifest = read_json(target.parent / COURSE_FILE) or {}
+    manifest.pop("running", None)
     written = manifest.get("notebooks")
     written = written if isinstance(written, dict) else {}
-    written[target.name] = file_sha256(target)
+    if target.is_file():
+        written[target.name] = file_sha256(target)
     write_json(target.parent / COURSE_FILE, {**manifest, "notebooks": written})
+
+
+def mark_running(target: Path) -> None:
+    """Name ``target`` in ``course.json`` as the notebook being written (before its run)."""
+    manifest = read_json(target.parent / COURSE_FILE) or {}
+    write_json(target.parent / COURSE_FILE, {**manifest, "running": target.name})
 
 
 def execute_notebook(path: Path, target: Path, parameters: Mapping[str, Any],
@@ -532,11 +549,11 @@ def execute_course(paths: Sequence[Path], declared: Mapping[Path, Mapping[str, A
             nb_params = {k: v for k, v in params.items() if k in declared[path]}
             t0 = time.perf_counter()
             keep_edited_notebook(target, log)
+            mark_running(target)  # a killed run's half-written notebook is the runner's
             try:
                 execute_notebook(path, target, nb_params, kernel)
             finally:  # a failed notebook is the runner's too: a rerun overwrites it
-                if target.is_file():
-                    record_notebook(target)
+                record_notebook(target)
             dt = time.perf_counter() - t0
             result.seconds[path.stem] = dt
             result.notebooks.append(target)
