@@ -246,14 +246,30 @@ def build_parameters(preset: str = "demo", images: str | Path | None = None,
     from seglib.course.parameters import check_course_parameters
 
     params = check_course_parameters(params, [p.name for p in list_images(img)])
+    check_course_setup(params)
+    if params.get("truth_dir"):  # the notebooks run in their own folder
+        params["truth_dir"] = str(Path(str(params["truth_dir"])).expanduser().resolve())
+    return params
+
+
+def check_course_setup(params: Mapping[str, Any]) -> None:
+    """What would fail only inside a notebook, checked before notebook 01 (one line each):
+    a backend that needs a checkpoint and has none, a ``truth_dir`` that is not a folder,
+    a device (``-p device`` or ``$SEGLIB_DEVICE``) this machine does not have."""
     if params.get("backend", "auto") != "auto" and not params["checkpoint"]:
         from seglib import backends
 
-        try:  # a backend that needs a checkpoint and has none fails here, not in notebook 01
+        try:
             backends.choose(params["backend"])
         except SeglibError as exc:
             raise SeglibError(f"-p backend {params['backend']}: {exc}") from None
-    return params
+    truth = params.get("truth_dir")
+    if truth and not Path(str(truth)).expanduser().is_dir():
+        raise SeglibError(f"-p truth_dir {truth}: not a folder; pass the folder of true "
+                          "trimaps, or leave -p truth_dir out to score against the labels")
+    from seglib.core.device import pick_device
+
+    pick_device(str(params.get("device") or "auto"))
 
 
 @contextmanager
