@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from seglib.core.errors import SeglibError
-from seglib.core.files import file_sha256, write_bytes_atomic
+from seglib.core.files import file_sha256, move_aside, write_bytes_atomic
 from seglib.core.folders import refuse_output
 from seglib.core.settings import check
 from seglib.formats.items import ExportItem, ExportSummary
@@ -186,10 +186,7 @@ def _written_files(out: Path, files: dict[str, str], keep_edited: bool = False
 
 def _keep_aside(path: Path) -> Path:
     """Rename ``path`` (a file a person changed) to ``NAME.edited-K.EXT``; says so."""
-    k = 1
-    while (kept := path.with_name(f"{path.stem}.edited-{k}{path.suffix}")).exists():
-        k += 1
-    path.rename(kept)
+    kept = move_aside(path)
     print(f"{path}: changed since seglib exported it (a corrected file?); kept as "
           f"{kept.name}, and exported again")
     return kept
