@@ -100,7 +100,7 @@ def _course_photos(folder: Path, n: int) -> Path:
 
 
 def test_course_folder_takes_added_and_removed_photos(tmp_path: Path) -> None:
-    from seglib.course.runner import claim_course_folder
+    from seglib.course.runner import claim_course_folder, course_photos, finish_course
 
     images, out = _course_photos(tmp_path / "photos", 4), tmp_path / "out"
     claim_course_folder(out, images, "smoke", log=lambda s: None)
@@ -115,6 +115,12 @@ def test_course_folder_takes_added_and_removed_photos(tmp_path: Path) -> None:
     assert len(said) == 1 and "\n" not in said[0]
     assert "1 photo is new (sample_010)" in said[0] and "1 photo is gone (sample_003)" in said[0]
     assert (out / "labels" / "overrides.csv").read_text() == "stem,candidate\nsample_001,2\n"
+    photos = json.loads((out / "course.json").read_text())["photos"]
+    assert sorted(photos) == ["sample_000", "sample_001", "sample_002", "sample_003"]
+    said.clear()
+    claim_course_folder(out, images, "smoke", log=said.append)  # that run did not finish
+    assert len(said) == 1 and "1 photo is new (sample_010)" in said[0]
+    finish_course(out, course_photos(images))  # a run finished on these photos
     photos = json.loads((out / "course.json").read_text())["photos"]
     assert sorted(photos) == ["sample_000", "sample_001", "sample_002", "sample_010"]
     said.clear()

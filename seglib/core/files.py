@@ -147,3 +147,14 @@ def write_bytes_new(path: str | Path, data: bytes) -> bool:
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
+
+
+def move_aside(path: str | Path, tag: str = "edited") -> Path:
+    """Rename the file ``path`` to the first free ``NAME.TAG-K.EXT`` (K = 1, 2, ...) next to
+    it, so that a file a person changed is kept when seglib writes its own there."""
+    path = Path(path)
+    k = 1
+    while (kept := path.with_name(f"{path.stem}.{tag}-{k}{path.suffix}")).exists():
+        k += 1
+    path.rename(kept)
+    return kept

@@ -7,8 +7,10 @@ Inputs are plain numpy arrays: RGB uint8 photos, bool masks, uint8 trimaps (1/2/
 
 from __future__ import annotations
 
+import hashlib
 import html
 import io
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from seglib.core.errors import SeglibError
-from seglib.core.files import write_bytes_atomic
+from seglib.core.files import file_sha256, move_aside, write_bytes_atomic
 from seglib.masks.draw import MASK_COLOR, spotlight, trimap_rgb
 from seglib.masks.policy import parse_choice
 from seglib.training.presets import model_of_run
@@ -364,11 +366,32 @@ def timing_bars(names: Sequence[str], seconds: Mapping[str, Sequence[float]],
     return fig
 
 
+FIGURES_RECORD = "figures.json"  # next to the figures: {file name: sha256} of each written
+
+
 def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
-    """Write ``fig`` as a PNG atomically (temp file + rename) and return the path."""
+    """Write ``fig`` as a PNG atomically (temp file + rename) and return the path.
+
+    ``figures.json`` in the same folder records the SHA-256 of each figure written there; a
+    file at ``path`` that differs (a person's own picture under a figure's name, or one an
+    older seglib wrote) is moved aside as ``NAME.edited-K.png`` first, with one line."""
+    path = Path(path)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return write_bytes_atomic(path, buf.getvalue())
+    record = path.parent / FIGURES_RECORD
+    try:
+        written = json.loads(record.read_text(encoding="utf-8"))
+        written = written if isinstance(written, dict) else {}
+    except (OSError, ValueError):
+        written = {}
+    if path.is_file() and written.get(path.name) != file_sha256(path):
+        kept = move_aside(path)
+        print(f"{path}: not the figure seglib wrote there (your own picture?); kept as "
+              f"{kept.name}")
+    write_bytes_atomic(path, buf.getvalue())
+    written[path.name] = hashlib.sha256(buf.getvalue()).hexdigest()
+    write_bytes_atomic(record, (json.dumps(written, indent=1, sort_keys=True) + "\n").encode())
+    return path
 
 
 class Table:

@@ -13,17 +13,22 @@ naming the notebook and the cell. Rerunning resumes: labels and trained models a
 output folder are reused by the notebooks.
 
 ``OUT/course.json`` records what the folder was made from (the photo folder, ``{stem:
-sha256}`` of its photos, the preset). A rerun after photos were added, removed or replaced
-says so in one line and goes on: notebook 01 labels the new and changed photos and keeps
-every other label and ``overrides.csv``, notebook 03 trains again the models whose photos or
-labels changed. A rerun with another preset, or with photos none of which is one of the
-folder's, stops before notebook 01 with one line; ``fresh=True`` (``--fresh``) deletes the
+sha256}`` of its photos as of the last run that finished, the preset). A rerun after photos
+were added, removed or replaced says so in one line and goes on (every rerun says it until
+a run finishes: a failed or killed run has not brought the labels and models up to date):
+notebook 01 labels the new and changed photos and keeps every other label and
+``overrides.csv``, notebook 03 trains again the models whose photos or labels changed. A
+rerun with another preset, or with photos none of which is one of the folder's, stops before
+notebook 01 with one line; ``fresh=True`` (``--fresh``) deletes the
 folder's labels, models, reports and executed notebooks first and says so.
 
 ``course.json`` also records the SHA-256 of each executed notebook the runner wrote
 (``"notebooks": {name: sha256}``). A rerun never overwrites an executed notebook that differs
 from what it wrote (a student's notes, or one written by an older seglib): it is moved aside
 as ``NAME.edited-N.ipynb`` first, with one line saying so, and the notebook is run again.
+Before a notebook starts, ``course.json`` names it (``"running"``), and the name is cleared
+when its run ends: a notebook a killed run left half-written is the runner's own and is
+replaced, as is one a failed run wrote (its hash is recorded).
 """
 
 from __future__ import annotations
@@ -241,14 +246,30 @@ def build_parameters(preset: str = "demo", images: str | Path | None = None,
     from seglib.course.parameters import check_course_parameters
 
     params = check_course_parameters(params, [p.name for p in list_images(img)])
+    check_course_setup(params)
+    if params.get("truth_dir"):  # the notebooks run in their own folder
+        params["truth_dir"] = str(Path(str(params["truth_dir"])).expanduser().resolve())
+    return params
+
+
+def check_course_setup(params: Mapping[str, Any]) -> None:
+    """What would fail only inside a notebook, checked before notebook 01 (one line each):
+    a backend that needs a checkpoint and has none, a ``truth_dir`` that is not a folder,
+    a device (``-p device`` or ``$SEGLIB_DEVICE``) this machine does not have."""
     if params.get("backend", "auto") != "auto" and not params["checkpoint"]:
         from seglib import backends
 
-        try:  # a backend that needs a checkpoint and has none fails here, not in notebook 01
+        try:
             backends.choose(params["backend"])
         except SeglibError as exc:
             raise SeglibError(f"-p backend {params['backend']}: {exc}") from None
-    return params
+    truth = params.get("truth_dir")
+    if truth and not Path(str(truth)).expanduser().is_dir():
+        raise SeglibError(f"-p truth_dir {truth}: not a folder; pass the folder of true "
+                          "trimaps, or leave -p truth_dir out to score against the labels")
+    from seglib.core.device import pick_device
+
+    pick_device(str(params.get("device") or "auto"))
 
 
 @contextmanager
@@ -439,13 +460,25 @@ def claim_course_folder(out_dir: Path, images: Path, preset: str, fresh: bool = 
     changed = check_course_folder(out_dir, images, preset, photos)
     if changed:
         log(changed)
-    written = (read_json(out_dir / COURSE_FILE) or {}).get("notebooks")
+    manifest = read_json(out_dir / COURSE_FILE) or {}
+    written, done = manifest.get("notebooks"), manifest.get("photos")
     write_json(out_dir / COURSE_FILE, {"schema": COURSE_SCHEMA, "kind": "course",
                                        "images": str(images), "preset": preset,
-                                       "photos": photos,
+                                       # the photos of the last run that finished
+                                       # (finish_course); a first run's from the start
+                                       "photos": done if isinstance(done, dict) else photos,
                                        "notebooks": written if isinstance(written, dict)
-                                       else {}})
+                                       else {},
+                                       **({"running": manifest["running"]}
+                                          if "running" in manifest else {})})
     return photos
+
+
+def finish_course(out_dir: Path, photos: Mapping[str, str]) -> None:
+    """Record in ``course.json`` that a run on ``photos`` (``{stem: sha256}``) finished: the
+    next rerun compares its photos with these."""
+    manifest = read_json(out_dir / COURSE_FILE) or {}
+    write_json(out_dir / COURSE_FILE, {**manifest, "photos": dict(photos)})
 
 
 def keep_edited_notebook(target: Path, log: Callable[[str], None] = print) -> Path | None:
@@ -454,7 +487,10 @@ def keep_edited_notebook(target: Path, log: Callable[[str], None] = print) -> Pa
     ``notebooks`` hash): a student's notes are never overwritten. Says so in one line."""
     if not target.is_file():
         return None
-    written = (read_json(target.parent / COURSE_FILE) or {}).get("notebooks") or {}
+    manifest = read_json(target.parent / COURSE_FILE) or {}
+    if manifest.get("running") == target.name:  # a run killed while writing it
+        return None
+    written = manifest.get("notebooks") or {}
     if isinstance(written, dict) and written.get(target.name) == file_sha256(target):
         return None
     n = 1
@@ -467,12 +503,21 @@ def keep_edited_notebook(target: Path, log: Callable[[str], None] = print) -> Pa
 
 
 def record_notebook(target: Path) -> None:
-    """Record the SHA-256 of the executed notebook ``target`` in ``course.json``."""
+    """Record the SHA-256 of the executed notebook ``target`` in ``course.json`` (none when
+    there is no file) and that no notebook is running."""
     manifest = read_json(target.parent / COURSE_FILE) or {}
+    manifest.pop("running", None)
     written = manifest.get("notebooks")
     written = written if isinstance(written, dict) else {}
-    written[target.name] = file_sha256(target)
+    if target.is_file():
+        written[target.name] = file_sha256(target)
     write_json(target.parent / COURSE_FILE, {**manifest, "notebooks": written})
+
+
+def mark_running(target: Path) -> None:
+    """Name ``target`` in ``course.json`` as the notebook being written (before its run)."""
+    manifest = read_json(target.parent / COURSE_FILE) or {}
+    write_json(target.parent / COURSE_FILE, {**manifest, "running": target.name})
 
 
 def execute_notebook(path: Path, target: Path, parameters: Mapping[str, Any],
@@ -520,11 +565,11 @@ def execute_course(paths: Sequence[Path], declared: Mapping[Path, Mapping[str, A
             nb_params = {k: v for k, v in params.items() if k in declared[path]}
             t0 = time.perf_counter()
             keep_edited_notebook(target, log)
+            mark_running(target)  # a killed run's half-written notebook is the runner's
             try:
                 execute_notebook(path, target, nb_params, kernel)
             finally:  # a failed notebook is the runner's too: a rerun overwrites it
-                if target.is_file():
-                    record_notebook(target)
+                record_notebook(target)
             dt = time.perf_counter() - t0
             result.seconds[path.stem] = dt
             result.notebooks.append(target)
@@ -552,10 +597,11 @@ def run_course(preset: str = "demo", images: str | Path | None = None,
     paths = [Path(p) for p in notebooks] if notebooks else notebook_paths()
     declared = {p: declared_parameters(p) for p in paths}
     check_overrides(overrides, declared)
-    claim_course_folder(out_dir, Path(params["images_dir"]), preset, fresh, log)
+    photos = claim_course_folder(out_dir, Path(params["images_dir"]), preset, fresh, log)
     log(f"course preset {preset!r}: photos {params['images_dir']} -> {out_dir}")
     result = execute_course(paths, declared, params, CourseResult(out_dir, [], [], [], {}),
                             html, log)
+    finish_course(out_dir, photos)
     reports = out_dir / "reports"
     result.reports = sorted(reports.glob("*.png")) if reports.is_dir() else []
     log(f"wrote {len(result.notebooks)} executed notebooks, {len(result.html)} HTML pages and "

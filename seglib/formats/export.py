@@ -14,8 +14,10 @@ stem (a photo stays in its split when the folder grows), and calls the format's 
 which is replaced: ``OUT/seglib-export.json`` lists the files an export wrote (only those,
 with their SHA-256), and they are removed before the next one writes (a photo left out this
 time does not linger). Other files saved there are never touched; a file the export wrote and
-a person changed since refuses the next export with its name. The marker is written before
-the first file and again when an export is cut short, so the same command resumes it.
+a person changed since refuses the next export with its name (the course's export,
+``keep_edited=True``, moves it aside as ``NAME.edited-K.EXT`` with one line instead). The
+marker is written before the first file and again when an export is cut short, so the same
+command resumes it.
 
 Layouts (each module's doc says more):
 
@@ -41,7 +43,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from seglib.core.errors import SeglibError
-from seglib.core.files import file_sha256, write_bytes_atomic
+from seglib.core.files import file_sha256, move_aside, write_bytes_atomic
 from seglib.core.folders import refuse_output
 from seglib.core.settings import check
 from seglib.formats.items import ExportItem, ExportSummary
@@ -121,12 +123,14 @@ def check_out(out: Path, labels: Path, photos: Path) -> None:
                               f"with it, choose another --out")
 
 
-def prepare_out(out: Path, fmt: str, inputs: tuple[Path, ...] = ()) -> None:
+def prepare_out(out: Path, fmt: str, inputs: tuple[Path, ...] = (),
+                keep_edited: bool = False) -> None:
     """Make ``out`` ready for an export: a new or empty folder, or one holding an earlier
     export of the same format (finished or cut short), whose files are removed first (so a
     photo left out this time does not linger in the data set). Only the files that export
     wrote are removed; one changed since (e.g. a corrected file saved over it) is never
-    deleted: the export is refused with its name. Any other folder is refused."""
+    deleted: the export is refused with its name, or with ``keep_edited`` moved aside as
+    ``NAME.edited-K.EXT`` with one line. Any other folder is refused."""
     refuse_output(out, inputs=inputs, allow="export")
     if not out.exists():
         return
@@ -139,7 +143,7 @@ def prepare_out(out: Path, fmt: str, inputs: tuple[Path, ...] = ()) -> None:
     earlier, files = _read_marker(marker)
     if earlier != fmt:
         raise SeglibError(f"{out}: holds a {earlier} export; choose another --out for {fmt}")
-    mine = _written_files(out, files)
+    mine = _written_files(out, files, keep_edited)
     for path in mine:
         path.unlink()
     for folder in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
@@ -160,19 +164,32 @@ def _read_marker(marker: Path) -> tuple[str, dict[str, str]]:
     return earlier, files
 
 
-def _written_files(out: Path, files: dict[str, str]) -> list[Path]:
-    """The files of ``files`` still as the export wrote them; refuses one changed since."""
+def _written_files(out: Path, files: dict[str, str], keep_edited: bool = False
+                   ) -> list[Path]:
+    """The files of ``files`` still as the export wrote them; refuses one changed since
+    (``keep_edited``: moves it aside, :func:`_keep_aside`)."""
     root, mine = out.resolve(), []
     for rel, digest in sorted(files.items()):
         path = (out / rel).resolve()
         if root not in path.parents or not path.is_file():
             continue
-        if file_sha256(path) != digest:
+        if file_sha256(path) == digest:
+            mine.append(path)
+        elif keep_edited:
+            _keep_aside(out / rel)
+        else:
             raise SeglibError(f"{out / rel}: changed since seglib exported it (a corrected "
                               "file?); the next export would replace it: move it out of "
                               f"{out}, or choose another --out")
-        mine.append(path)
     return mine
+
+
+def _keep_aside(path: Path) -> Path:
+    """Rename ``path`` (a file a person changed) to ``NAME.edited-K.EXT``; says so."""
+    kept = move_aside(path)
+    print(f"{path}: changed since seglib exported it (a corrected file?); kept as "
+          f"{kept.name}, and exported again")
+    return kept
 
 
 def _stats(out: Path) -> dict[str, tuple[int, int, int]]:
@@ -222,7 +239,7 @@ def export_labels(labels: str | Path, out: str | Path, fmt: str, *,
                   photos: str | Path | None = None, category: str = "object",
                   val: float = 0.1, only_confident: bool = False, polygons: bool = False,
                   seed: int = SPLIT_SEED, workers: int | None = None, engine: str = "local",
-                  address: str | None = None) -> ExportSummary:
+                  address: str | None = None, keep_edited: bool = False) -> ExportSummary:
     """Export the label folder ``labels`` as ``fmt`` (a name in :data:`FORMATS`, the
     registry of :mod:`seglib.formats.registry`) into ``out``.
 
@@ -230,7 +247,9 @@ def export_labels(labels: str | Path, out: str | Path, fmt: str, *,
     store remembers it);
     ``category`` names the object class; ``val`` is the fraction of photos in the val split;
     ``only_confident`` leaves out flagged labels; ``polygons`` writes COCO polygons instead
-    of RLE (for Label Studio). ``workers``/``engine``/``address`` read the photos and
+    of RLE (for Label Studio). ``keep_edited`` moves a file the last export wrote and a
+    person changed since aside (``NAME.edited-K.EXT``, one line) instead of refusing (the
+    course's export). ``workers``/``engine``/``address`` read the photos and
     trimaps in parallel (:mod:`seglib.core.parallel`; the same files). Problems with single
     photos are printed as ``skipped NAME: reason`` lines and counted in the summary.
     """
@@ -259,7 +278,7 @@ def export_labels(labels: str | Path, out: str | Path, fmt: str, *,
     items = choose_items(labels, photos, list(store.records().values()),
                          only_confident=only_confident, summary=summary)
     assign_splits(items, val, seed)
-    prepare_out(out, fmt, (labels, photos))
+    prepare_out(out, fmt, (labels, photos), keep_edited)
     options = {k: v for k, v in {"polygons": polygons}.items() if k in spec.options}
     spread = {"workers": workers, "engine": engine, "address": address}
     with recording(out, fmt):

@@ -52,18 +52,23 @@ def review_sheet(labels_dir: str | Path, images_dir: str | Path, count: int = 24
                  ) -> tuple[list[np.ndarray], list[str]]:
     """Pictures and captions of a contact sheet of the labels a reviewer should look at first
     (:func:`review_order`, or ``stems``): each photo with its written label (the trimap's
-    object) spotlighted, captioned with its name, confidence and, when flagged, the doubt."""
+    object) spotlighted, captioned with its name, confidence and, when flagged, the doubt.
+    Labels whose photo is no longer in ``images_dir`` are not shown (nor counted); both
+    lists are empty when there is nothing to show."""
     import textwrap
 
     from seglib.masks.draw import spotlight
     from seglib.masks.trimap import OBJECT, load_trimap
 
     labels_dir = Path(labels_dir)
-    recs = {r.stem: r for r in LabelStore(labels_dir).ok_records()}
-    order = stems if stems is not None else review_order(
+    recs = {r.stem: r for r in LabelStore(labels_dir).ok_records()
+            if (Path(images_dir) / r.file).is_file()}
+    order = [s for s in stems if s in recs] if stems is not None else review_order(
         r for r in recs.values() if r.flagged or not flagged_only)
     pictures, captions = [], []
-    for stem in order[: max(0, count)]:
+    for stem in order:
+        if len(pictures) >= count:
+            break
         rec = recs[stem]
         try:
             photo = read_image(Path(images_dir) / rec.file)
