@@ -17,6 +17,7 @@ import pytest
 from conftest import Cli
 from PIL import Image
 
+from seglib import backends
 from seglib.cli import main
 from seglib.core.errors import SeglibError
 from seglib.core.files import write_bytes_atomic
@@ -287,7 +288,7 @@ BAD_COURSE_PARAMETERS = [  # (-p NAME, VALUE, words the one-line error holds)
     ("image_size", "-5", "-p image_size must be a whole number from 16 to 1024"),
     ("image_size", "100000", "from 16 to 1024"),
     ("device", "gpu", "-p device must be one of auto, cpu, cuda, mps"),
-    ("backend", "foo", "-p backend must be one of auto, sam, sam2, slimsam, opencv"),
+    ("backend", "foo", "-p backend must be one of " + ", ".join(backends.CHOICES)),
     ("backend", "sam", "python -m seglib weights vit_b"),
     ("label_limit", "0", "-p label_limit must be a whole number of at least 1"),
     ("sam_mode", "fast", "prompt, everything"),

@@ -54,6 +54,7 @@ class Backend:
     finder: str = ""
     get_one: str = ""
     title: str = ""  # the name said in messages ("SAM"); default: ``name``
+    family: str = ""  # model_type in the config.json of a checkpoint folder ("": one file)
 
     @property
     def shown(self) -> str:
@@ -79,15 +80,15 @@ BACKENDS: dict[str, Backend] = {
     "sam2": Backend(
         "sam2", "seglib.backends.hf_sam:build_sam2", modes=MODES, wants_gpu=True,
         finder="seglib.backends.hf_weights:find_sam2",
-        get_one="python -m seglib weights sam2.1_tiny", title="SAM 2.1"),
+        get_one="python -m seglib weights sam2.1_tiny", title="SAM 2.1", family="sam2"),
     "edgetam": Backend(
         "edgetam", "seglib.backends.hf_sam:build_edgetam", modes=MODES, wants_gpu=True,
         finder="seglib.backends.hf_weights:find_edgetam",
-        get_one="python -m seglib weights edgetam", title="EdgeTAM"),
+        get_one="python -m seglib weights edgetam", title="EdgeTAM", family="edgetam"),
     "slimsam": Backend(
         "slimsam", "seglib.backends.hf_sam:build_slimsam", modes=MODES, wants_gpu=True,
         finder="seglib.backends.hf_weights:find_slimsam",
-        get_one="python -m seglib weights slimsam_77", title="SlimSAM"),
+        get_one="python -m seglib weights slimsam_77", title="SlimSAM", family="sam"),
     "opencv": Backend("opencv", "seglib.backends.opencv:build_proposer"),
 }
 AUTO_ORDER = ("sam2", "sam", "edgetam", "slimsam", "opencv")  # ``auto`` tries these in order
@@ -145,7 +146,7 @@ def choose(name: str = "auto", checkpoint: str | Path | None = None,
                     f"run `{first.get_one}`)")
             return Choice(b)
         if given is not None:
-            if name == "auto" and not _fits(n, given):
+            if name == "auto" and not _fits(b, given):
                 continue
             if not given.exists():
                 raise SeglibError(f"{given}: checkpoint file not found; get one with "
@@ -169,15 +170,14 @@ def _env_missing() -> str:
     return env_checkpoint_missing()
 
 
-def _fits(name: str, path: Path) -> bool:
-    """Whether a checkpoint given with ``auto`` is of backend ``name``'s kind: a folder whose
-    config.json names the family for sam2/edgetam/slimsam, anything else for sam (it then
-    says what is wrong with the file)."""
+def _fits(backend: Backend, path: Path) -> bool:
+    """Whether a checkpoint given with ``auto`` is of ``backend``'s kind: a folder whose
+    config.json names the backend's ``family``, or anything else for a one-file backend
+    (which then says what is wrong with the file)."""
     from seglib.backends.hf_weights import config_family
 
     family = config_family(path) if path.exists() else None
-    return {"sam2": family == "sam2", "edgetam": family == "edgetam",
-            "slimsam": family == "sam"}.get(name, family is None)
+    return family == backend.family if backend.family else family is None
 
 
 def fallback() -> Backend:
