@@ -79,10 +79,9 @@ class HfSamProposer:
 
     @property
     def precision(self) -> str:
-        from seglib.core.device import autocast_dtype
+        from seglib.core.device import precision_name
 
-        dtype = autocast_dtype(self.device) if self.autocast else None
-        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+        return precision_name(self.device, self.autocast)
 
     @property
     def description(self) -> str:

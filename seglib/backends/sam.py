@@ -132,10 +132,9 @@ class SamProposer:
     @property
     def precision(self) -> str:
         """``bf16``, ``fp16`` or ``fp32``: what the model actually runs in."""
-        from seglib.core.device import autocast_dtype
+        from seglib.core.device import precision_name
 
-        dtype = autocast_dtype(self.device) if self.autocast else None
-        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+        return precision_name(self.device, self.autocast)
 
     @property
     def model_name(self) -> str:

@@ -80,6 +80,12 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if cpu_supports_bf16() else None
 
 
+def precision_name(device: torch.device, enabled: bool = True) -> str:
+    """``bf16``, ``fp16`` or ``fp32``: what a model under :func:`autocast` runs in."""
+    dtype = autocast_dtype(device) if enabled else None
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+
+
 @contextlib.contextmanager
 def autocast(device: torch.device, enabled: bool = True) -> Iterator[None]:
     """Autocast to :func:`autocast_dtype` on ``device`` (a no-op where it would not help)."""
