@@ -622,10 +622,9 @@ def _photo_changed(store: LabelStore, old: LabelRecord, path: Path, digest: str,
         store.put(old)
         return False
     try:
-        pixels = photo_pixels_sha256(path)
+        if not old.made_from(path, digest):
+            return True
     except SeglibError:
-        return True
-    if not old.pixels_hash or pixels != old.pixels_hash:
         return True
     was, old.photo_hash = old.photo_hash, digest
     store.put(old)

@@ -105,11 +105,12 @@ class LabelRecord:
         """A person made or chose this label (override, imported, edited)."""
         return self.source in ("override", "imported", "edited")
 
-    def made_from(self, path: str | Path) -> bool:
-        """Whether the photo at ``path`` is the one this label was drawn on: the same bytes,
-        or other bytes over the same decoded pixels (a tag written into the file). A record
-        of an older seglib without ``photo_hash`` is trusted."""
-        if not self.photo_hash or file_sha256(path) == self.photo_hash:
+    def made_from(self, path: str | Path, digest: str | None = None) -> bool:
+        """Whether the photo at ``path`` (bytes' SHA-256 ``digest`` when known) is the one
+        this label was drawn on: the same bytes, or other bytes over the same decoded pixels
+        (a tag written into the file). A record of an older seglib without ``photo_hash`` is
+        trusted. An unreadable photo raises :class:`SeglibError`."""
+        if not self.photo_hash or (digest or file_sha256(path)) == self.photo_hash:
             return True
         return bool(self.pixels_hash) and photo_pixels_sha256(path) == self.pixels_hash
 
