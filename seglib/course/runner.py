@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from seglib.core.errors import SeglibError
-from seglib.core.files import file_sha256, write_bytes_atomic, write_bytes_new
+from seglib.core.files import file_sha256, move_aside, write_bytes_atomic, write_bytes_new
 from seglib.core.folders import (
     COURSE_FILE,
     describe_changes,
@@ -493,10 +493,7 @@ def keep_edited_notebook(target: Path, log: Callable[[str], None] = print) -> Pa
     written = manifest.get("notebooks") or {}
     if isinstance(written, dict) and written.get(target.name) == file_sha256(target):
         return None
-    n = 1
-    while (kept := target.with_name(f"{target.stem}.edited-{n}{target.suffix}")).exists():
-        n += 1
-    target.rename(kept)
+    kept = move_aside(target)
     log(f"  {target.name}: changed since the course wrote it (notes?); kept as {kept.name}, "
         "and run again")
     return kept
