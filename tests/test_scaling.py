@@ -116,6 +116,32 @@ def test_train_standard_on_ray_gives_the_same_models(ray_local, tmp_path):
     assert {n: (ray / n / "best.pt").stat().st_mtime_ns for n in names} == before
 
 
+def test_train_standard_workers_2_gives_the_same_models_longest_first(tmp_path):
+    """Two local worker processes write the five models of the one-process run (one torch
+    thread in each), the longest runs are handed out first, and a rerun keeps them."""
+    import torch
+
+    from seglib.training.loop import _photos_seen
+    from seglib.training.presets import get_preset
+
+    images, trimaps = toy_pairs(tmp_path / "pairs", 24)
+    one = _standard(tmp_path / "one", images, trimaps)
+    two = _standard(tmp_path / "two", images, trimaps, "--workers", "2")
+    names = sorted(p.name for p in one.iterdir() if p.is_dir())
+    assert sorted(p.name for p in two.iterdir() if p.is_dir()) == names
+    for name in names:
+        for fname in ("best.pt", "last.pt"):
+            a, b = (torch.load(d / name / fname, weights_only=True) for d in (one, two))
+            assert _same(_untimed(a), _untimed(b)), (name, fname)
+    assert (two / "summary.csv").read_text().splitlines()[1].startswith("10,")
+    before = {n: (two / n / "best.pt").stat().st_mtime_ns for n in names}
+    _standard(tmp_path / "two", images, trimaps, "--workers", "2")  # finished: kept as is
+    assert {n: (two / n / "best.pt").stat().st_mtime_ns for n in names} == before
+    quick = get_preset("quick")
+    seen = [_photos_seen(quick, n, 611) for n in (10, 161, 207, 711)]
+    assert seen == sorted(seen) and seen[0] < seen[-1]
+
+
 def test_engine_ray_needs_standard(tmp_path, capsys):
     images, trimaps = toy_pairs(tmp_path / "pairs", 4)
     assert main(["train", str(images), str(trimaps), "--out", str(tmp_path / "m"),

@@ -52,9 +52,6 @@ def run(args: argparse.Namespace) -> int:
         raise SeglibError("--engine and --workers spread the five standard models over "
                           "workers; add --standard (one model trains in one process)")
     if args.standard:
-        if args.engine == "local" and args.workers is not None:
-            raise SeglibError("train --standard --workers N needs --engine ray (the local "
-                              "engine trains the models one after another)")
         results = train_standard(args.images, args.trimaps, args.out, **common, **spread)
         for name, r in results.items():
             print(f"model_{name}: n_train {r.n_train}, iou_object "

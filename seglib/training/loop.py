@@ -135,7 +135,7 @@ def evaluate_tensors(model: torch.nn.Module, data: Tensors, device: torch.device
     """Validation loss (``loss_fn``, default cross-entropy) and metrics on preloaded tensors."""
     scores = Scores()
     model.eval()
-    cl = use_channels_last(device) and amp
+    cl = use_channels_last(device)
     with torch.no_grad():
         for start in range(0, len(data), batch):
             x = data.images[start:start + batch].float().to(device)
@@ -341,7 +341,7 @@ def _build(run: _Run, seed: int) -> None:
     torch.manual_seed(seed)
     model = build_model(run.p.arch, width=run.p.width).to(run.dev)
     run.loss_fn = loss_for(run.p)
-    run.cl = run.amp and use_channels_last(run.dev)
+    run.cl = use_channels_last(run.dev)
     if run.cl:
         model = model.to(memory_format=torch.channels_last)
     run.model = model
@@ -488,8 +488,11 @@ def train_standard(
     kept in ``out/model_<name>.old-<k>`` (:func:`renew_changed_run`, one line each). Writes
     ``out/summary.csv``.
 
-    ``engine="ray"`` trains the models at once as Ray tasks (:func:`train_standard_ray`);
-    ``address`` and ``workers`` are those of :func:`seglib.core.parallel.map_photos`.
+    ``workers`` > 1 trains that many models at once (:func:`train_standard_spread`): locally
+    in worker processes with one torch thread per core each (two one-thread runs of the small
+    U-Net train 1.3x more photos per second on two cores than one two-thread run:
+    docs/benchmarks.md), or with ``engine="ray"`` as Ray tasks; ``address`` and ``workers`` are
+    those of :func:`seglib.core.parallel.map_photos`.
     """
     p = get_preset(preset) if isinstance(preset, str) else preset
     p = p.with_overrides(**{k: kwargs.pop(k, None) for k in ("arch", "size", "epochs",
@@ -500,9 +503,10 @@ def train_standard(
         import_ray()  # not installed: one line before the photos are loaded
     refuse_output(out, inputs=[images, trimaps], allow="runs")
     with folder_lock(Path(out)):
-        if engine == "ray":
-            return train_standard_ray(images, trimaps, Path(out), p, subsets, log,
-                                      address=address, workers=workers, **kwargs)
+        if engine == "ray" or (workers or 1) > 1:
+            return train_standard_spread(images, trimaps, Path(out), p, subsets, log,
+                                         engine=engine, address=address, workers=workers,
+                                         **kwargs)
         return _train_standard_locked(images, trimaps, Path(out), p, subsets, log, **kwargs)
 
 
@@ -560,9 +564,15 @@ def renew_changed_run(run_dir: Path, images: str | Path, trimaps: str | Path, p:
 
 
 def _train_in_temp(dataset: Dataset, job: tuple) -> tuple[dict[str, bytes], RunResult]:
-    """A Ray task: train one model in a temporary folder, starting from ``files`` (an
-    interrupted run's), and return the run folder's files and result."""
-    images, trimaps, name, n, shuffle, p, files, kwargs = job
+    """A worker's task: train one model and return its result. A local worker (``run_dir``
+    given) trains in the run folder itself, so an interrupted run resumes from its last
+    epoch; a Ray task trains in a temporary folder of its node, starting from ``files`` (an
+    interrupted run's), and also returns the run folder's files."""
+    images, trimaps, name, n, shuffle, p, files, kwargs, run_dir = job
+    if run_dir is not None:
+        r = train_run(images, trimaps, run_dir, n=n, shuffle=shuffle, preset=p, resume=True,
+                      dataset=dataset, progress=False, log=lambda m: None, **kwargs)
+        return {}, r
     with tempfile.TemporaryDirectory(prefix="seglib-train-") as tmp:
         run_dir = Path(tmp) / f"model_{name}"
         run_dir.mkdir()
@@ -574,44 +584,63 @@ def _train_in_temp(dataset: Dataset, job: tuple) -> tuple[dict[str, bytes], RunR
     return out, r
 
 
-def train_standard_ray(images: str | Path, trimaps: str | Path, out: Path, p: Preset,
-                       subsets: Sequence[str], log: Callable[[str], None] | None = None, *,
-                       address: str | None = None, workers: int | None = None,
-                       **kwargs: object) -> dict[str, RunResult]:
-    """The standard models as Ray tasks, all at once (one GPU each when the cluster has
-    GPUs, else one CPU and one torch thread each); call it holding ``out``'s lock.
+def _photos_seen(p: Preset, n: int | None, available: int) -> int:
+    """Photos a run of ``n`` training photos (of ``available``) sees: its cost."""
+    n_train = min(n or available, available)
+    return p.epochs_for(n_train) * n_train
 
-    The photos are loaded here once and sent to the workers, so the nodes need no copy of
-    them. Each task trains in a temporary folder of its node and returns the run's files;
-    this process writes them to ``out/model_<name>``: no shared folder is needed, and a
-    model interrupted mid-way restarts from its last ``last.pt`` written here (a model's
-    progress inside a task is lost when the task is). Each model equals the one
-    :func:`train_run` trains with one torch thread on the same device.
-    """
-    say = log or _log_default
-    dataset = load_dataset(images, trimaps, p.size, log=log)
+
+def _spread_jobs(images: str | Path, trimaps: str | Path, out: Path, p: Preset,
+                 subsets: Sequence[str], dataset: Dataset, engine: str,
+                 say: Callable[[str], None], kwargs: dict) -> tuple[list[tuple], list[str]]:
+    """The workers' jobs, longest first, and the runs in the standard order."""
     kwargs = dict(kwargs, inputs=run_inputs(dataset))  # hashed here: nodes need no photos
     sizes = subset_sizes(len(dataset.train) + len(dataset.val), subsets)
     jobs, order = [], []
-    seed = int(kwargs.pop("seed", SPLIT_SEED))  # type: ignore[call-overload]
+    seed = int(kwargs.pop("seed", SPLIT_SEED))
     for r in range(1, max(1, p.repeats) + 1):  # repeat r: seed + r - 1, run repeat_name
         for name in subsets:
             run = repeat_name(name, r)
             order.append(run)
             run_dir = standard_run_dir(out, run)
-            renew_changed_run(run_dir, images, trimaps, p, dataset,
-                              kwargs["inputs"],  # type: ignore[arg-type]
+            renew_changed_run(run_dir, images, trimaps, p, dataset, kwargs["inputs"],
                               n=sizes[name], shuffle=not name.endswith("B"), seed=seed + r - 1,
                               say=say)
             files = {f: (run_dir / f).read_bytes() for f in RUN_FILES
-                     if (run_dir / f).is_file()}
+                     if engine == "ray" and (run_dir / f).is_file()}
             jobs.append((images, trimaps, run, sizes[name], not name.endswith("B"), p, files,
-                         dict(kwargs, seed=seed + r - 1)))
+                         dict(kwargs, seed=seed + r - 1),
+                         run_dir if engine == "local" else None))
+    jobs.sort(key=lambda job: -_photos_seen(p, job[3], len(dataset.train)))
+    return jobs, order
+
+
+def train_standard_spread(images: str | Path, trimaps: str | Path, out: Path, p: Preset,
+                          subsets: Sequence[str], log: Callable[[str], None] | None = None, *,
+                          engine: str = "ray", address: str | None = None,
+                          workers: int | None = None,
+                          **kwargs: object) -> dict[str, RunResult]:
+    """The standard models on ``workers`` at once, longest first; call it holding ``out``'s
+    lock. Each model equals the one :func:`train_run` trains with one torch thread on the
+    same device.
+
+    ``engine="local"``: worker processes of this machine, each training in its model's run
+    folder (an interrupted model resumes from its last epoch). ``engine="ray"``: Ray tasks
+    (one GPU each when the cluster has GPUs, else one CPU and one torch thread each); the
+    photos are loaded here once and sent to the workers, so the nodes need no copy of them.
+    Each task trains in a temporary folder of its node and returns the run's files; this
+    process writes them to ``out/model_<name>``: no shared folder is needed, and a model
+    interrupted mid-way restarts from its last ``last.pt`` written here (a model's progress
+    inside a task is lost when the task is).
+    """
+    say = log or _log_default
+    dataset = load_dataset(images, trimaps, p.size, log=log)
+    jobs, order = _spread_jobs(images, trimaps, out, p, subsets, dataset, engine, say, kwargs)
     results: dict[str, RunResult] = {}
     failed: list[str] = []
-    with tqdm(total=len(jobs), desc="train (ray)", unit="model", file=sys.stderr) as bar:
-        for done in map_photos(_train_in_temp, jobs, setup=preloaded(dataset),
-                               engine="ray", address=address, workers=workers, gpu=True):
+    with tqdm(total=len(jobs), desc=f"train ({engine})", unit="model", file=sys.stderr) as bar:
+        for done in map_photos(_train_in_temp, jobs, setup=preloaded(dataset), engine=engine,
+                               address=address, workers=workers, gpu=engine == "ray"):
             bar.update()
             name = done.item[2]
             if not done.ok:
@@ -661,5 +690,5 @@ def describe(model_or_arch: torch.nn.Module | str) -> str:
     return f"{name}: {count_params(m):,} parameters"
 
 
-__all__ = ["RunResult", "train_run", "train_standard", "train_standard_ray", "evaluate_tensors",
+__all__ = ["RunResult", "train_run", "train_standard", "train_standard_spread", "evaluate_tensors",
            "segmentation_loss", "selection_score", "standard_run_dir", "train_step"]
