@@ -117,7 +117,7 @@ class Prompts:
 class Prompter(Protocol):
     """Redraws a photo's mask from prompts; see the module's docstring."""
 
-    description: str
+    description: str  # the model, in one line (recorded with the prompts)
 
     def set_photo(self, rgb: np.ndarray) -> None: ...
 
@@ -157,6 +157,7 @@ class OpencvPrompter:
     """
 
     description = "opencv grabcut"
+    backend = "opencv"
 
     def __init__(self, work_side: int = 320, iters: int = 5, disc: float = 0.02,
                  keep_components: bool = True) -> None:

@@ -36,6 +36,8 @@ def _points(prompts: Prompts) -> tuple[np.ndarray, np.ndarray]:
 class SamPrompter:
     """A ``segment_anything`` SAM answering prompts through its ``SamPredictor``."""
 
+    backend = "sam"
+
     def __init__(self, proposer: SamProposer) -> None:
         self.proposer = proposer
         self.cache = PhotoCache()
@@ -85,6 +87,7 @@ class HfSamPrompter:
 
     def __init__(self, proposer: HfSamProposer) -> None:
         self.proposer = proposer
+        self.backend = proposer.backend
         self.cache = PhotoCache()
         self.description = (f"{proposer.backend} {proposer.model_name}, {proposer.precision} "
                             f"on {proposer.device}")
