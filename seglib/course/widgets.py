@@ -318,7 +318,7 @@ class Reviewer:
         ui["fix_image"].add_class("seglib-fix-photo")
         ui["mode"] = w.ToggleButtons(options=[("click: object", "positive"),
                                               ("click: not object", "negative")],
-                                     value="positive", style={"button_width": "120px"})
+                                     value="positive", style={"button_width": "140px"})
         ui["undo"] = w.Button(description="Undo", layout=w.Layout(width="80px"))
         ui["clear"] = w.Button(description="Clear", layout=w.Layout(width="80px"))
         ui["keep"] = w.Button(description="Keep", button_style="success",
@@ -333,8 +333,10 @@ class Reviewer:
                        "<i>not object</i>) on what is not, drag a box around it; "
                        "<i>Keep</i> writes the mask (source <code>prompted</code>).")
         ui["fix_note"] = w.HTML()
-        return w.VBox([help_, w.HBox([ui["fix_image"], w.VBox(
+        panel = w.VBox([help_, w.HBox([ui["fix_image"], w.VBox(
             [ui["mode"], w.HBox([ui["undo"], ui["clear"], ui["keep"]]), ui["fix_note"]])])])
+        panel.add_class("seglib-fix-panel")
+        return panel
 
     def _pointer(self, event: Mapping[str, Any]) -> None:
         """A press on the photo starts a prompt, its release ends it: a click is a point (on
