@@ -182,3 +182,16 @@ def test_the_fix_panel_builds_headless_and_turns_pointer_events_into_prompts(
     assert rv._ui["fix_image"].value != before and rv._ui["keep"].disabled
     rv._ui["clear"].click()  # nothing to clear: no error
     plt.close("all")
+
+
+def test_keep_on_a_photo_with_an_override_stays_after_the_repick(tmp_path: Path) -> None:
+    from seglib.course.widgets import Reviewer
+
+    images, labels = _labeled_folder(tmp_path)
+    rv = Reviewer(labels, images)
+    stem = rv.stem
+    rv.choose(stem, "1")  # a candidate chosen first, then the label drawn by hand
+    rv.add_box(11, 9, 36, 38)
+    rv.keep()
+    rv.repick()
+    assert _rows(labels)[stem]["source"] == "prompted"
