@@ -2,7 +2,10 @@
 
 The in-process tests drive the widgets' callbacks directly; these check what a student sees:
 JupyterLab runs the notebook, the widget renders and answers clicks. Notebook 01: clicking a
-candidate writes ``overrides.csv`` and *re-pick folder* rewrites the labels. Notebook 04:
+candidate writes ``overrides.csv`` and *re-pick folder* rewrites the labels; dragging a box and
+clicking on the fix panel's photo redraws the mask and *Keep* writes a ``prompted`` label
+(with ``SEGLIB_README_SHOTS=docs/images`` it also saves the README's picture of the panel,
+``fix_loop.png``). Notebook 04:
 picking other photos redraws the side-by-side grid. They need Chromium (Debian package
 ``chromium``) and the ``playwright`` package (dev extra); without them they are skipped.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import shutil
 import socket
@@ -138,7 +142,11 @@ def _wait_widget(page, locator, shot: Path, timeout: float = 240_000) -> None:
 
 
 def _rows(labels: Path) -> dict[str, dict[str, str]]:
-    with open(labels / "labels.csv", newline="", encoding="utf-8") as f:
+    return _rows_of(labels / "labels.csv")
+
+
+def _rows_of(path: Path) -> dict[str, dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
         return {r["stem"]: r for r in csv.DictReader(f)}
 
 
@@ -178,6 +186,94 @@ def test_reviewer_click_writes_an_override_and_repicks(lab, tmp_path: Path) -> N
         page.get_by_text("photos re-picked from cached candidates").wait_for(timeout=60_000)
     rows = _rows(labels)
     assert len(rows) == 6 and rows[stem]["chosen"] == "1" and rows[stem]["flagged"] == "0"
+
+
+def _prepare_01(root: Path, out: Path) -> Path:
+    """Notebook 01 on six sample photos (opencv backend, reviewer on), ready to run in the lab."""
+    import papermill as pm
+
+    photos = root / "photos"
+    photos.mkdir()
+    for p in io.list_images(SAMPLE / "images")[:6]:
+        shutil.copyfile(p, photos / p.name)
+    nb = root / "01.ipynb"
+    pm.execute_notebook(str(course.NOTEBOOKS_DIR / "01_sam_masks.ipynb"), str(nb),
+                        prepare_only=True, progress_bar=False,
+                        parameters={"images_dir": str(photos), "out_dir": str(out),
+                                    "truth_dir": str(SAMPLE / "trimaps"), "backend": "opencv",
+                                    "show_photos": 1, "timing_photos": 1, "review_photos": 2,
+                                    "interactive": True, "refine": False})
+    return nb
+
+
+def _object_box(stem: str, margin: int = 10) -> tuple[int, int, int, int, float, float]:
+    """The true object's box (x0, y0, x1, y1) grown by ``margin`` and a point inside it."""
+    import numpy as np
+
+    from seglib.masks.trimap import OBJECT, load_trimap
+
+    obj = load_trimap(SAMPLE / "trimaps" / f"{stem}.png") == OBJECT
+    ys, xs = np.nonzero(obj)
+    h, w = obj.shape
+    box = (max(int(xs.min()) - margin, 0), max(int(ys.min()) - margin, 0),
+           min(int(xs.max()) + margin, w - 1), min(int(ys.max()) + margin, h - 1))
+    inside = np.argmin((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2)  # nearest the centre
+    return (*box, float(xs[inside]), float(ys[inside]))
+
+
+def test_reviewer_fix_panel_box_and_click_keep_a_prompted_label(lab, tmp_path: Path) -> None:
+    base, root = lab
+    out = root / "out"
+    nb = _prepare_01(root, out)
+    labels = out / "labels"
+    with _notebook_page(base, nb) as page:
+        keep = page.locator(".seglib-fix-panel button", has_text="Keep")
+        _wait_widget(page, keep, tmp_path / "fix.png")
+        photo = page.locator("img.seglib-fix-photo")
+        page.wait_for_function("() => { const i = document.querySelector('img.seglib-fix-photo');"
+                               " return i && i.naturalWidth > 0; }", timeout=30_000)
+        # the last cell's output: the notebook stops scrolling, then the photo is brought in view
+        _wait_widget(page, page.get_by_text("corrections come back with"),
+                     tmp_path / "fix_end.png", timeout=120_000)
+        stem = page.locator(".widget-html-content b").first.inner_text()
+        size = io.read_image(SAMPLE / "images" / f"{stem}.jpg").shape[:2]
+        page.locator(".seglib-fix-panel").scroll_into_view_if_needed()
+        r = photo.bounding_box()
+        sx, sy = r["width"] / size[1], r["height"] / size[0]
+
+        def at(x: float, y: float) -> tuple[float, float]:  # photo pixel -> page
+            return r["x"] + (x + 0.5) * sx, r["y"] + (y + 0.5) * sy
+
+        x0, y0, x1, y1, cx, cy = _object_box(stem)
+        note = page.locator(".seglib-fix-panel .widget-html-content")
+        page.mouse.move(*at(x0, y0))
+        page.mouse.down()
+        page.mouse.move(*at(x1, y1), steps=8)
+        page.mouse.up()
+        _wait_widget(page, note.get_by_text("0 object point(s), 0 not-object point(s), a box"),
+                     tmp_path / "fix_prompts.png", timeout=30_000)
+        page.mouse.click(*at(cx, cy))
+        _wait_widget(page, note.get_by_text("1 object point(s), 0 not-object point(s), a box"),
+                     tmp_path / "fix_prompts.png", timeout=30_000)
+        page.keyboard.down("Shift")
+        page.mouse.click(*at(x0 + 3, y1 - 3))  # Shift: a corner of the box is not the object
+        page.keyboard.up("Shift")
+        _wait_widget(page, note.get_by_text("1 object point(s), 1 not-object point(s), a box"),
+                     tmp_path / "fix_prompts.png", timeout=30_000)
+        shots = os.environ.get("SEGLIB_README_SHOTS")
+        panel = page.locator(".seglib-fix-panel")
+        panel.screenshot(path=str(Path(shots) / "fix_loop.png" if shots
+                                  else tmp_path / "fix_loop.png"))
+        assert not (labels / "prompts.csv").exists()  # nothing written before Keep
+        keep.click()
+        page.get_by_text(f"{stem}: source prompted").wait_for(timeout=60_000)
+        assert page.locator(".widget-html-content b").first.inner_text() != stem  # next photo
+    row = _rows(labels)[stem]
+    assert row["source"] == "prompted" and row["flagged"] == "0"
+    prompts = json.loads(_rows_of(labels / "prompts.csv")[stem]["prompts"])
+    assert prompts["box"] == pytest.approx([x0, y0, x1, y1], abs=1)  # the photo's pixels
+    assert prompts["positive"] == [pytest.approx([cx, cy], abs=1)]
+    assert prompts["negative"] == [pytest.approx([x0 + 3, y1 - 3], abs=1)]
 
 
 def test_photo_picker_redraws_the_grid(lab, smoke_run, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ inputs changed (the old run moved aside, said in one line) instead of refusing; 
 folder takes added and removed photos and keeps the reviewer's work; training refuses a
 photo replaced since its label was made; an untouched COCO polygon round trip changes
 nothing; ``label --policy seed`` re-picks the picks of another policy; and the README's
-fix-labels-and-retrain loop runs end to end on the sample (smoke preset).
+find → fix → retrain loop runs end to end on the sample (smoke preset).
 """
 
 from __future__ import annotations

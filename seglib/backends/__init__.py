@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seglib.backends.prompts import Prompter
 from seglib.core.errors import SeglibError
 from seglib.masks.candidates import Candidates
 
@@ -55,6 +56,7 @@ class Backend:
     get_one: str = ""
     title: str = ""  # the name said in messages ("SAM"); default: ``name``
     family: str = ""  # model_type in the config.json of a checkpoint folder ("": one file)
+    prompter: str = ""  # "module:function" building its Prompter (seglib.backends.prompts)
 
     @property
     def shown(self) -> str:
@@ -76,20 +78,25 @@ BACKENDS: dict[str, Backend] = {
     "sam": Backend(
         "sam", "seglib.backends.sam:build_proposer", modes=MODES, wants_gpu=True,
         finder="seglib.backends.sam_weights:find_checkpoint",
-        get_one="python -m seglib weights vit_b", title="SAM"),
+        get_one="python -m seglib weights vit_b", title="SAM",
+        prompter="seglib.backends.sam_prompter:build_sam"),
     "sam2": Backend(
         "sam2", "seglib.backends.hf_sam:build_sam2", modes=MODES, wants_gpu=True,
         finder="seglib.backends.hf_weights:find_sam2",
-        get_one="python -m seglib weights sam2.1_tiny", title="SAM 2.1", family="sam2"),
+        get_one="python -m seglib weights sam2.1_tiny", title="SAM 2.1", family="sam2",
+        prompter="seglib.backends.sam_prompter:build_sam2"),
     "edgetam": Backend(
         "edgetam", "seglib.backends.hf_sam:build_edgetam", modes=MODES, wants_gpu=True,
         finder="seglib.backends.hf_weights:find_edgetam",
-        get_one="python -m seglib weights edgetam", title="EdgeTAM", family="edgetam"),
+        get_one="python -m seglib weights edgetam", title="EdgeTAM", family="edgetam",
+        prompter="seglib.backends.sam_prompter:build_edgetam"),
     "slimsam": Backend(
         "slimsam", "seglib.backends.hf_sam:build_slimsam", modes=MODES, wants_gpu=True,
         finder="seglib.backends.hf_weights:find_slimsam",
-        get_one="python -m seglib weights slimsam_77", title="SlimSAM", family="sam"),
-    "opencv": Backend("opencv", "seglib.backends.opencv:build_proposer"),
+        get_one="python -m seglib weights slimsam_77", title="SlimSAM", family="sam",
+        prompter="seglib.backends.sam_prompter:build_slimsam"),
+    "opencv": Backend("opencv", "seglib.backends.opencv:build_proposer",
+                      prompter="seglib.backends.prompts:OpencvPrompter"),
 }
 AUTO_ORDER = ("sam2", "sam", "edgetam", "slimsam", "opencv")  # ``auto`` tries these in order
 CHOICES = ("auto", *BACKENDS)
@@ -247,3 +254,20 @@ def open_proposer(name: str = "auto", checkpoint: str | Path | None = None, *,
             say(f"notice: {exc}; using the {choice.name} backend this time")
         proposer = build_proposer(choice, **settings)
     return Opened(choice, proposer, choice.backend.mode(mode))
+
+
+def open_prompter(backend: str = "opencv", checkpoint: str | Path | None = None,
+                  **settings: object) -> Prompter:
+    """The :class:`~seglib.backends.prompts.Prompter` of ``backend`` (``opencv``: GrabCut,
+    no checkpoint; ``sam``/``sam2``/``edgetam``/``slimsam``: the checkpoint given or found,
+    else a one-line error saying how to get one; ``auto`` as :func:`choose`). ``settings``
+    go to its builder (opencv: ``work_side``, ``iters``; SAM: ``model_type``, ``device``)."""
+    choice = choose(backend, checkpoint, settings.get("model_type"))  # type: ignore[arg-type]
+    b = choice.backend
+    if not b.prompter:
+        raise SeglibError(f"the {b.shown} backend answers no prompts; use one of "
+                          f"{', '.join(n for n, e in BACKENDS.items() if e.prompter)}")
+    build = _resolve(b.prompter)
+    if not b.needs_checkpoint:  # no model: the model settings do not apply
+        return build(**{k: v for k, v in settings.items() if k not in ("model_type", "device")})
+    return build(choice.checkpoint, **settings)

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "trimap": "convert a folder of binary masks to trimaps",
     "label": "label a folder of photos: candidates, pick, trimap",
     "pick": "re-pick labels from cached candidates (no model needed)",
+    "fix": "redraw one wrong label from a box and clicks (GrabCut, or SAM)",
     "refine": "refine labels with a CNN trained on the folder's confident ones",
     "weights": "download an official SAM checkpoint (sha256-checked)",
     "train": "train a segmentation CNN on photos + trimaps",

@@ -10,6 +10,7 @@ This module is their one owner: whatever writes a label sets the three from one
 source                                  function                       confidence, flagged
 ======================================  =============================  ===================
 ``override``, ``imported``, ``edited``  :func:`of_person`              1, never flagged
+``prompted``                            :func:`of_person`              1, never flagged
 ``pick``                                :func:`of_pick` (the pick)     the policy's
 ``refined``                             :func:`of_refined` (evidence)  the vote's evidence
 ``refined``, its evidence lost          :func:`unknown` (reason)       None, flagged
@@ -17,8 +18,8 @@ source                                  function                       confidenc
 
 Which evidence depends on who made the label:
 
-- ``override``, ``imported``, ``edited``: a person chose or drew it: confidence 1, never
-  flagged.
+- ``override``, ``imported``, ``edited``, ``prompted``: a person chose or drew it (or clicked
+  the prompts it was drawn from): confidence 1, never flagged.
 - ``pick`` (the policy's choice): the policy's own confidence (:mod:`seglib.masks.policy`: how good
   the best mask is and its margin over a rival), flagged below ``policy.FLAG_BELOW`` or when the
   mask enters the frame from the top.
@@ -261,7 +262,8 @@ class Judgement(NamedTuple):
 
 
 def of_person() -> Judgement:
-    """A label a person chose or drew (``override``, ``imported``, ``edited``): sure."""
+    """A label a person chose or drew (``override``, ``imported``, ``edited``,
+    ``prompted``): sure."""
     return Judgement(1.0, False, "")
 
 

@@ -9,9 +9,9 @@ loops that decide what each photo needs and hand the results to the label store
   file) its label and candidates stay; when its pixels changed, a ``pick`` label is made again
   ("relabeled: the photo changed") and candidates made from other pixels are never reused;
   a trimap edited by hand is found first (:func:`_edited_before_change`), so it is kept;
-- a person's label (``PERSON_SOURCES``: override, refined, imported, edited) is replaced only
-  with ``replace_kept`` (``--replace-kept``), also when its photo changed, and the summary says
-  so; re-pick redraws ``pick`` labels and applies ``overrides.csv`` again;
+- a person's label (``PERSON_SOURCES``: override, refined, imported, edited, prompted) is
+  replaced only with ``replace_kept`` (``--replace-kept``), also when its photo changed, and the
+  summary says so; re-pick redraws ``pick`` labels and applies ``overrides.csv`` again;
 - a trimap ``labels.csv`` has no record of is kept as ``edited`` unless seglib draws it from the
   photo's candidates: one rule for ``label`` and ``pick`` (:func:`_unrecorded_trimap`);
 - ``overwrite`` (``label --overwrite``) proposes the candidates again and says what it replaced;

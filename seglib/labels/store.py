@@ -21,9 +21,19 @@ bytes still match. The sources:
 - ``override``  a candidate named in ``overrides.csv`` (a person chose it);
 - ``refined``   redrawn by ``refine`` in round ``round``;
 - ``imported``  a mask brought in with ``import`` (e.g. corrected in CVAT);
-- ``edited``    a trimap changed by hand: its bytes no longer match ``trimap_hash``.
+- ``edited``    a trimap changed by hand: its bytes no longer match ``trimap_hash``;
+- ``prompted``  redrawn by a prompter (SAM, or GrabCut offline) from the points and box a person
+                gave (``seglib fix``, the notebook's reviewer); the prompts are recorded in
+                ``prompts.csv`` (:mod:`seglib.labels.fixing`).
 
-A person's label (``PERSON_SOURCES``: override, edited, imported, refined) is replaced only when
+Why ``prompted`` and not ``edited``: an ``edited`` trimap is bytes a person changed with another
+tool; nothing says how they were made, so nothing can make them again. A ``prompted`` label is
+the output of a model on recorded prompts: ``fixing.redraw_prompted`` draws it again with
+another checkpoint, and a reader of ``labels.csv`` can tell a drawn outline from a clicked one.
+Both are a person's labels (confidence :func:`~seglib.labels.confidence.of_person`).
+
+A person's label (``PERSON_SOURCES``: override, edited, prompted, imported, refined) is replaced
+only when
 the user asks (``--replace-kept``), also when its photo changed; a re-pick redraws ``pick``
 labels and applies ``overrides.csv`` (a person's choice) again. No state is parsed out of
 ``reason``: it is for people. ``labels.csv`` is read exactly or not at all: a missing column, a
@@ -57,8 +67,8 @@ from seglib.masks.candidates import Candidates
 from seglib.masks.trimap import load_trimap, mask_to_trimap, resize_mask, save_trimap
 
 SCHEMA = 4  # 3: doubt, pick_confidence, pick_flagged (a label's own confidence); 4: pixels_hash
-SOURCES = ("pick", "override", "refined", "imported", "edited")
-KEPT_SOURCES = ("refined", "imported", "edited")  # a re-pick leaves these alone
+SOURCES = ("pick", "override", "refined", "imported", "edited", "prompted")
+KEPT_SOURCES = ("refined", "imported", "edited", "prompted")  # a re-pick leaves these alone
 PERSON_SOURCES = ("override", *KEPT_SOURCES)  # replaced only on --replace-kept
 STATUSES = ("ok", "skipped", "failed")
 FIRST_STATUSES = {"error": "failed"}  # words of the first schema (no 'schema' column)
@@ -102,8 +112,8 @@ class LabelRecord:
 
     @property
     def sure(self) -> bool:
-        """A person made or chose this label (override, imported, edited)."""
-        return self.source in ("override", "imported", "edited")
+        """A person made or chose this label (override, imported, edited, prompted)."""
+        return self.source in ("override", "imported", "edited", "prompted")
 
     def made_from(self, path: str | Path, digest: str | None = None) -> bool:
         """Whether the photo at ``path`` (bytes' SHA-256 ``digest`` when known) is the one

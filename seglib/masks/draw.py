@@ -55,3 +55,40 @@ def trimap_rgb(trimap: np.ndarray) -> np.ndarray:
     """A trimap as a grey RGB picture: object black, background grey, border white."""
     g = trimap_preview(trimap)
     return np.repeat(g[..., None], 3, axis=2)
+
+
+POSITIVE_COLOR = (0, 200, 0)  # RGB 0..255: a click on the object
+NEGATIVE_COLOR = (230, 0, 0)  # a click on what is not the object
+BOX_COLOR = (255, 215, 0)
+
+
+def prompts_picture(image: np.ndarray, mask: np.ndarray | None, scale: float,
+                    positive: Sequence[Sequence[float]] = (),
+                    negative: Sequence[Sequence[float]] = (),
+                    box: Sequence[float] | None = None,
+                    color: Sequence[float] = MASK_COLOR) -> np.ndarray:
+    """The photo enlarged ``scale`` times with ``mask`` tinted over it and the prompts drawn
+    on top (photo coordinates): green dots on the object, red dots off it, the box in yellow.
+    The reviewer's fix panel shows it; cv2 draws it, fast enough to redraw on every click."""
+    import cv2
+
+    img = np.asarray(image, dtype=np.uint8)
+    if mask is not None:
+        img = overlay(img, mask, color=color, alpha=0.45)
+    h, w = img.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    out = np.ascontiguousarray(cv2.resize(img, size, interpolation=cv2.INTER_NEAREST
+                                          if scale >= 1 else cv2.INTER_AREA))
+    line = max(2, round(min(size) / 200))
+
+    def at(x: float, y: float) -> tuple[int, int]:
+        return round((x + 0.5) * scale - 0.5), round((y + 0.5) * scale - 0.5)
+
+    if box is not None:
+        x0, y0, x1, y1 = box
+        cv2.rectangle(out, at(x0, y0), at(x1, y1), BOX_COLOR, line, cv2.LINE_AA)
+    for points, c in ((positive, POSITIVE_COLOR), (negative, NEGATIVE_COLOR)):
+        for x, y in points:
+            cv2.circle(out, at(x, y), 3 * line, (255, 255, 255), -1, cv2.LINE_AA)
+            cv2.circle(out, at(x, y), 2 * line, c, -1, cv2.LINE_AA)
+    return out

@@ -49,7 +49,7 @@ RECT_SOURCES = ("grabcut:bbox", "grabcut:rect90")
 SURE_OBJECT, SURE_BACKGROUND = 0.9, 0.1
 MIN_SEEDS = 20  # pixels of each definite class GrabCut needs to be worth running
 # why a photo keeps its label (seglib.refine.rounds.RefineSummary.kept_why)
-KEPT_OVERRIDE = "chosen or drawn by a person (override, imported, edited)"
+KEPT_OVERRIDE = "chosen or drawn by a person (override, imported, edited, prompted)"
 KEPT_DONE = "redrawn by an earlier run"
 KEPT_UNSURE = "where the CNN was sure of nothing"
 KEPT_UNREADABLE = "without readable photo, trimap or candidates"

@@ -193,7 +193,8 @@ class Tensors:
 def label_confidence(trimaps: str | Path) -> dict[str, float]:
     """Each trimap's confidence (0..1) from ``labels.csv`` next to the trimaps, if there is one.
 
-    Labels a person chose or drew (source override, imported, edited) count as sure: 1.
+    Labels a person chose or drew (source override, imported, edited,
+    prompted) count as sure: 1.
     Trimaps made any other way have no entry (the training treats them as confidence 1).
     """
     out = {}
