@@ -410,3 +410,26 @@ def test_overwrite_never_applies_an_override_to_other_candidates(tmp_path: Path)
     assert "1 overrides dropped" in s.describe()
     rec = LabelStore(out).get(stems[0])
     assert rec.source == "pick" and LabelStore(out).overrides() == {}
+
+
+def test_a_folder_loop_reads_labels_csv_once_not_once_per_photo(tmp_path, monkeypatch):
+    """policy_report and the reviewer's photos load each photo's candidates without reading
+    labels.csv again (it was read once per photo: 825 photos took 32 s instead of 5 s)."""
+    from seglib.course.widgets import Reviewer
+    from seglib.labels import review, store
+
+    images = tmp_path / "images"
+    make_folder(images, 6)
+    labels = tmp_path / "labels"
+    label(images, labels)
+    reads = []
+    real = store.LabelStore.reload
+    monkeypatch.setattr(store.LabelStore, "reload",
+                        lambda self: (reads.append(1), real(self))[1])
+    report = review.policy_report(labels, None, progress=False)
+    assert len(report) == 6 and len(reads) == 1
+    rv = Reviewer(labels, images)
+    reads.clear()
+    for stem in rv.stems:
+        rv.state(stem)
+    assert reads == []

@@ -38,7 +38,7 @@ from seglib.labels.review import (
     set_override,
     short_captions,
 )
-from seglib.labels.store import OVERRIDES_CSV, LabelRecord, LabelStore
+from seglib.labels.store import OVERRIDES_CSV, LabelRecord, LabelStore, read_overrides
 from seglib.masks.candidates import Candidates
 from seglib.masks.draw import prompts_picture
 from seglib.masks.policy import pick
@@ -151,7 +151,11 @@ class Reviewer:
         photo = read_image(self.photo_path(stem))
         photo = resize_image(photo, cands.shape)
         return PhotoState(stem, photo, cands, self.rows[stem],
-                          LabelStore(self.labels_dir).overrides().get(stem, ""))
+                          self._overrides().get(stem, ""))
+
+    def _overrides(self) -> dict[str, str]:
+        """``overrides.csv`` (``labels.csv`` is not read again: ``self.rows`` has it)."""
+        return read_overrides(self.labels_dir, self.rows)
 
     def choose(self, stem: str, choice: str | int | None) -> dict[str, str]:
         """Override the pick of ``stem`` (``None`` or "" goes back to the policy's pick)."""

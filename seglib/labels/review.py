@@ -17,7 +17,7 @@ import numpy as np
 
 from seglib.core.errors import SeglibError
 from seglib.core.images import read_image, resize_image
-from seglib.labels.store import LabelRecord, LabelStore
+from seglib.labels.store import LabelRecord, LabelStore, read_candidates
 from seglib.masks.candidates import REFINED_SOURCE, Candidates
 from seglib.masks.metrics import mask_iou
 from seglib.masks.policy import (
@@ -104,7 +104,7 @@ def set_override(labels_dir: str | Path, stem: str, choice: str | int | None) ->
 
 
 def load_candidates(labels_dir: str | Path, stem: str) -> Candidates:
-    return LabelStore(labels_dir).load_candidates(stem)
+    return read_candidates(labels_dir, stem)
 
 
 def candidate_scores(cands: Candidates) -> list[dict[str, float]]:

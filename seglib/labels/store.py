@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -274,6 +274,29 @@ def _row_problem(row: dict[str, str]) -> str | None:
 
 
 # -- the store ----------------------------------------------------------------------------------
+def stem_named(text: str, stems: Collection[str]) -> str:
+    """The stem a hand-typed cell names: exactly it when the folder has that label (a stem
+    may end in a space), else without the spaces around it."""
+    return text if text in stems else text.strip()
+
+
+def read_overrides(folder: str | Path, stems: Collection[str]) -> dict[str, str]:
+    """A label folder's ``overrides.csv`` as ``{stem: choice}`` (empty when there is none);
+    ``stems``: the folder's labels (``labels.csv`` as read already)."""
+    rows = read_csv(Path(folder) / OVERRIDES_CSV, required=("stem", "candidate"))
+    return {stem_named(r["stem"], stems): (r.get("candidate") or "").strip() for r in rows
+            if (r.get("stem") or "").strip() and (r.get("candidate") or "").strip()}
+
+
+def read_candidates(folder: str | Path, stem: str) -> Candidates:
+    """The cached candidates of ``stem`` in a label folder, without reading ``labels.csv``
+    (a loop over a folder's photos reads that once, not once per photo)."""
+    path = Path(folder) / CANDIDATES_DIR / f"{stem}.npz"
+    if not path.is_file():
+        raise SeglibError(f"{path}: no cached candidates for {stem!r}; label the photo first")
+    return Candidates.load(path)
+
+
 class LabelStore:
     """A label folder: its records, trimaps, cached candidates and overrides.
 
@@ -329,21 +352,14 @@ class LabelStore:
         return self.folder / CANDIDATES_DIR / f"{stem}.npz"
 
     def load_candidates(self, stem: str) -> Candidates:
-        path = self.candidates_path(stem)
-        if not path.is_file():
-            raise SeglibError(f"{path}: no cached candidates for {stem!r}; label the photo first")
-        return Candidates.load(path)
+        return read_candidates(self.folder, stem)
 
     def overrides(self) -> dict[str, str]:
         """``overrides.csv`` as ``{stem: choice}``; empty when there is none."""
-        rows = read_csv(self.folder / OVERRIDES_CSV, required=("stem", "candidate"))
-        return {self._stem_named(r["stem"]): (r.get("candidate") or "").strip() for r in rows
-                if (r.get("stem") or "").strip() and (r.get("candidate") or "").strip()}
+        return read_overrides(self.folder, self._records)
 
     def _stem_named(self, text: str) -> str:
-        """The stem a hand-typed cell names: exactly it when the folder has that label (a
-        stem may end in a space), else without the spaces around it."""
-        return text if text in self._records else text.strip()
+        return stem_named(text, self._records)
 
     def unknown_overrides(self) -> list[str]:
         """Stems named in ``overrides.csv`` that the folder has no label for."""
