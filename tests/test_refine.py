@@ -331,3 +331,26 @@ def test_a_label_redrawn_by_a_killed_refine_is_judged_from_the_evidence_it_wrote
     for st in others:
         assert recs[st].source == "refined" and recs[st].confidence is None, st
         assert recs[st].flagged and recs[st].doubt == LOST_EVIDENCE
+
+
+def test_the_grabcut_views_on_a_downscaled_photo_vote_as_at_full_size() -> None:
+    """Issue 24: the two GrabCut views run on the photo shrunk to GRABCUT_SIDE (the default)
+    and the vote is polished at full size: on the sample photos (240 px) the refined mask is
+    the full-size views' (mean IoU >= 0.99)."""
+    import cv2
+
+    from seglib.course.sample import sample_photo
+
+    ious = []
+    for i in range(14):  # every kind of the sample twice
+        p = sample_photo(i)
+        # a network's probability: soft around the true outline, a blob of doubt inside
+        prob = cv2.GaussianBlur(p.mask.astype(np.float32), (0, 0), 3)
+        pick = p.mask | (p.distractor if p.kind == "leg" else False)
+        votes = []
+        for side in (160, None):
+            views = refine_views(p.image, prob, pick, p.mask[None], grabcut_side=side)
+            assert views is not None
+            votes.append(vote(p.image, views, polish_crop=side is not None))
+        ious.append(_iou(*votes))
+    assert np.mean(ious) >= 0.99 and min(ious) >= 0.95

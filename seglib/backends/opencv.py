@@ -372,8 +372,11 @@ def predict_iou(features: np.ndarray, floor: np.ndarray | None = None) -> np.nda
     return np.clip(est, 0.0, 1.0).astype(np.float32)
 
 
-def propose(image: np.ndarray, work_side: int = WORK_SIDE) -> Candidates:
-    """Classical candidates for one RGB uint8 photo, at the photo's own size."""
+def propose(image: np.ndarray, work_side: int = WORK_SIDE, *, polish_crop: bool = True
+            ) -> Candidates:
+    """Classical candidates for one RGB uint8 photo, at the photo's own size. ``polish_crop``:
+    the refined pick's polish on its band's bounding box (issue 24's default) or, False, on
+    the whole photo (:func:`seglib.masks.shapes.polish`)."""
     rgb = as_rgb(image)
     H, W = rgb.shape[:2]
     if min(H, W) < 8:
@@ -391,7 +394,8 @@ def propose(image: np.ndarray, work_side: int = WORK_SIDE) -> Candidates:
     full = [resize_mask(m, (H, W)) for m in masks]
     i = sources.index("grabcut:refine")
     mid = resize_max_side(rgb, POLISH_SIDE)
-    full[i] = resize_mask(polish(mid, resize_mask(masks[i], mid.shape[:2])), (H, W))
+    full[i] = resize_mask(polish(mid, resize_mask(masks[i], mid.shape[:2]), crop=polish_crop),
+                          (H, W))
     return Candidates(np.stack(full), piou, stab, sources, backend="opencv", object_score=obj)
 
 

@@ -53,6 +53,8 @@ LAB_COLOURS = LAB_BINS ** 3
 
 # a refined pick is polished in a band this wide around its outline (px of a 240 px photo; scaled)
 POLISH_BAND = 5
+# the polish's GrabCut sees the band's bounding box grown by this many bands (polish(crop=True))
+POLISH_MARGIN = 3
 
 
 def grabcut(bgr: np.ndarray, mask: np.ndarray | None = None,
@@ -90,10 +92,15 @@ def lab_bins(lab: np.ndarray) -> np.ndarray:
 
 
 def polish(rgb: np.ndarray, mask: np.ndarray, band: int | None = None,
-           iters: int = 3) -> np.ndarray:
+           iters: int = 3, crop: bool = True) -> np.ndarray:
     """GrabCut in a band of ``band`` px around the outline of ``mask`` (same size as ``rgb``;
     by default :data:`POLISH_BAND` scaled to the photo's size, at least 2 px): the outline
-    moves onto the photo's edges; the rest of the mask stays as it is."""
+    moves onto the photo's edges; the rest of the mask stays as it is.
+
+    ``crop`` (default) runs GrabCut on the band's bounding box grown by :data:`POLISH_MARGIN`
+    bands instead of the whole photo: only the definite background far from the outline is
+    left out of the background colour model (issue 24: 1.6× faster, the same outline on the
+    sample photos, see tests/test_opencv_candidates.py); ``crop=False`` is the whole photo."""
     m8 = np.asarray(mask, dtype=np.uint8)
     if band is None:
         band = max(2, round(POLISH_BAND * max(m8.shape) / 240))
@@ -102,8 +109,25 @@ def polish(rgb: np.ndarray, mask: np.ndarray, band: int | None = None,
     if np.count_nonzero(inner) < 20:
         return np.asarray(mask, dtype=bool).copy()
     gc = np.full(m8.shape, cv2.GC_BGD, np.uint8)
-    gc[cv2.dilate(m8, k) > 0] = cv2.GC_PR_BGD
+    outer = cv2.dilate(m8, k) > 0
+    gc[outer] = cv2.GC_PR_BGD
     gc[m8 > 0] = cv2.GC_PR_FGD
     gc[inner] = cv2.GC_FGD
-    out = grabcut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), mask=gc, iters=iters)
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    box = _box(outer, POLISH_MARGIN * band) if crop else None
+    if box is None:
+        return fill_holes(grabcut(bgr, mask=gc, iters=iters))
+    (y0, y1), (x0, x1) = box
+    out = np.zeros(m8.shape, bool)
+    out[y0:y1, x0:x1] = grabcut(bgr[y0:y1, x0:x1], mask=gc[y0:y1, x0:x1], iters=iters)
     return fill_holes(out)
+
+
+def _box(mask: np.ndarray, margin: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """The bounding box of ``mask`` grown by ``margin`` px ((y0, y1), (x0, x1), ends
+    exclusive), or None when it would be the whole frame."""
+    ys, xs = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    h, w = mask.shape
+    y0, y1 = max(int(ys[0]) - margin, 0), min(int(ys[-1]) + 1 + margin, h)
+    x0, x1 = max(int(xs[0]) - margin, 0), min(int(xs[-1]) + 1 + margin, w)
+    return None if (y0, y1, x0, x1) == (0, h, 0, w) else ((y0, y1), (x0, x1))

@@ -36,6 +36,7 @@ train on). The trained models stay in ``LABELS/refine_model`` and ``refine_model
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import shutil
@@ -57,6 +58,7 @@ from seglib.labels.confidence import Evidence, of_refined, unknown
 from seglib.labels.store import LABELS_CSV, LabelRecord, LabelStore, made_by_seglib
 from seglib.masks.trimap import load_trimap
 from seglib.refine.views import (
+    GRABCUT_SIDE,
     KEPT_DONE,
     KEPT_OVERRIDE,
     KEPT_REASONS,
@@ -68,9 +70,16 @@ from seglib.refine.views import (
     refine_photo,
 )
 from seglib.training.data import SPLIT_SEED
-from seglib.training.presets import Preset
+from seglib.training.presets import Preset, get_preset
 
 MIN_PHOTOS = 30
+# each round's network trains on about this many photo views (epochs × photos), at least
+# MIN_EPOCHS and at most 200 epochs, validating at most VALIDATIONS times (None: the preset's
+# max_validations). Fewer views and validations are keywords of refine_labels; issue 24 left
+# the defaults as they were until their labels are measured against these (docs/benchmarks.md)
+PHOTO_VIEWS = 6000
+MIN_EPOCHS = 10
+VALIDATIONS: int | None = None
 MODEL_DIR = "refine_model"
 ROUNDS = 2  # refinement rounds: the second learns from the first one's labels
 # a label a killed run redrew before it recorded the evidence: flagged, confidence unknown
@@ -78,6 +87,9 @@ LOST_EVIDENCE = ("recovered after an interrupted run: refinement's evidence for 
                  "so its confidence is unknown")
 # each refined label's evidence (seglib.labels.confidence.Evidence) and judgement, one row per photo
 EVIDENCE_CSV = "refine_evidence.csv"
+# what _refine_job gets for one photo: stem, photo, candidates, trimap, the pick's confidence,
+# the vote's grabcut_side and polish_crop
+_Todo = tuple[str, Path, Path, Path, float | None, int | None, bool]
 EVIDENCE_COLUMNS = ("stem", "round", "trimap_hash", *Evidence.__dataclass_fields__,
                     "confidence", "flagged", "doubt")
 
@@ -203,8 +215,9 @@ def _trained_on(model_dir: Path) -> int:
     return -1
 
 
-def _refine_job(model, job: tuple[str, Path, Path, Path, float | None]) -> RefinedPhoto:
-    return refine_photo(*job[:4], model, pick_confidence=job[4])
+def _refine_job(model, job: _Todo) -> RefinedPhoto:
+    return refine_photo(*job[:4], model, pick_confidence=job[4], grabcut_side=job[5],
+                        polish_crop=job[6])
 
 
 def _train_or_reuse(images_dir: Path, trimaps: Path, model_dir: Path,
@@ -239,35 +252,30 @@ def refine_labels(
     images_dir: str | Path,
     labels_dir: str | Path,
     *,
-    rounds: int = ROUNDS,
-    size: int = 128,
-    preset: str | Preset = "quick",
-    epochs: int | None = None,
-    device: str = "auto",
-    seed: int = SPLIT_SEED,
-    min_photos: int = MIN_PHOTOS,
-    retrain: bool = False,
-    log: Callable[[str], None] | None = None,
-    progress: bool = True,
-    workers: int | None = None,
-    engine: str = "local",
-    address: str | None = None,
+    rounds: int = ROUNDS, size: int = 128, preset: str | Preset = "quick",
+    epochs: int | None = None, photo_views: int = PHOTO_VIEWS, min_epochs: int = MIN_EPOCHS,
+    validations: int | None = VALIDATIONS,
+    grabcut_side: int | None = GRABCUT_SIDE, polish_crop: bool = True,
+    device: str = "auto", seed: int = SPLIT_SEED, min_photos: int = MIN_PHOTOS,
+    retrain: bool = False, log: Callable[[str], None] | None = None, progress: bool = True,
+    workers: int | None = None, engine: str = "local", address: str | None = None,
 ) -> RefineSummary:
     """Refine the labels of ``labels_dir`` (output of ``label`` on ``images_dir``) in place.
 
     Each of ``rounds`` rounds trains a U-Net (training recipe ``preset``, ``size`` px,
-    ``epochs``; by default enough for about 6000 photo views, at least 10 epochs and at most
-    200) on the confident labels as they are then, into ``labels_dir/refine_model`` (round 1)
+    ``epochs``; by default enough for about ``photo_views`` photo views, at least
+    ``min_epochs`` and at most 200, validating at most ``validations`` times, None: the
+    preset's) on the confident labels as they are then, into ``labels_dir/refine_model`` (round 1)
     or ``refine_model_<k>`` (reused when it is already there, unless ``retrain``), and
     replaces each photo's label by the five-view vote (see the module docstring). A second
     round learns from the first round's better labels. Rerunning resumes: photos already
     redrawn in a round are not redrawn in it again. Needs at least ``min_photos`` confident
     labels. ``seed`` seeds each round's training (weights and batch order).
 
-    ``workers``/``engine``/``address`` run the per-photo votes in parallel
-    (:mod:`seglib.core.parallel`; each worker loads the round's network once, reads the photo,
-    its candidates and trimap, and this process writes the results); the training stays one
-    run. The labels are those of a one-process run.
+    ``grabcut_side``/``polish_crop``: the votes' GrabCuts (:func:`refine_photo`; the defaults
+    are issue 24's fast path). ``workers``/``engine``/``address`` run the per-photo votes in
+    parallel (:mod:`seglib.core.parallel`; each worker loads the round's network once), the
+    training stays one run; the labels are those of a one-process run.
     """
     if rounds < 1:
         raise SeglibError(f"rounds must be at least 1, got {rounds}")
@@ -284,17 +292,27 @@ def refine_labels(
         if run is None:
             summary.seconds = time.perf_counter() - t_start
             return summary
-        if epochs is None:  # about 6000 photo views, 10 to 200 epochs
-            epochs = int(min(200, max(10, np.ceil(6000 / len(run.train_stems)))))
+        n = len(run.train_stems)  # about photo_views photo views, min_epochs to 200 epochs
+        epochs = epochs or int(min(200, max(min_epochs, np.ceil(photo_views / n))))
+        recipe = _recipe(preset, validations)
         for rnd in range(1, rounds + 1):
-            _train_round(run, rnd, images_dir=images_dir, retrain=retrain, preset=preset,
+            _train_round(run, rnd, images_dir=images_dir, retrain=retrain, preset=recipe,
                          size=size, epochs=epochs, device=device, seed=seed)
-            _run_round(run, rnd, _plan_round(run, rnd), device=device, workers=workers,
-                       engine=engine, address=address)
+            _run_round(run, rnd, _plan_round(run, rnd, (grabcut_side, polish_crop)),
+                       device=device, workers=workers, engine=engine, address=address)
         store.save()
     _tally(run)
     summary.seconds = time.perf_counter() - t_start
     return summary
+
+
+def _recipe(preset: str | Preset, validations: int | None) -> str | Preset:
+    """The training recipe of the refining networks: ``preset`` validating at most
+    ``validations`` times (None: as the preset says)."""
+    if validations is None:
+        return preset
+    p = get_preset(preset) if isinstance(preset, str) else preset
+    return dataclasses.replace(p, max_validations=validations)
 
 
 def _tally(run: _RefinePass) -> None:
@@ -382,11 +400,9 @@ def _train_round(run: _RefinePass, rnd: int, *, images_dir: Path, retrain: bool,
     run.summary.model = model_dir / "best.pt"
 
 
-_Todo = tuple[str, Path, Path, Path, float | None]  # what _refine_job gets for one photo
-
-
-def _plan_round(run: _RefinePass, rnd: int) -> list[_Todo]:
-    """The photos round ``rnd`` votes on; the others keep their label, and why."""
+def _plan_round(run: _RefinePass, rnd: int, how: tuple[int | None, bool]) -> list[_Todo]:
+    """The photos round ``rnd`` votes on; the others keep their label, and why. ``how`` is
+    the vote's (grabcut_side, polish_crop) (:func:`seglib.refine.views.refine_photo`)."""
     store, todo = run.store, []
     for stem in sorted(run.ok):
         rec = store.get(stem)
@@ -402,7 +418,7 @@ def _plan_round(run: _RefinePass, rnd: int) -> list[_Todo]:
                 run.why[stem] = KEPT_OVERRIDE
         else:
             todo.append((stem, run.photos[stem], store.candidates_path(stem),
-                         store.trimap_path(stem), rec.pick_confidence))
+                         store.trimap_path(stem), rec.pick_confidence, *how))
     return todo
 
 

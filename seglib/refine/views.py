@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from seglib.core.errors import SeglibError
-from seglib.core.images import read_image, resize_image
+from seglib.core.images import read_image, resize_image, resize_max_side
 from seglib.labels.confidence import Evidence, evidence
 from seglib.masks.candidates import REFINED_SOURCE, Candidates
 from seglib.masks.metrics import mask_iou
@@ -48,6 +48,9 @@ SOURCE = REFINED_SOURCE
 RECT_SOURCES = ("grabcut:bbox", "grabcut:rect90")
 SURE_OBJECT, SURE_BACKGROUND = 0.9, 0.1
 MIN_SEEDS = 20  # pixels of each definite class GrabCut needs to be worth running
+# the two GrabCut views run on the photo shrunk to this longer side (the labeler's work size);
+# the vote is polished at the photo's size (issue 24: None, the photo's size, was the old way)
+GRABCUT_SIDE = 160
 # why a photo keeps its label (seglib.refine.rounds.RefineSummary.kept_why)
 KEPT_OVERRIDE = "chosen or drawn by a person (override, imported, edited, prompted)"
 KEPT_DONE = "redrawn by an earlier run"
@@ -66,61 +69,77 @@ def object_probability(logits: np.ndarray) -> np.ndarray:
 
 
 def _grabcut_from(image: np.ndarray, prob: np.ndarray, fg: np.ndarray, bg: np.ndarray,
-                  iterations: int) -> np.ndarray | None:
+                  iterations: int, side: int | None = None) -> np.ndarray | None:
     """GrabCut with definite seeds ``fg``/``bg``, probable object where ``prob > 0.5``;
-    ``None`` when either seed has fewer than ``MIN_SEEDS`` pixels."""
+    ``None`` when either seed has fewer than ``MIN_SEEDS`` pixels. With ``side`` GrabCut runs
+    on the photo and its seeds shrunk to that longer side (nearest seed label) and the mask
+    comes back at the photo's size (the vote's polish redraws the outline there)."""
     if np.count_nonzero(fg) < MIN_SEEDS or np.count_nonzero(bg) < MIN_SEEDS:
         return None
     gc = np.where(prob > 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
     gc[fg] = cv2.GC_FGD
     gc[bg] = cv2.GC_BGD
-    return fill_holes(grabcut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), mask=gc, iters=iterations))
+    h, w = gc.shape
+    if side is None or max(h, w) <= side:
+        return fill_holes(grabcut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), mask=gc,
+                                  iters=iterations))
+    small = resize_max_side(image, side)
+    sh, sw = small.shape[:2]
+    seeds = cv2.resize(gc, (sw, sh), interpolation=cv2.INTER_NEAREST)
+    out = grabcut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), mask=seeds, iters=iterations)
+    return fill_holes(resize_mask(out, (h, w)))
 
 
 def grabcut_agree(image: np.ndarray, prob: np.ndarray, pick: np.ndarray,
-                  iterations: int = 4) -> np.ndarray | None:
+                  iterations: int = 4, side: int | None = None) -> np.ndarray | None:
     """GrabCut seeded where the network and the pick agree (view 5); ``None`` when seeds are
     too few.
 
-    ``image`` RGB uint8 H×W×3, ``prob`` float H×W object probability, ``pick`` bool H×W.
+    ``image`` RGB uint8 H×W×3, ``prob`` float H×W object probability, ``pick`` bool H×W;
+    ``side``: GrabCut on the photo shrunk to this longer side (None: the photo's size).
     """
     pick = np.asarray(pick, dtype=bool)
     return _grabcut_from(image, prob, (prob > SURE_OBJECT) & pick,
-                         (prob < SURE_BACKGROUND) & ~pick, iterations)
+                         (prob < SURE_BACKGROUND) & ~pick, iterations, side)
 
 
-def grabcut_seeded(image: np.ndarray, prob: np.ndarray, iterations: int = 4
-                   ) -> np.ndarray | None:
+def grabcut_seeded(image: np.ndarray, prob: np.ndarray, iterations: int = 4,
+                   side: int | None = None) -> np.ndarray | None:
     """GrabCut seeded by the network alone (view 4); ``None`` when seeds are too few."""
-    return _grabcut_from(image, prob, prob > SURE_OBJECT, prob < SURE_BACKGROUND, iterations)
+    return _grabcut_from(image, prob, prob > SURE_OBJECT, prob < SURE_BACKGROUND, iterations,
+                         side)
 
 
 def refine_views(image: np.ndarray, prob: np.ndarray, pick: np.ndarray,
-                 candidates: np.ndarray) -> list[np.ndarray] | None:
+                 candidates: np.ndarray, grabcut_side: int | None = GRABCUT_SIDE,
+                 ) -> list[np.ndarray] | None:
     """The five views of the module docstring (pick, network probability, closest candidate,
     the two GrabCuts); ``None`` when the network is not sure of anything.
 
     ``image`` RGB uint8 H×W×3, ``prob`` float H×W object probability, ``pick`` bool H×W,
-    ``candidates`` bool K×H×W (the photo's cached candidates; may be empty).
+    ``candidates`` bool K×H×W (the photo's cached candidates; may be empty);
+    ``grabcut_side``: the GrabCut views run on the photo shrunk to this longer side
+    (:data:`GRABCUT_SIDE`; None: at the photo's size, as before issue 24).
     """
     pick = np.asarray(pick, dtype=bool)
-    alone = grabcut_seeded(image, prob)
+    alone = grabcut_seeded(image, prob, side=grabcut_side)
     if alone is None:
         return None
     net = prob > 0.5
     closest = net
     if len(candidates):
         closest = candidates[int(np.argmax([mask_iou(m, net) for m in candidates]))]
-    agree = grabcut_agree(image, prob, pick)
+    agree = grabcut_agree(image, prob, pick, side=grabcut_side)
     return [pick, prob, closest, alone, pick if agree is None else agree]
 
 
-def vote(image: np.ndarray, views: list[np.ndarray]) -> np.ndarray:
+def vote(image: np.ndarray, views: list[np.ndarray], polish_crop: bool = True) -> np.ndarray:
     """The pixel vote of ``views`` (object where more than half say so), holes filled and
-    polished at the photo's resolution."""
+    polished at the photo's resolution (``polish_crop``: see
+    :func:`seglib.masks.shapes.polish`)."""
     mask = np.mean([np.asarray(v, dtype=np.float32) for v in views], axis=0) > 0.5
     mask = fill_holes(mask)
-    return polish(image, mask) if mask.any() else mask
+    return polish(image, mask, crop=polish_crop) if mask.any() else mask
 
 
 def voting_candidates(cands: Candidates) -> np.ndarray:
@@ -158,10 +177,13 @@ class RefinedPhoto:
 
 
 def refine_photo(stem: str, photo_path: Path, candidates_path: Path, trimap_path: Path,
-                 model, pick_confidence: float | None = None) -> RefinedPhoto:
+                 model, pick_confidence: float | None = None, *,
+                 grabcut_side: int | None = GRABCUT_SIDE,
+                 polish_crop: bool = True) -> RefinedPhoto:
     """The five-view vote for one photo with a trained ``model``, and its evidence
     (:func:`seglib.labels.confidence.evidence`; ``pick_confidence`` is the policy's confidence in
-    the photo's pick); writes nothing."""
+    the photo's pick); writes nothing. ``grabcut_side`` (:func:`refine_views`) and
+    ``polish_crop`` (:func:`vote`) choose the fast path (the defaults) or the old one."""
     from seglib.training.predict import predict_logits
 
     try:
@@ -174,8 +196,8 @@ def refine_photo(stem: str, photo_path: Path, candidates_path: Path, trimap_path
     work = resize_image(photo, (h, w))
     pick = resize_mask(trimap == OBJECT, (h, w))
     prob = object_probability(predict_logits(model, work))
-    views = refine_views(work, prob, pick, voting_candidates(cands))
-    mask = None if views is None else vote(work, views)
+    views = refine_views(work, prob, pick, voting_candidates(cands), grabcut_side)
+    mask = None if views is None else vote(work, views, polish_crop)
     if mask is None or not mask.any():
         return RefinedPhoto(stem, kept=KEPT_UNSURE)
     assert views is not None
