@@ -102,7 +102,7 @@ PRESETS: dict[str, CoursePreset] = {
         "demo", "embedded sample, small models trained long enough to show the idea (<10 min)",
         "sample",
         {"preset": "demo", "label_limit": None, "show_photos": 6, "timing_photos": 6,
-         "review_photos": 12},
+         "review_photos": 12, "workers": "auto"},
     ),
     "quick": CoursePreset(
         "quick", "a real folder of photos (default ../shared/shoes/images), CPU (<30 min)",
