@@ -63,7 +63,6 @@ def test_a_negative_click_inside_the_object_is_left_out() -> None:
         assert 0.2 < mask.mean() < 0.6  # the rest of the shoe is still there
 
 
-@BUG
 @pytest.mark.parametrize("box", [(10.0, 10.0, 11.0, 11.0), (0.0, 0.0, 240.0, 240.0),
                                  (-50.0, -50.0, 500.0, 500.0)])
 def test_prompts_that_draw_no_object_or_the_whole_photo_write_nothing(

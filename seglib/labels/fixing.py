@@ -147,6 +147,7 @@ def fix_label(labels_dir: str | Path, stem: str, *, points: Points = (),
     t0 = time.perf_counter()
     mask = fix_mask(photo, prompts, prompter)
     seconds = time.perf_counter() - t0
+    check_drawn(stem, mask)
     with store.lock():
         store.reload()  # another writer may have saved since it was opened
         rec = store.get(stem)
@@ -154,6 +155,18 @@ def fix_label(labels_dir: str | Path, stem: str, *, points: Points = (),
             raise SeglibError(f"{store.folder}: the label of {stem!r} was removed meanwhile")
         rec = _write(store, stem, mask, prompts, prompter, seconds)
     return FixResult(stem, mask, rec, seconds, prompts)
+
+
+def check_drawn(stem: str, mask: np.ndarray) -> None:
+    """One line, before anything is written, when the prompts drew no object or the whole
+    photo: neither is a label (a person's confidence 1 would hide it among the good ones)."""
+    if not mask.any():
+        raise SeglibError(f"{stem}: the prompts draw no object; nothing written (draw the box "
+                          "around the object, or click on it)")
+    if mask.all():
+        raise SeglibError(f"{stem}: the prompts draw the whole photo as the object; nothing "
+                          "written (draw the box inside the photo's edges, or add a negative "
+                          "point off the object)")
 
 
 def _write(store: LabelStore, stem: str, mask: np.ndarray, prompts: Prompts,
