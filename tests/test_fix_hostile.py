@@ -79,7 +79,6 @@ def test_prompts_that_draw_no_object_or_the_whole_photo_write_nothing(
     assert "nothing written" in capsys.readouterr().err and _files(labels) == before
 
 
-@BUG
 def test_a_changed_photo_under_a_persons_label_says_how_to_fix_it(
         labeled: tuple[Path, Path], capsys) -> None:
     """BUG: fixing a prompted label whose photo was replaced said "label the folder again",
@@ -130,3 +129,17 @@ def test_a_damaged_prompts_row_says_what_to_do(labeled: tuple[Path, Path]) -> No
     with pytest.raises(SeglibError, match="fix or delete the row") as err:
         read_prompts(labels)
     assert "row 2" in str(err.value) and "'sample_000'" in str(err.value)
+
+
+def test_photos_of_another_folder_are_named_as_such(labeled: tuple[Path, Path],
+                                                     tmp_path: Path) -> None:
+    """Guard for the line above: with ``--images`` at another folder holding photos of the
+    same names, the line must not advise labeling that folder into this label folder (that
+    would replace the labels with labels of other photos)."""
+    _, labels = labeled
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copyfile(SAMPLE / "images" / "sample_010.jpg", other / "sample_000.jpg")
+    with pytest.raises(SeglibError, match="not the photo 'sample_000' was labeled from") as err:
+        fix_label(labels, "sample_000", box=BOX, images_dir=other)
+    assert "seglib label" not in str(err.value) and "--replace-kept" not in str(err.value)

@@ -28,7 +28,7 @@ from seglib.core.errors import SeglibError
 from seglib.core.images import read_image, resize_image
 from seglib.core.tables import read_csv, write_csv
 from seglib.labels.confidence import of_person
-from seglib.labels.store import LABELS_CSV, LabelRecord, LabelStore
+from seglib.labels.store import LABELS_CSV, PERSON_SOURCES, LabelRecord, LabelStore
 from seglib.masks.trimap import load_trimap
 
 PROMPTS_CSV = "prompts.csv"
@@ -103,14 +103,29 @@ def label_photo_of(store: LabelStore, stem: str, images_dir: str | Path | None =
         raise SeglibError(f"{path}: the photo of {stem!r} is not there; pass the photos' "
                           "folder (--images DIR / images_dir=)")
     if not rec.made_from(path):
-        raise SeglibError(f"{path}: the photo changed since {stem!r} was labeled; label the "
-                          "folder again before fixing it")
+        raise SeglibError(changed_photo_line(store, rec, path))
     photo = read_image(path)
     try:
         size = load_trimap(store.trimap_path(stem)).shape[:2]
     except SeglibError:
         size = photo.shape[:2]
     return rec, resize_image(photo, size)
+
+
+def changed_photo_line(store: LabelStore, rec: LabelRecord, path: Path) -> str:
+    """What to do about a photo replaced since its label was drawn: ``label`` draws a pick
+    again, but keeps a person's label until ``--replace-kept``."""
+    recorded = store.images_dir
+    if recorded is not None and recorded.resolve() != path.parent.resolve():
+        return (f"{path}: not the photo {rec.stem!r} was labeled from ({store.folder} was "
+                f"labeled from {recorded}); pass that folder (--images DIR / images_dir=)")
+    again = f"python -m seglib label {path.parent} --out {store.folder}"
+    if rec.source in PERSON_SOURCES:
+        return (f"{path}: the photo changed since {rec.stem!r} was labeled, and `label` keeps "
+                f"its {rec.source} label (a person's); `{again} --replace-kept` labels it "
+                "again (with any other photo that changed under a kept label), then fix it")
+    return (f"{path}: the photo changed since {rec.stem!r} was labeled; `{again}` labels it "
+            "again, then fix it")
 
 
 def preview_fix(labels_dir: str | Path, stem: str, *, points: Points = (),
