@@ -158,6 +158,7 @@ def fix_label(labels_dir: str | Path, stem: str, *, points: Points = (),
         raise SeglibError("no prompt: give a box, or a positive or negative point")
     store = open_store(labels_dir)
     _, photo = label_photo_of(store, stem, images_dir)
+    read_prompts(store.folder)  # its problem first, before the prompter loads
     prompter = prompter or open_prompter(backend, checkpoint)
     t0 = time.perf_counter()
     mask = fix_mask(photo, prompts, prompter)
@@ -188,6 +189,7 @@ def _write(store: LabelStore, stem: str, mask: np.ndarray, prompts: Prompts,
            prompter: Prompter, seconds: float) -> LabelRecord:
     """Write the prompted label and its prompts' row (the caller holds the lock)."""
     backend = str(getattr(prompter, "backend", "") or "")
+    rows = read_prompts(store.folder)  # a prompts.csv that does not read: nothing written
     rec = store.get(stem)
     assert rec is not None
     said = [f"{len(prompts.positive)} positive", f"{len(prompts.negative)} negative"]
@@ -197,7 +199,6 @@ def _write(store: LabelStore, stem: str, mask: np.ndarray, prompts: Prompts,
         stem, mask, source="prompted", **of_person()._asdict(), backend=backend,
         mode="prompt", policy="", chosen="", predicted_iou=None, stability=None, score=None,
         seconds=seconds, reason=f"prompted: {', '.join(said)} ({prompter.description})")
-    rows = read_prompts(store.folder)
     rows[stem] = {"stem": stem, "backend": backend, "model": prompter.description,
                   "prompts": prompts.to_json(), "pixels_hash": rec.pixels_hash,
                   "schema": str(PROMPTS_SCHEMA)}
@@ -207,17 +208,30 @@ def _write(store: LabelStore, stem: str, mask: np.ndarray, prompts: Prompts,
 
 
 def read_prompts(labels_dir: str | Path) -> dict[str, dict[str, str]]:
-    """``prompts.csv`` by stem (empty without one); a row whose prompts do not read is one
-    line naming the file and the stem."""
+    """``prompts.csv`` by stem (empty without one), read exactly or not at all, as
+    ``labels.csv`` is: a missing column, a column seglib does not write (the next fix would
+    drop it), a stem in two rows or prompts that do not read is one line naming the row."""
     path = Path(labels_dir) / PROMPTS_CSV
-    rows = read_csv(path, required=("stem", "prompts"))
+    rows = read_csv(path, required=PROMPT_COLUMNS)
+    unknown = [c for c in (rows[0] if rows else {}) if c not in PROMPT_COLUMNS]
+    if unknown:
+        raise SeglibError(f"{path}: column {unknown[0]!r} is not one seglib writes (the next "
+                          "fix would drop it); move it to another file or delete it")
     out: dict[str, dict[str, str]] = {}
-    for r in rows:
+    first: dict[str, int] = {}
+    for n, r in enumerate(rows, start=2):
+        stem = r.get("stem") or ""
+        where = f"{path}: row {n} (stem {stem!r})"
+        if stem in first:
+            raise SeglibError(f"{where}: the stem is also in row {first[stem]}; delete one "
+                              "of the rows")
         try:
             Prompts.from_json(r.get("prompts") or "")
         except SeglibError as exc:
-            raise SeglibError(f"{path}: stem {r.get('stem')!r}: {exc}") from None
-        out[r["stem"]] = {c: r.get(c) or "" for c in PROMPT_COLUMNS}
+            raise SeglibError(f"{where}: {exc}; fix or delete the row (the label stays, only "
+                              "its recorded prompts go)") from None
+        first[stem] = n
+        out[stem] = {c: r.get(c) or "" for c in PROMPT_COLUMNS}
     return out
 
 
