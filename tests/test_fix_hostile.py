@@ -142,3 +142,21 @@ def test_photos_of_another_folder_are_named_as_such(labeled: tuple[Path, Path],
     with pytest.raises(SeglibError, match="not the photo 'sample_000' was labeled from") as err:
         fix_label(labels, "sample_000", box=BOX, images_dir=other)
     assert "seglib label" not in str(err.value) and "--replace-kept" not in str(err.value)
+
+
+def test_a_stem_typed_decomposed_finds_its_label(tmp_path: Path) -> None:
+    """Unclear: `fix LABELS 'chaussure é'` with the é decomposed (NFD, as macOS's file names
+    and their tab completion give it) said "no label for 'chaussure é' (labels: chaussure é)";
+    ``import`` already compares stems in NFC."""
+    import unicodedata
+
+    _needs_sample()
+    images, labels = tmp_path / "img", tmp_path / "labels"
+    images.mkdir()
+    shutil.copyfile(SAMPLE / "images" / "sample_000.jpg", images / "chaussure é.jpg")
+    assert main(["label", str(images), "--out", str(labels), "--backend", "opencv"]) == 0
+    typed = unicodedata.normalize("NFD", "chaussure é")
+    result = fix_label(labels, typed, box=BOX)
+    assert result.record.stem == "chaussure é"
+    assert list(_rows(labels / PROMPTS_CSV)) == ["chaussure é"]
+    assert _rows(labels / "labels.csv")["chaussure é"]["source"] == "prompted"

@@ -16,6 +16,7 @@ redraws on every click and writes only on "Keep").
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +90,7 @@ def label_photo_of(store: LabelStore, stem: str, images_dir: str | Path | None =
     """The record of ``stem`` and its photo (RGB) at the label's size: the photo the record
     names in ``images_dir`` (default: the folder's ``seglib.json``). One line for an unknown
     stem, no images folder, a missing photo or a photo that changed since it was labeled."""
-    rec = store.get(stem)
+    rec = store.get(stem) or _same_in_nfc(store, stem)
     if rec is None:
         stems = ", ".join(list(store.records())[:5])
         raise SeglibError(f"{store.folder}: no label for {stem!r} (labels: {stems or 'none'}"
@@ -110,6 +111,14 @@ def label_photo_of(store: LabelStore, stem: str, images_dir: str | Path | None =
     except SeglibError:
         size = photo.shape[:2]
     return rec, resize_image(photo, size)
+
+
+def _same_in_nfc(store: LabelStore, stem: str) -> LabelRecord | None:
+    """The one record whose stem is ``stem`` in Unicode NFC (a name typed or pasted
+    decomposed, as macOS writes file names), else ``None``."""
+    nfc = unicodedata.normalize("NFC", stem)
+    found = [r for s, r in store.records().items() if unicodedata.normalize("NFC", s) == nfc]
+    return found[0] if len(found) == 1 else None
 
 
 def changed_photo_line(store: LabelStore, rec: LabelRecord, path: Path) -> str:
@@ -157,7 +166,8 @@ def fix_label(labels_dir: str | Path, stem: str, *, points: Points = (),
     if prompts.is_empty():
         raise SeglibError("no prompt: give a box, or a positive or negative point")
     store = open_store(labels_dir)
-    _, photo = label_photo_of(store, stem, images_dir)
+    rec, photo = label_photo_of(store, stem, images_dir)
+    stem = rec.stem  # the stem as labels.csv spells it
     read_prompts(store.folder)  # its problem first, before the prompter loads
     prompter = prompter or open_prompter(backend, checkpoint)
     t0 = time.perf_counter()
