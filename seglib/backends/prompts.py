@@ -209,14 +209,26 @@ def grabcut_seed(size: tuple[int, int], prompts: Prompts, disc: float = 0.02) ->
 
 
 def keep_prompted(mask: np.ndarray, prompts: Prompts) -> np.ndarray:
-    """The parts of ``mask`` the prompts ask for, holes filled: the connected components
-    holding a positive point; with none hit (or no positive point), the large ones
+    """The parts of ``mask`` the prompts ask for, holes filled (but never a hole holding a
+    negative point: the person said it is not the object): the connected components holding a
+    positive point; with none hit (or no positive point), the large ones
     (:func:`~seglib.masks.shapes.large_components`) inside the box."""
     m = np.asarray(mask, dtype=bool)
     if not m.any():
         return m
     n, lab = cv2.connectedComponents(m.astype(np.uint8), connectivity=8)
     hit = {int(lab[int(y), int(x)]) for x, y in prompts.positive} - {0}
-    if hit:
-        return fill_holes(np.isin(lab, sorted(hit)))
-    return large_components(m, min_share=0.2, connectivity=8)
+    kept = (np.isin(lab, sorted(hit)) if hit
+            else large_components(m, min_share=0.2, connectivity=8) & m)
+    return kept | (fill_holes(kept) & ~negative_holes(kept, prompts.negative))
+
+
+def negative_holes(mask: np.ndarray, negative: tuple[Point, ...]) -> np.ndarray:
+    """The holes of ``mask`` (regions of ``~mask`` not reaching the frame) that hold one of
+    the ``negative`` points (bool, ``mask``'s size)."""
+    holes = fill_holes(mask) & ~mask
+    if not negative or not holes.any():
+        return np.zeros_like(holes)
+    _, lab = cv2.connectedComponents(holes.astype(np.uint8), connectivity=4)
+    said = {int(lab[int(y), int(x)]) for x, y in negative} - {0}
+    return np.isin(lab, sorted(said))

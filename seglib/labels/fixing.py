@@ -16,6 +16,7 @@ redraws on every click and writes only on "Keep").
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from seglib.core.errors import SeglibError
 from seglib.core.images import read_image, resize_image
 from seglib.core.tables import read_csv, write_csv
 from seglib.labels.confidence import of_person
-from seglib.labels.store import LABELS_CSV, LabelRecord, LabelStore
+from seglib.labels.store import LABELS_CSV, PERSON_SOURCES, LabelRecord, LabelStore
 from seglib.masks.trimap import load_trimap
 
 PROMPTS_CSV = "prompts.csv"
@@ -89,7 +90,7 @@ def label_photo_of(store: LabelStore, stem: str, images_dir: str | Path | None =
     """The record of ``stem`` and its photo (RGB) at the label's size: the photo the record
     names in ``images_dir`` (default: the folder's ``seglib.json``). One line for an unknown
     stem, no images folder, a missing photo or a photo that changed since it was labeled."""
-    rec = store.get(stem)
+    rec = store.get(stem) or _same_in_nfc(store, stem)
     if rec is None:
         stems = ", ".join(list(store.records())[:5])
         raise SeglibError(f"{store.folder}: no label for {stem!r} (labels: {stems or 'none'}"
@@ -103,14 +104,37 @@ def label_photo_of(store: LabelStore, stem: str, images_dir: str | Path | None =
         raise SeglibError(f"{path}: the photo of {stem!r} is not there; pass the photos' "
                           "folder (--images DIR / images_dir=)")
     if not rec.made_from(path):
-        raise SeglibError(f"{path}: the photo changed since {stem!r} was labeled; label the "
-                          "folder again before fixing it")
+        raise SeglibError(changed_photo_line(store, rec, path))
     photo = read_image(path)
     try:
         size = load_trimap(store.trimap_path(stem)).shape[:2]
     except SeglibError:
         size = photo.shape[:2]
     return rec, resize_image(photo, size)
+
+
+def _same_in_nfc(store: LabelStore, stem: str) -> LabelRecord | None:
+    """The one record whose stem is ``stem`` in Unicode NFC (a name typed or pasted
+    decomposed, as macOS writes file names), else ``None``."""
+    nfc = unicodedata.normalize("NFC", stem)
+    found = [r for s, r in store.records().items() if unicodedata.normalize("NFC", s) == nfc]
+    return found[0] if len(found) == 1 else None
+
+
+def changed_photo_line(store: LabelStore, rec: LabelRecord, path: Path) -> str:
+    """What to do about a photo replaced since its label was drawn: ``label`` draws a pick
+    again, but keeps a person's label until ``--replace-kept``."""
+    recorded = store.images_dir
+    if recorded is not None and recorded.resolve() != path.parent.resolve():
+        return (f"{path}: not the photo {rec.stem!r} was labeled from ({store.folder} was "
+                f"labeled from {recorded}); pass that folder (--images DIR / images_dir=)")
+    again = f"python -m seglib label {path.parent} --out {store.folder}"
+    if rec.source in PERSON_SOURCES:
+        return (f"{path}: the photo changed since {rec.stem!r} was labeled, and `label` keeps "
+                f"its {rec.source} label (a person's); `{again} --replace-kept` labels it "
+                "again (with any other photo that changed under a kept label), then fix it")
+    return (f"{path}: the photo changed since {rec.stem!r} was labeled; `{again}` labels it "
+            "again, then fix it")
 
 
 def preview_fix(labels_dir: str | Path, stem: str, *, points: Points = (),
@@ -142,11 +166,14 @@ def fix_label(labels_dir: str | Path, stem: str, *, points: Points = (),
     if prompts.is_empty():
         raise SeglibError("no prompt: give a box, or a positive or negative point")
     store = open_store(labels_dir)
-    _, photo = label_photo_of(store, stem, images_dir)
+    rec, photo = label_photo_of(store, stem, images_dir)
+    stem = rec.stem  # the stem as labels.csv spells it
+    read_prompts(store.folder)  # its problem first, before the prompter loads
     prompter = prompter or open_prompter(backend, checkpoint)
     t0 = time.perf_counter()
     mask = fix_mask(photo, prompts, prompter)
     seconds = time.perf_counter() - t0
+    check_drawn(stem, mask)
     with store.lock():
         store.reload()  # another writer may have saved since it was opened
         rec = store.get(stem)
@@ -156,10 +183,23 @@ def fix_label(labels_dir: str | Path, stem: str, *, points: Points = (),
     return FixResult(stem, mask, rec, seconds, prompts)
 
 
+def check_drawn(stem: str, mask: np.ndarray) -> None:
+    """One line, before anything is written, when the prompts drew no object or the whole
+    photo: neither is a label (a person's confidence 1 would hide it among the good ones)."""
+    if not mask.any():
+        raise SeglibError(f"{stem}: the prompts draw no object; nothing written (draw the box "
+                          "around the object, or click on it)")
+    if mask.all():
+        raise SeglibError(f"{stem}: the prompts draw the whole photo as the object; nothing "
+                          "written (draw the box inside the photo's edges, or add a negative "
+                          "point off the object)")
+
+
 def _write(store: LabelStore, stem: str, mask: np.ndarray, prompts: Prompts,
            prompter: Prompter, seconds: float) -> LabelRecord:
     """Write the prompted label and its prompts' row (the caller holds the lock)."""
     backend = str(getattr(prompter, "backend", "") or "")
+    rows = read_prompts(store.folder)  # a prompts.csv that does not read: nothing written
     rec = store.get(stem)
     assert rec is not None
     said = [f"{len(prompts.positive)} positive", f"{len(prompts.negative)} negative"]
@@ -169,7 +209,6 @@ def _write(store: LabelStore, stem: str, mask: np.ndarray, prompts: Prompts,
         stem, mask, source="prompted", **of_person()._asdict(), backend=backend,
         mode="prompt", policy="", chosen="", predicted_iou=None, stability=None, score=None,
         seconds=seconds, reason=f"prompted: {', '.join(said)} ({prompter.description})")
-    rows = read_prompts(store.folder)
     rows[stem] = {"stem": stem, "backend": backend, "model": prompter.description,
                   "prompts": prompts.to_json(), "pixels_hash": rec.pixels_hash,
                   "schema": str(PROMPTS_SCHEMA)}
@@ -179,17 +218,30 @@ def _write(store: LabelStore, stem: str, mask: np.ndarray, prompts: Prompts,
 
 
 def read_prompts(labels_dir: str | Path) -> dict[str, dict[str, str]]:
-    """``prompts.csv`` by stem (empty without one); a row whose prompts do not read is one
-    line naming the file and the stem."""
+    """``prompts.csv`` by stem (empty without one), read exactly or not at all, as
+    ``labels.csv`` is: a missing column, a column seglib does not write (the next fix would
+    drop it), a stem in two rows or prompts that do not read is one line naming the row."""
     path = Path(labels_dir) / PROMPTS_CSV
-    rows = read_csv(path, required=("stem", "prompts"))
+    rows = read_csv(path, required=PROMPT_COLUMNS)
+    unknown = [c for c in (rows[0] if rows else {}) if c not in PROMPT_COLUMNS]
+    if unknown:
+        raise SeglibError(f"{path}: column {unknown[0]!r} is not one seglib writes (the next "
+                          "fix would drop it); move it to another file or delete it")
     out: dict[str, dict[str, str]] = {}
-    for r in rows:
+    first: dict[str, int] = {}
+    for n, r in enumerate(rows, start=2):
+        stem = r.get("stem") or ""
+        where = f"{path}: row {n} (stem {stem!r})"
+        if stem in first:
+            raise SeglibError(f"{where}: the stem is also in row {first[stem]}; delete one "
+                              "of the rows")
         try:
             Prompts.from_json(r.get("prompts") or "")
         except SeglibError as exc:
-            raise SeglibError(f"{path}: stem {r.get('stem')!r}: {exc}") from None
-        out[r["stem"]] = {c: r.get(c) or "" for c in PROMPT_COLUMNS}
+            raise SeglibError(f"{where}: {exc}; fix or delete the row (the label stays, only "
+                              "its recorded prompts go)") from None
+        first[stem] = n
+        out[stem] = {c: r.get(c) or "" for c in PROMPT_COLUMNS}
     return out
 
 
