@@ -259,6 +259,15 @@ def test_fix_label_writes_a_prompted_label_and_its_prompts(labeled, capsys) -> N
     assert [x.stem for x in redrawn] == [stem]
 
 
+def test_fix_help_says_how_to_get_each_checkpoint(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["fix", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "python -m seglib weights NAME" in out
+    for name in ("vit_b (sam)", "sam2.1_tiny (sam2)", "edgetam (edgetam)", "slimsam_77 (slimsam)"):
+        assert name in out
+
+
 def test_wrong_prompts_stems_and_folders_are_one_line(labeled, tmp_path: Path,
                                                       capsys) -> None:
     images, out, stems = labeled
