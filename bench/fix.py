@@ -1,7 +1,8 @@
 """Fixing a wrong label with prompts: object IoU after a click / a box / box + 2 clicks, and
 seconds per click.
 
-    SEGLIB_PRECISION=fp32 python bench/fix.py [--shoes /work/shared/shoes/images] [--no-sam]
+    SEGLIB_PRECISION=fp32 python bench/fix.py [--shoes /work/shared/shoes/images] [--photos 1]
+                                              [--no-sam]
 
 (a) Quality, on the embedded synthetic sample (data/sample: true masks): the labels the
 ``seed`` policy picks from the opencv backend's candidates with object IoU < 0.8 against the
@@ -10,10 +11,12 @@ point farthest from its border), 1 box (the true mask's bounding box, padded 2 p
 clicks (that positive click and a negative click inside the largest region the box alone got
 wrong, or a positive one there when it missed object), beside plain ``cv2.grabCut`` seeded by
 the same box (5 iterations, GC_INIT_WITH_RECT) and the prompter without its component step.
-(b) Latency: seconds from a click to the mask on the shared shoe photos (skipped when absent)
-and on a 1024 x 768 photo: opencv; random-weight SAM ViT-B, SAM 2.1-tiny and EdgeTAM (the
-real architectures; speed does not depend on the weights): the first call on a photo (with
-its embedding) and later clicks (decoder only), median of 5 each.
+(b) Latency: seconds from a click to the mask on ``--photos`` shared shoe photos (default 1;
+skipped when absent) and on a 1024 x 768 photo: opencv; random-weight SAM ViT-B, SAM 2.1-tiny
+and EdgeTAM (the real architectures; speed does not depend on the weights): the first call on
+a photo (with its embedding) and later clicks (decoder only), median (and slowest) of 5. The
+default run takes 2-3 minutes on a 2-core CPU: random SAM ViT-B encodes each photo in
+25-45 s there, so each more photo adds ~1 minute.
 """
 
 from __future__ import annotations
@@ -110,8 +113,9 @@ def quality() -> None:
           f" of {len(rows)}")
 
 
-def clicks(prompter, rgb: np.ndarray, n: int = 5) -> tuple[float, float]:  # noqa: ANN001
-    """Seconds of the first call on the photo (with set_photo) and the median later click."""
+def clicks(prompter, rgb: np.ndarray, n: int = 5) -> tuple[float, float, float]:  # noqa: ANN001
+    """Seconds of the first call on the photo (with set_photo), the median and the slowest
+    later click."""
     h, w = rgb.shape[:2]
     t = time.perf_counter()
     prompter.set_photo(rgb)
@@ -125,7 +129,7 @@ def clicks(prompter, rgb: np.ndarray, n: int = 5) -> tuple[float, float]:  # noq
         prompter.set_photo(rgb)  # the widget tells the photo on every click: cached
         prompter.mask(p)
         later.append(time.perf_counter() - t)
-    return first, statistics.median(later)
+    return first, statistics.median(later), max(later)
 
 
 def sam_prompters() -> dict:
@@ -144,12 +148,12 @@ def sam_prompters() -> dict:
     return out
 
 
-def latency(shoes: Path, with_sam: bool) -> None:
-    photos = sorted(shoes.glob("*.jpg"))[:5] if shoes.is_dir() else []
+def latency(shoes: Path, n_photos: int, with_sam: bool) -> None:
+    photos = sorted(shoes.glob("*.jpg"))[:n_photos] if shoes.is_dir() else []
     big = cv2.resize(read_image(photos[0] if photos else SAMPLE / "images" / "sample_000.jpg"),
                      (1024, 768), interpolation=cv2.INTER_CUBIC)
     print(f"(b) seconds per click (first call on a photo with its embedding / later clicks, "
-          f"median of 5); shoe photos: {len(photos) or 'absent'}")
+          f"median of 5, slowest in brackets); shoe photos: {len(photos) or 'absent'}")
     makers = {"opencv grabcut": OpencvPrompter}
     if with_sam:
         makers.update(sam_prompters())
@@ -160,15 +164,19 @@ def latency(shoes: Path, with_sam: bool) -> None:
             runs = [clicks(prompter, read_image(p)) for p in photos]
             shown.append(f"shoes {photos and read_image(photos[0]).shape[1]} px: first "
                          f"{statistics.median(r[0] for r in runs):.3f}, later "
-                         f"{statistics.median(r[1] for r in runs):.3f}")
-        f, later = clicks(prompter, big)
-        shown.append(f"1024x768: first {f:.3f}, later {later:.3f}")
+                         f"{statistics.median(r[1] for r in runs):.3f} "
+                         f"({max(r[2] for r in runs):.3f})")
+        f, later, slowest = clicks(prompter, big)
+        shown.append(f"1024x768: first {f:.3f}, later {later:.3f} ({slowest:.3f})")
         print(f"    {name:<22} {'; '.join(shown)}  [{prompter.description}]")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shoes", type=Path, default=Path("/work/shared/shoes/images"))
+    p.add_argument("--photos", type=int, default=1,
+                   help="shoe photos to time each prompter on, beside the 1024 x 768 one "
+                        "(default 1: random SAM ViT-B encodes each in 25-45 s on 2 cores)")
     p.add_argument("--no-sam", action="store_true", help="time the opencv prompter only")
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args()
@@ -183,7 +191,7 @@ def main() -> None:
           f"python {platform.python_version()}, opencv {cv2.__version__}")
     t = time.perf_counter()
     quality()
-    latency(args.shoes, not args.no_sam)
+    latency(args.shoes, max(0, args.photos), not args.no_sam)
     print(f"({time.perf_counter() - t:.0f} s in all)")
 
 

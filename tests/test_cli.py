@@ -17,6 +17,24 @@ def test_help_lists_every_command() -> None:
         assert name in out
 
 
+def test_the_readme_commands_table_has_a_true_row_for_every_command() -> None:
+    import argparse
+    import importlib
+    import re
+
+    from seglib.cli import MODULES
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Commands", 1)[1].split("\n\n", 2)[2].split("\n\n", 1)[0]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)([^`]*)`", table, re.M)}
+    assert sorted(rows) == sorted(COMMANDS)
+    for name, usage in rows.items():
+        parser = argparse.ArgumentParser()
+        importlib.import_module(f"seglib.cli.{MODULES.get(name, name)}").add_arguments(parser)
+        for option in re.findall(r"--[\w-]+", usage):
+            assert option in parser._option_string_actions, f"{name} {option}"
+
+
 def test_trimap_command_converts_0_255_masks(tmp_path: Path, capsys) -> None:
     import cv2
 

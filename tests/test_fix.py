@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 from test_confidence import _perfect_network
 from test_refine import _labeled_folder
 
@@ -163,6 +164,60 @@ def test_transformers_prompters_encode_each_photo_once(backend: str, family: str
     assert prompter.backend == backend
 
 
+def _check_a_later_click(prompter: Prompter, encoder: torch.nn.Module,
+                          decoder: torch.nn.Module, monkeypatch) -> None:
+    """A later click on the photo: no image encoder, the decoder on one torch thread (small
+    matrices: a second thread only waits on a busy CPU), and only the chosen one of the
+    decoder's masks grown to the photo's size, straight from the low-res logits."""
+    from seglib.backends import hf_sam, sam_prompter
+
+    img = np.full((48, 64, 3), 200, np.uint8)
+    img[10:30, 20:40] = (30, 60, 90)
+    prompter.set_photo(img)
+    encoded, threads, grown = [], [], []
+    encoder.register_forward_hook(lambda *a: encoded.append(1))
+    decoder.register_forward_pre_hook(lambda *a: threads.append(torch.get_num_threads()))
+    real = sam_prompter.logits_to_photo
+    for module in (sam_prompter, hf_sam):
+        monkeypatch.setattr(module, "logits_to_photo",
+                            lambda logits, *a, **k: (grown.append(len(logits)),
+                                                     real(logits, *a, **k))[1])
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for prompts in (Prompts(positive=[(30, 20)]),  # multimask: three masks, one kept
+                        Prompts(positive=[(30, 20)], negative=[(2, 2)], box=(10, 5, 50, 40))):
+            prompter.set_photo(img.copy())
+            assert prompter.mask(prompts).shape == (48, 64)
+        assert torch.get_num_threads() == 2  # given back after the click
+    finally:
+        torch.set_num_threads(old)
+    assert encoded == [] and threads == [1, 1] and grown == [1, 1]
+
+
+def test_a_later_sam_click_runs_only_the_decoder_and_grows_one_mask(monkeypatch) -> None:
+    pytest.importorskip("segment_anything")
+    from toys import tiny_sam
+
+    from seglib.backends.sam import SamProposer
+    from seglib.backends.sam_prompter import SamPrompter
+
+    prompter = SamPrompter(SamProposer(tiny_sam(), device="cpu"))
+    model = prompter.proposer.model
+    _check_a_later_click(prompter, model.image_encoder, model.mask_decoder, monkeypatch)
+
+
+@pytest.mark.parametrize("backend,family", [("sam2", "sam2"), ("slimsam", "sam")])
+def test_a_later_transformers_click_runs_only_the_decoder(backend: str, family: str,
+                                                          tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("transformers")
+    from toys import tiny_hf_sam
+
+    prompter = open_prompter(backend, tiny_hf_sam(tmp_path / backend, family), device="cpu")
+    model = prompter.proposer.model
+    _check_a_later_click(prompter, model.vision_encoder, model.mask_decoder, monkeypatch)
+
+
 def test_a_sam_backend_without_checkpoint_says_how_to_get_one(tmp_path: Path,
                                                               monkeypatch) -> None:
     monkeypatch.delenv("SEGLIB_CHECKPOINT", raising=False)
@@ -202,6 +257,15 @@ def test_fix_label_writes_a_prompted_label_and_its_prompts(labeled, capsys) -> N
     assert "positive" in read_csv(out / PROMPTS_CSV)[0]["prompts"]
     redrawn = redraw_prompted(out, OpencvPrompter(iters=2))
     assert [x.stem for x in redrawn] == [stem]
+
+
+def test_fix_help_says_how_to_get_each_checkpoint(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["fix", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "python -m seglib weights NAME" in out
+    for name in ("vit_b (sam)", "sam2.1_tiny (sam2)", "edgetam (edgetam)", "slimsam_77 (slimsam)"):
+        assert name in out
 
 
 def test_wrong_prompts_stems_and_folders_are_one_line(labeled, tmp_path: Path,

@@ -6,10 +6,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from seglib.backends import BACKENDS
+
 HELP = ("Redraw the label of one photo from prompts: --box around the object, --point on it, "
         "--negative off it (the photo's pixels); written as source 'prompted', its prompts "
         "recorded in LABELS/prompts.csv.")
-PROMPTERS = ("opencv", "sam", "sam2", "edgetam", "slimsam")
+PROMPTERS = ("opencv", *(n for n, b in BACKENDS.items() if b.prompter and b.get_one))
+GET_ONE = ("get one with `python -m seglib weights NAME`: "
+           + ", ".join(f"{b.get_one.split()[-1]} ({n})" for n, b in BACKENDS.items()
+                       if n in PROMPTERS and b.get_one))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="opencv (GrabCut, no checkpoint; default) or a SAM backend")
     p.add_argument("--checkpoint", type=Path,
                    help="the SAM checkpoint file or SAM 2.1 / EdgeTAM / SlimSAM folder "
-                        "(default: the one found, as `label` finds it)")
+                        f"(default: the one found, as `label` finds it); {GET_ONE}")
     p.add_argument("--images", type=Path,
                    help="the photos' folder (default: the one recorded in LABELS/seglib.json)")
 

@@ -95,3 +95,17 @@ def autocast(device: torch.device, enabled: bool = True) -> Iterator[None]:
         return
     with torch.autocast(device_type=device.type, dtype=dtype):
         yield
+
+
+@contextlib.contextmanager
+def at_most_threads(n: int) -> Iterator[None]:
+    """Run torch on at most ``n`` CPU threads inside the block (the count is given back)."""
+    old = torch.get_num_threads()
+    if old <= n:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
