@@ -235,6 +235,9 @@ def test_reviewer_fix_panel_box_and_click_keep_a_prompted_label(lab, tmp_path: P
         # the last cell's output: the notebook stops scrolling, then the photo is brought in view
         _wait_widget(page, page.get_by_text("corrections come back with"),
                      tmp_path / "fix_end.png", timeout=120_000)
+        page.wait_for_function("() => { const b = document.querySelector("
+                               "'.widget-html-content b'); return b && b.innerText.trim(); }",
+                               timeout=30_000)  # the title's stem is drawn after the panel
         stem = page.locator(".widget-html-content b").first.inner_text()
         size = io.read_image(SAMPLE / "images" / f"{stem}.jpg").shape[:2]
         page.locator(".seglib-fix-panel").scroll_into_view_if_needed()
