@@ -80,6 +80,12 @@ MIN_PHOTOS = 30
 PHOTO_VIEWS = 6000
 MIN_EPOCHS = 10
 VALIDATIONS: int | None = None
+# the networks' input side (issue 24: 96 px trains in about half the time of 128 px, the
+# probability is upsampled to the photo for the votes anyway; docs/benchmarks.md)
+SIZE = 96
+# rounds after the first start from the previous round's network and train this fraction of
+# the first round's epochs (None: each round trains a new network from scratch, as before)
+FINE_TUNE: float | None = 0.5
 MODEL_DIR = "refine_model"
 ROUNDS = 2  # refinement rounds: the second learns from the first one's labels
 # a label a killed run redrew before it recorded the evidence: flagged, confidence unknown
@@ -252,9 +258,9 @@ def refine_labels(
     images_dir: str | Path,
     labels_dir: str | Path,
     *,
-    rounds: int = ROUNDS, size: int = 128, preset: str | Preset = "quick",
+    rounds: int = ROUNDS, size: int = SIZE, preset: str | Preset = "quick",
     epochs: int | None = None, photo_views: int = PHOTO_VIEWS, min_epochs: int = MIN_EPOCHS,
-    validations: int | None = VALIDATIONS,
+    validations: int | None = VALIDATIONS, fine_tune: float | None = FINE_TUNE,
     grabcut_side: int | None = GRABCUT_SIDE, polish_crop: bool = True,
     device: str = "auto", seed: int = SPLIT_SEED, min_photos: int = MIN_PHOTOS,
     retrain: bool = False, log: Callable[[str], None] | None = None, progress: bool = True,
@@ -270,7 +276,9 @@ def refine_labels(
     replaces each photo's label by the five-view vote (see the module docstring). A second
     round learns from the first round's better labels. Rerunning resumes: photos already
     redrawn in a round are not redrawn in it again. Needs at least ``min_photos`` confident
-    labels. ``seed`` seeds each round's training (weights and batch order).
+    labels. ``seed`` seeds each round's training (weights and batch order). ``fine_tune``:
+    a later round fine-tunes the previous round's network for this fraction of the first
+    round's epochs (:data:`FINE_TUNE`; None: trains a new one from scratch).
 
     ``grabcut_side``/``polish_crop``: the votes' GrabCuts (:func:`refine_photo`; the defaults
     are issue 24's fast path). ``workers``/``engine``/``address`` run the per-photo votes in
@@ -296,14 +304,22 @@ def refine_labels(
         epochs = epochs or int(min(200, max(min_epochs, np.ceil(photo_views / n))))
         recipe = _recipe(preset, validations)
         for rnd in range(1, rounds + 1):
+            init = run.summary.model if fine_tune and rnd > 1 else None
             _train_round(run, rnd, images_dir=images_dir, retrain=retrain, preset=recipe,
-                         size=size, epochs=epochs, device=device, seed=seed)
+                         size=size, epochs=_round_epochs(epochs, init, fine_tune),
+                         device=device, seed=seed, init=init)
             _run_round(run, rnd, _plan_round(run, rnd, (grabcut_side, polish_crop)),
                        device=device, workers=workers, engine=engine, address=address)
         store.save()
     _tally(run)
     summary.seconds = time.perf_counter() - t_start
     return summary
+
+
+def _round_epochs(epochs: int, init: Path | None, fine_tune: float | None) -> int:
+    """A round's epochs: ``epochs`` from scratch, ``fine_tune`` of them (at least one) when
+    it starts from the weights ``init``."""
+    return epochs if init is None or not fine_tune else max(1, int(np.ceil(epochs * fine_tune)))
 
 
 def _recipe(preset: str | Preset, validations: int | None) -> str | Preset:
@@ -382,8 +398,10 @@ def _plan_pass(store: LabelStore, photos: dict[str, Path], summary: RefineSummar
 
 
 def _train_round(run: _RefinePass, rnd: int, *, images_dir: Path, retrain: bool,
-                 preset: str | Preset, size: int, epochs: int, device: str, seed: int) -> None:
-    """Train round ``rnd``'s network on the confident labels (or reuse it)."""
+                 preset: str | Preset, size: int, epochs: int, device: str, seed: int,
+                 init: Path | None = None) -> None:
+    """Train round ``rnd``'s network on the confident labels (or reuse it), starting from
+    the weights ``init`` when given (the previous round's ``best.pt``)."""
     from seglib.training.data import load_dataset
 
     labels_dir = run.labels_dir
@@ -395,7 +413,7 @@ def _train_round(run: _RefinePass, rnd: int, *, images_dir: Path, retrain: bool,
     data = load_dataset(images_dir, labels_dir, size, log=run.say, stems=run.train_stems)
     _train_or_reuse(images_dir, labels_dir, model_dir, run.say, preset=preset, size=size,
                     epochs=epochs, device=device, seed=seed, progress=run.progress,
-                    dataset=data)
+                    dataset=data, init=init)
     run.summary.train_seconds += time.perf_counter() - t0
     run.summary.model = model_dir / "best.pt"
 
