@@ -22,6 +22,7 @@ from seglib.refine.rounds import (
     LOST_EVIDENCE,
     MODEL_DIR,
     SIZE,
+    TRAIN_THREADS,
     RefineSummary,
     refine_labels,
 )
@@ -363,7 +364,8 @@ def test_round_2_fine_tunes_round_1s_network(tmp_path: Path, monkeypatch: pytest
                                               fine_tune: float | None) -> None:
     """With ``fine_tune`` (the default) round 2's network starts from round 1's ``best.pt``
     and trains that fraction of its epochs (its config holds the weights' hash); without,
-    each round trains from scratch; both at the default size (SIZE, 96 px)."""
+    each round trains from scratch; both at the default size (SIZE, 96 px), with one torch
+    thread (TRAIN_THREADS), then as many as before."""
     import seglib.training.loop as loop
 
     images, out, _ = _labeled_folder(tmp_path, n=12, size=48)
@@ -371,13 +373,20 @@ def test_round_2_fine_tunes_round_1s_network(tmp_path: Path, monkeypatch: pytest
     real = loop.train_run
 
     def recording(*args, **kw):
-        calls.append(dict(kw))
+        calls.append(dict(kw, threads=torch.get_num_threads()))
         return real(*args, **kw)
 
     monkeypatch.setattr(loop, "train_run", recording)
-    refine_labels(images, out, rounds=2, epochs=3, fine_tune=fine_tune, device="cpu",
-                  min_photos=2, progress=False, log=lambda m: None)
+    was = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        refine_labels(images, out, rounds=2, epochs=3, fine_tune=fine_tune, device="cpu",
+                      min_photos=2, progress=False, log=lambda m: None)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(was)
     assert [c["size"] for c in calls] == [SIZE, SIZE] and SIZE == 96
+    assert [c["threads"] for c in calls] == [TRAIN_THREADS, TRAIN_THREADS] == [1, 1]
     assert calls[0]["init"] is None and calls[0]["epochs"] == 3
     cfg = torch.load(out / f"{MODEL_DIR}_2" / "best.pt", weights_only=True)["config"]
     if fine_tune is None:
