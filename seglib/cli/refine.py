@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True,
                    help="output folder of `python -m seglib label` (trimaps, labels.csv)")
     p.add_argument("--rounds", type=int, default=2,
-                   help="refinement rounds, each training a new CNN on the labels so far (2)")
+                   help="refinement rounds, each training a CNN on the labels so far (2)")
     p.add_argument("--size", type=int,
                    help="CNN input side in pixels (default 96: seglib.refine.rounds.SIZE)")
     p.add_argument("--epochs", type=int,

@@ -22,8 +22,9 @@ own flags never change what a later round or rerun trains on. Labels a person ch
 (source ``override``, ``imported``, ``edited``) are never redrawn, and count as confident for
 the training; a photo also keeps its label when the refined mask would be empty.
 
-This runs in ``ROUNDS`` rounds (2 by default): each round trains a new network on the labels
-as the previous round left them, so the second one learns from better labels.
+This runs in ``ROUNDS`` rounds (2 by default): each round trains a network on the labels
+as the previous round left them, so the second one learns from better labels (by default
+it fine-tunes the first one's network for half its epochs, ``FINE_TUNE``).
 :func:`seglib.refine.views.refine_photo` does one photo (nothing written; the unit a parallel
 run calls); :func:`refine_labels` is the folder loop (per round: train the network, plan the
 photos, run the votes, commit each result).
