@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from seglib.cli import main
 from seglib.core.files import file_sha256
@@ -20,6 +21,8 @@ from seglib.refine.rounds import (
     EVIDENCE_CSV,
     LOST_EVIDENCE,
     MODEL_DIR,
+    SIZE,
+    TRAIN_THREADS,
     RefineSummary,
     refine_labels,
 )
@@ -354,3 +357,40 @@ def test_the_grabcut_views_on_a_downscaled_photo_vote_as_at_full_size() -> None:
             votes.append(vote(p.image, views, polish_crop=side is not None))
         ious.append(_iou(*votes))
     assert np.mean(ious) >= 0.99 and min(ious) >= 0.95
+
+
+@pytest.mark.parametrize("fine_tune", [0.5, None])
+def test_round_2_fine_tunes_round_1s_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              fine_tune: float | None) -> None:
+    """With ``fine_tune`` (the default) round 2's network starts from round 1's ``best.pt``
+    and trains that fraction of its epochs (its config holds the weights' hash); without,
+    each round trains from scratch; both at the default size (SIZE, 96 px), with one torch
+    thread (TRAIN_THREADS), then as many as before."""
+    import seglib.training.loop as loop
+
+    images, out, _ = _labeled_folder(tmp_path, n=12, size=48)
+    calls: list[dict] = []
+    real = loop.train_run
+
+    def recording(*args, **kw):
+        calls.append(dict(kw, threads=torch.get_num_threads()))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(loop, "train_run", recording)
+    was = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        refine_labels(images, out, rounds=2, epochs=3, fine_tune=fine_tune, device="cpu",
+                      min_photos=2, progress=False, log=lambda m: None)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(was)
+    assert [c["size"] for c in calls] == [SIZE, SIZE] and SIZE == 96
+    assert [c["threads"] for c in calls] == [TRAIN_THREADS, TRAIN_THREADS] == [1, 1]
+    assert calls[0]["init"] is None and calls[0]["epochs"] == 3
+    cfg = torch.load(out / f"{MODEL_DIR}_2" / "best.pt", weights_only=True)["config"]
+    if fine_tune is None:
+        assert calls[1]["init"] is None and calls[1]["epochs"] == 3 and cfg["init"] is None
+    else:
+        assert calls[1]["init"] == out / MODEL_DIR / "best.pt" and calls[1]["epochs"] == 2
+        assert cfg["init"] == file_sha256(out / MODEL_DIR / "best.pt")

@@ -18,8 +18,9 @@ from toys import toy_pairs
 import seglib.training.loop as train_mod
 from seglib.cli import main
 from seglib.core.errors import SeglibError
+from seglib.core.files import file_sha256
 from seglib.core.folders import folder_lock
-from seglib.training.checkpoints import load_checkpoint, save_checkpoint
+from seglib.training.checkpoints import RunMismatchError, load_checkpoint, save_checkpoint
 from seglib.training.loop import (
     segmentation_loss,
     selection_score,
@@ -378,3 +379,28 @@ def test_resume_of_a_run_without_manifest_stops(toy, tmp_path):
         _finished(toy, out, resume=True)
     r = _finished(toy, out / "x")  # an empty folder is not a run: training starts
     assert r.best.is_file()
+
+
+def test_a_run_started_from_weights_loads_them_and_resume_checks_them(toy, tmp_path):
+    """``train_run(init=best.pt)`` (refinement's round 2 fine-tuning round 1's network): the
+    fresh model starts from those weights (at a learning rate of almost 0 they stay), the
+    weights' hash is in the config and the manifest, and a resume from other weights is
+    refused."""
+    first, second, other = tmp_path / "first", tmp_path / "second", tmp_path / "other"
+    _finished(toy, first)
+    _finished(toy, other, seed=7)
+    start = load_checkpoint(first / "best.pt")
+    r = _finished(toy, second, init=first / "best.pt", lr=1e-12)
+    tuned = load_checkpoint(second / "best.pt")["state_dict"]
+    weights = [k for k in start["state_dict"] if "running" not in k and "batches" not in k]
+    assert all(torch.allclose(tuned[k].float(), start["state_dict"][k].float(), atol=1e-6)
+               for k in weights)
+    fresh = load_checkpoint(other / "best.pt")["state_dict"]
+    assert not all(torch.allclose(tuned[k].float(), v.float()) for k, v in fresh.items())
+    assert r.config["init"] == file_sha256(first / "best.pt")
+    manifest = json.loads((second / "manifest.json").read_text())
+    assert manifest["options"]["init"] == r.config["init"]
+    assert load_checkpoint(other / "best.pt")["config"]["init"] is None
+    _finished(toy, second, init=first / "best.pt", lr=1e-12, resume=True)  # same: reused
+    with pytest.raises(RunMismatchError, match="init="):
+        _finished(toy, second, init=other / "best.pt", lr=1e-12, resume=True)

@@ -17,8 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True,
                    help="output folder of `python -m seglib label` (trimaps, labels.csv)")
     p.add_argument("--rounds", type=int, default=2,
-                   help="refinement rounds, each training a new CNN on the labels so far (2)")
-    p.add_argument("--size", type=int, default=128, help="CNN input side in pixels (128)")
+                   help="refinement rounds, each training a CNN on the labels so far (2)")
+    p.add_argument("--size", type=int,
+                   help="CNN input side in pixels (default 96: seglib.refine.rounds.SIZE)")
     p.add_argument("--epochs", type=int,
                    help="training epochs (default: about 6000 photo views, 10..200 epochs)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
@@ -30,8 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from seglib.refine.rounds import refine_labels
 
-    summary = refine_labels(args.images, args.out, rounds=args.rounds, size=args.size,
-                            epochs=args.epochs,
+    size = {"size": args.size} if args.size else {}
+    summary = refine_labels(args.images, args.out, rounds=args.rounds, epochs=args.epochs,
+                            **size,
                             device=args.device, retrain=args.retrain,
                             **options.options(args))
     print(summary.describe())

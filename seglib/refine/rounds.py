@@ -22,8 +22,9 @@ own flags never change what a later round or rerun trains on. Labels a person ch
 (source ``override``, ``imported``, ``edited``) are never redrawn, and count as confident for
 the training; a photo also keeps its label when the refined mask would be empty.
 
-This runs in ``ROUNDS`` rounds (2 by default): each round trains a new network on the labels
-as the previous round left them, so the second one learns from better labels.
+This runs in ``ROUNDS`` rounds (2 by default): each round trains a network on the labels
+as the previous round left them, so the second one learns from better labels (by default
+it fine-tunes the first one's network for half its epochs, ``FINE_TUNE``).
 :func:`seglib.refine.views.refine_photo` does one photo (nothing written; the unit a parallel
 run calls); :func:`refine_labels` is the folder loop (per round: train the network, plan the
 photos, run the votes, commit each result).
@@ -80,6 +81,16 @@ MIN_PHOTOS = 30
 PHOTO_VIEWS = 6000
 MIN_EPOCHS = 10
 VALIDATIONS: int | None = None
+# the networks' input side (issue 24: 96 px trains in about half the time of 128 px, the
+# probability is upsampled to the photo for the votes anyway; docs/benchmarks.md)
+SIZE = 96
+# rounds after the first start from the previous round's network and train this fraction of
+# the first round's epochs (None: each round trains a new network from scratch, as before)
+FINE_TUNE: float | None = 0.5
+# torch threads while a round's network trains (None: torch's own, one per core). One: on
+# this 2-core machine, shared, a training step at 96 px took 0.29-0.39 s on one thread and
+# 2.2-3.2 s on two (docs/benchmarks.md); the votes' workers run one thread each anyway
+TRAIN_THREADS: int | None = 1
 MODEL_DIR = "refine_model"
 ROUNDS = 2  # refinement rounds: the second learns from the first one's labels
 # a label a killed run redrew before it recorded the evidence: flagged, confidence unknown
@@ -252,9 +263,10 @@ def refine_labels(
     images_dir: str | Path,
     labels_dir: str | Path,
     *,
-    rounds: int = ROUNDS, size: int = 128, preset: str | Preset = "quick",
+    rounds: int = ROUNDS, size: int = SIZE, preset: str | Preset = "quick",
     epochs: int | None = None, photo_views: int = PHOTO_VIEWS, min_epochs: int = MIN_EPOCHS,
-    validations: int | None = VALIDATIONS,
+    validations: int | None = VALIDATIONS, fine_tune: float | None = FINE_TUNE,
+    train_threads: int | None = TRAIN_THREADS,
     grabcut_side: int | None = GRABCUT_SIDE, polish_crop: bool = True,
     device: str = "auto", seed: int = SPLIT_SEED, min_photos: int = MIN_PHOTOS,
     retrain: bool = False, log: Callable[[str], None] | None = None, progress: bool = True,
@@ -270,7 +282,10 @@ def refine_labels(
     replaces each photo's label by the five-view vote (see the module docstring). A second
     round learns from the first round's better labels. Rerunning resumes: photos already
     redrawn in a round are not redrawn in it again. Needs at least ``min_photos`` confident
-    labels. ``seed`` seeds each round's training (weights and batch order).
+    labels. ``seed`` seeds each round's training (weights and batch order). ``fine_tune``:
+    a later round fine-tunes the previous round's network for this fraction of the first
+    round's epochs (:data:`FINE_TUNE`; None: trains a new one from scratch);
+    ``train_threads``: torch threads while it trains (:data:`TRAIN_THREADS`).
 
     ``grabcut_side``/``polish_crop``: the votes' GrabCuts (:func:`refine_photo`; the defaults
     are issue 24's fast path). ``workers``/``engine``/``address`` run the per-photo votes in
@@ -280,8 +295,7 @@ def refine_labels(
     if rounds < 1:
         raise SeglibError(f"rounds must be at least 1, got {rounds}")
     say = log or (lambda m: tqdm.write(m, file=sys.stderr))
-    images_dir, labels_dir = Path(images_dir), Path(labels_dir)
-    t_start = time.perf_counter()
+    images_dir, labels_dir, t_start = Path(images_dir), Path(labels_dir), time.perf_counter()
     photos = _plan_photos(images_dir, labels_dir)
     summary = RefineSummary(labels_dir=labels_dir, rounds=rounds)
     store = LabelStore(labels_dir)
@@ -297,13 +311,34 @@ def refine_labels(
         recipe = _recipe(preset, validations)
         for rnd in range(1, rounds + 1):
             _train_round(run, rnd, images_dir=images_dir, retrain=retrain, preset=recipe,
-                         size=size, epochs=epochs, device=device, seed=seed)
+                         size=size, epochs=epochs, device=device, seed=seed,
+                         fine_tune=fine_tune, threads=train_threads)
             _run_round(run, rnd, _plan_round(run, rnd, (grabcut_side, polish_crop)),
                        device=device, workers=workers, engine=engine, address=address)
         store.save()
     _tally(run)
     summary.seconds = time.perf_counter() - t_start
     return summary
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch uses ``threads`` threads in the block (None: as it was), then as before."""
+    import torch
+
+    was = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(was)
+
+
+def _round_epochs(epochs: int, init: Path | None, fine_tune: float | None) -> int:
+    """A round's epochs: ``epochs`` from scratch, ``fine_tune`` of them (at least one) when
+    it starts from the weights ``init``."""
+    return epochs if init is None or not fine_tune else max(1, int(np.ceil(epochs * fine_tune)))
 
 
 def _recipe(preset: str | Preset, validations: int | None) -> str | Preset:
@@ -382,8 +417,11 @@ def _plan_pass(store: LabelStore, photos: dict[str, Path], summary: RefineSummar
 
 
 def _train_round(run: _RefinePass, rnd: int, *, images_dir: Path, retrain: bool,
-                 preset: str | Preset, size: int, epochs: int, device: str, seed: int) -> None:
-    """Train round ``rnd``'s network on the confident labels (or reuse it)."""
+                 preset: str | Preset, size: int, epochs: int, device: str, seed: int,
+                 fine_tune: float | None = None, threads: int | None = None) -> None:
+    """Train round ``rnd``'s network on the confident labels (or reuse it) with ``threads``
+    torch threads: ``epochs`` from scratch, or with ``fine_tune`` a later round that
+    fraction of them from the previous round's ``best.pt``."""
     from seglib.training.data import load_dataset
 
     labels_dir = run.labels_dir
@@ -393,9 +431,11 @@ def _train_round(run: _RefinePass, rnd: int, *, images_dir: Path, retrain: bool,
     t0 = time.perf_counter()
     # the confident labels only; messages name the user's label folder
     data = load_dataset(images_dir, labels_dir, size, log=run.say, stems=run.train_stems)
-    _train_or_reuse(images_dir, labels_dir, model_dir, run.say, preset=preset, size=size,
-                    epochs=epochs, device=device, seed=seed, progress=run.progress,
-                    dataset=data)
+    init = run.summary.model if fine_tune and rnd > 1 else None
+    with _torch_threads(threads):
+        _train_or_reuse(images_dir, labels_dir, model_dir, run.say, preset=preset, size=size,
+                        epochs=_round_epochs(epochs, init, fine_tune), device=device,
+                        seed=seed, progress=run.progress, dataset=data, init=init)
     run.summary.train_seconds += time.perf_counter() - t0
     run.summary.model = model_dir / "best.pt"
 

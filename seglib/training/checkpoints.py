@@ -38,8 +38,10 @@ LAST = "last.pt"
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = 2  # 2: the photos the run uses (training and validation); 1: all loaded
 RESUME_KEYS = ("arch", "size", "width", "n_train", "shuffle", "seed", "val_stems")
-OPTION_KEYS = ("arch", "size", "width", "shuffle", "seed")  # chosen, not made by the split
+# chosen, not made by the split ("init": the starting weights' hash, None for a fresh model)
+OPTION_KEYS = ("arch", "size", "width", "shuffle", "seed", "init")
 CHANGED = {"n_train": "its number of training photos changed",
+           "init": "it started from other weights",
            "val_stems": "its validation photos changed"}
 
 

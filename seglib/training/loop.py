@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from seglib.core.device import autocast, autocast_dtype, pick_device
 from seglib.core.errors import SeglibError
-from seglib.core.files import write_bytes_atomic
+from seglib.core.files import file_sha256, write_bytes_atomic
 from seglib.core.folders import folder_lock, refuse_output
 from seglib.core.parallel import import_ray, map_photos, preloaded
 from seglib.masks.metrics import Scores
@@ -227,6 +227,7 @@ def train_run(
     resume: bool = False,
     dataset: Dataset | None = None,
     inputs: RunInputs | None = None,
+    init: str | Path | None = None,
     log: Callable[[str], None] | None = None,
     progress: bool = True,
 ) -> RunResult:
@@ -238,7 +239,9 @@ def train_run(
     :func:`run_inputs` (hashed once for several runs). With ``resume`` an interrupted run
     continues from ``last.pt`` and a finished one is returned as is, when its
     ``manifest.json`` matches the photos, labels and options (else :class:`RunMismatchError`);
-    a folder with no run in it starts a new run.
+    a folder with no run in it starts a new run. ``init``: a ``best.pt`` (or ``last.pt``)
+    whose weights the fresh model starts from (fine-tuning; its hash is in the config, so a
+    resume with other starting weights is refused).
 
     The run folder is locked (``out/.seglib.lock``) while training: a second run started on
     the same folder stops with a one-line error naming the lock.
@@ -251,7 +254,7 @@ def train_run(
     with folder_lock(out):
         return _train_locked(images, trimaps, out, p, n=n, shuffle=shuffle, seed=seed,
                              device=device, amp=amp, resume=resume, dataset=dataset,
-                             inputs=inputs, log=log, progress=progress)
+                             inputs=inputs, init=init, log=log, progress=progress)
 
 
 @dataclass
@@ -284,7 +287,8 @@ class _Run:
 def _train_locked(images: str | Path, trimaps: str | Path, out: Path, p: Preset, *,
                   n: int | None, shuffle: bool, seed: int, device: str, amp: bool,
                   resume: bool, dataset: Dataset | None, inputs: RunInputs | None,
-                  log: Callable[[str], None] | None, progress: bool) -> RunResult:
+                  init: str | Path | None, log: Callable[[str], None] | None,
+                  progress: bool) -> RunResult:
     say = log or _log_default
     has_run = any((out / f).exists() for f in (BEST, LAST, "history.csv"))
     if not resume and has_run:
@@ -294,11 +298,11 @@ def _train_locked(images: str | Path, trimaps: str | Path, out: Path, p: Preset,
         dataset = load_dataset(images, trimaps, p.size, seed=SPLIT_SEED, log=log)
         inputs = None
     run = _prepare(images, trimaps, out, p, n=n, shuffle=shuffle, seed=seed, device=device,
-                   amp=amp, dataset=dataset, say=say)
+                   amp=amp, dataset=dataset, say=say, init=init)
     inputs = inputs or run_inputs(dataset)
     used = list(run.train_data.stems) + list(dataset.val.stems)
     last = check_resume(out, inputs, run.config, used) if has_run else None
-    _build(run, seed)
+    _build(run, seed, init)
     if last is not None:
         _restore(run, last)
     _announce(run, inputs.only(used), fresh=last is None)
@@ -312,12 +316,13 @@ def _train_locked(images: str | Path, trimaps: str | Path, out: Path, p: Preset,
 
 def _prepare(images: str | Path, trimaps: str | Path, out: Path, p: Preset, *,
              n: int | None, shuffle: bool, seed: int, device: str, amp: bool,
-             dataset: Dataset, say: Callable[[str], None]) -> _Run:
+             dataset: Dataset, say: Callable[[str], None],
+             init: str | Path | None = None) -> _Run:
     """The run's training subset, epochs, device and config (what its checkpoints hold)."""
     train = take_subset(dataset.train.stems, n, log=say)
     train_data = dataset.train.select(range(len(train)))
     config = run_config(images, trimaps, p, dataset, n=n, n_train=len(train_data),
-                        shuffle=shuffle, seed=seed)
+                        shuffle=shuffle, seed=seed, init=init)
     total_epochs = config["epochs"]
     every = p.validate_every(total_epochs)
     dev = pick_device(device)
@@ -326,20 +331,27 @@ def _prepare(images: str | Path, trimaps: str | Path, out: Path, p: Preset, *,
 
 
 def run_config(images: str | Path, trimaps: str | Path, p: Preset, dataset: Dataset, *,
-               n: int | None, n_train: int, shuffle: bool, seed: int) -> dict:
+               n: int | None, n_train: int, shuffle: bool, seed: int,
+               init: str | Path | None = None) -> dict:
     """What a run's checkpoints and manifest hold: every preset field under its own name
-    ("preset" for the name), the epochs for ``n_train`` photos, the split and the folders."""
+    ("preset" for the name), the epochs for ``n_train`` photos, the split, the folders and
+    the hash of the starting weights ``init`` (None: a fresh model)."""
     recipe = p.as_dict()
     return {"preset": recipe.pop("name"), **recipe, "epochs": p.epochs_for(n_train),
             "num_classes": 3, "shuffle": bool(shuffle), "seed": int(seed), "n_requested": n,
             "n_train": n_train, "n_val": len(dataset.val), "images": str(images),
-            "trimaps": str(trimaps), "val_stems": list(dataset.val.stems)}
+            "trimaps": str(trimaps), "val_stems": list(dataset.val.stems),
+            "init": None if init is None else file_sha256(Path(init))}
 
 
-def _build(run: _Run, seed: int) -> None:
-    """A fresh model, loss, optimizer and shuffle generator, seeded with ``seed``."""
+def _build(run: _Run, seed: int, init: str | Path | None = None) -> None:
+    """A fresh model (with the weights of the checkpoint ``init`` when given), loss,
+    optimizer and shuffle generator, seeded with ``seed``."""
     torch.manual_seed(seed)
-    model = build_model(run.p.arch, width=run.p.width).to(run.dev)
+    model = build_model(run.p.arch, width=run.p.width)
+    if init is not None:
+        model.load_state_dict(load_checkpoint(Path(init))["state_dict"])
+    model = model.to(run.dev)
     run.loss_fn = loss_for(run.p)
     run.cl = use_channels_last(run.dev)
     if run.cl:
