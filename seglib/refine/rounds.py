@@ -88,8 +88,8 @@ SIZE = 96
 # the first round's epochs (None: each round trains a new network from scratch, as before)
 FINE_TUNE: float | None = 0.5
 # torch threads while a round's network trains (None: torch's own, one per core). One: on
-# this 2-core machine, shared, a training step at 96 px took 0.29-0.39 s on one thread and
-# 2.2-3.2 s on two (docs/benchmarks.md); the votes' workers run one thread each anyway
+# a shared 2-core machine (load 6-7) a training step at 96 px took 0.29-0.39 s on one thread
+# and 2.2-3.2 s on two; at load 1 two were 1.4-1.6x faster (docs/benchmarks.md)
 TRAIN_THREADS: int | None = 1
 MODEL_DIR = "refine_model"
 ROUNDS = 2  # refinement rounds: the second learns from the first one's labels
