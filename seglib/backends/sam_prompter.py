@@ -42,15 +42,12 @@ def _points(prompts: Prompts) -> tuple[np.ndarray, np.ndarray]:
     return np.array(pts, np.float32).reshape(-1, 2), np.array(labels, np.int64)
 
 
-class SamPrompter:
-    """A ``segment_anything`` SAM answering prompts through its ``SamPredictor``."""
+class _EncodedOnce:
+    """The per-photo step of a SAM prompter: the photo's embedding, computed once per photo
+    (the photo cached by its pixels) by the subclass's ``_encode``."""
 
-    backend = "sam"
-
-    def __init__(self, proposer: SamProposer) -> None:
-        self.proposer = proposer
-        self.cache = PhotoCache()
-        self.description = f"sam {proposer.model_name}, {proposer.precision} on {proposer.device}"
+    proposer: SamProposer | HfSamProposer
+    cache: PhotoCache
 
     @property
     def photos_encoded(self) -> int:
@@ -60,7 +57,24 @@ class SamPrompter:
         if self.cache.changed(rgb):
             p = self.proposer
             with torch.inference_mode(), autocast_ctx(p.device, enabled=p.autocast):
-                p.predictor.set_image(self.cache.photo())
+                self._encode(self.cache.photo())
+
+    def _encode(self, photo: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+class SamPrompter(_EncodedOnce):
+    """A ``segment_anything`` SAM answering prompts through its ``SamPredictor``."""
+
+    backend = "sam"
+
+    def __init__(self, proposer: SamProposer) -> None:
+        self.proposer = proposer
+        self.cache = PhotoCache()
+        self.description = f"sam {proposer.model_name}, {proposer.precision} on {proposer.device}"
+
+    def _encode(self, photo: np.ndarray) -> None:
+        self.proposer.predictor.set_image(photo)
 
     def mask(self, prompts: Prompts) -> np.ndarray:
         photo = self.cache.photo()
@@ -90,7 +104,7 @@ class SamPrompter:
                                    model.mask_threshold)[0]
 
 
-class HfSamPrompter:
+class HfSamPrompter(_EncodedOnce):
     """A ``transformers`` SAM 2.1 / EdgeTAM / SlimSAM answering prompts: the image
     embeddings once per photo (``get_image_embeddings``), then the prompt encoder and the
     mask decoder per call."""
@@ -105,16 +119,9 @@ class HfSamPrompter:
         self._scale: tuple[float, float] = (1.0, 1.0)
         self._inner: tuple[int, int] = (proposer.size, proposer.size)
 
-    @property
-    def photos_encoded(self) -> int:
-        return self.cache.photos_set
-
-    def set_photo(self, rgb: np.ndarray) -> None:
-        if self.cache.changed(rgb):
-            p = self.proposer
-            with torch.inference_mode(), autocast_ctx(p.device, enabled=p.autocast):
-                pixels, self._scale, self._inner = p._input(self.cache.photo())
-                self._embeddings = p.model.get_image_embeddings(pixels)
+    def _encode(self, photo: np.ndarray) -> None:
+        pixels, self._scale, self._inner = self.proposer._input(photo)
+        self._embeddings = self.proposer.model.get_image_embeddings(pixels)
 
     def mask(self, prompts: Prompts) -> np.ndarray:
         photo = self.cache.photo()
