@@ -56,7 +56,9 @@ class Backend:
     get_one: str = ""
     title: str = ""  # the name said in messages ("SAM"); default: ``name``
     family: str = ""  # model_type in the config.json of a checkpoint folder ("": one file)
-    prompter: str = ""  # "module:function" building its Prompter (seglib.backends.prompts)
+    # "module:name" of its Prompter (seglib.backends.prompts): built from the settings
+    # (no checkpoint), or wrapping the backend's proposer (checkpoint backends)
+    prompter: str = ""
 
     @property
     def shown(self) -> str:
@@ -79,22 +81,22 @@ BACKENDS: dict[str, Backend] = {
         "sam", "seglib.backends.sam:build_proposer", modes=MODES, wants_gpu=True,
         finder="seglib.backends.sam_weights:find_checkpoint",
         get_one="python -m seglib weights vit_b", title="SAM",
-        prompter="seglib.backends.sam_prompter:build_sam"),
+        prompter="seglib.backends.sam_prompter:SamPrompter"),
     "sam2": Backend(
         "sam2", "seglib.backends.hf_sam:build_sam2", modes=MODES, wants_gpu=True,
         finder="seglib.backends.hf_weights:find_sam2",
         get_one="python -m seglib weights sam2.1_tiny", title="SAM 2.1", family="sam2",
-        prompter="seglib.backends.sam_prompter:build_sam2"),
+        prompter="seglib.backends.sam_prompter:HfSamPrompter"),
     "edgetam": Backend(
         "edgetam", "seglib.backends.hf_sam:build_edgetam", modes=MODES, wants_gpu=True,
         finder="seglib.backends.hf_weights:find_edgetam",
         get_one="python -m seglib weights edgetam", title="EdgeTAM", family="edgetam",
-        prompter="seglib.backends.sam_prompter:build_edgetam"),
+        prompter="seglib.backends.sam_prompter:HfSamPrompter"),
     "slimsam": Backend(
         "slimsam", "seglib.backends.hf_sam:build_slimsam", modes=MODES, wants_gpu=True,
         finder="seglib.backends.hf_weights:find_slimsam",
         get_one="python -m seglib weights slimsam_77", title="SlimSAM", family="sam",
-        prompter="seglib.backends.sam_prompter:build_slimsam"),
+        prompter="seglib.backends.sam_prompter:HfSamPrompter"),
     "opencv": Backend("opencv", "seglib.backends.opencv:build_proposer",
                       prompter="seglib.backends.prompts:OpencvPrompter"),
 }
@@ -267,7 +269,7 @@ def open_prompter(backend: str = "opencv", checkpoint: str | Path | None = None,
     if not b.prompter:
         raise SeglibError(f"the {b.shown} backend answers no prompts; use one of "
                           f"{', '.join(n for n, e in BACKENDS.items() if e.prompter)}")
-    build = _resolve(b.prompter)
+    make = _resolve(b.prompter)
     if not b.needs_checkpoint:  # no model: the model settings do not apply
-        return build(**{k: v for k, v in settings.items() if k not in ("model_type", "device")})
-    return build(choice.checkpoint, **settings)
+        return make(**{k: v for k, v in settings.items() if k not in ("model_type", "device")})
+    return make(build_proposer(choice, **settings))  # type: ignore[arg-type]

@@ -17,8 +17,6 @@ docs/benchmarks.md).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -153,27 +151,3 @@ class HfSamPrompter(_EncodedOnce):
             best = int(iou.argmax())
             return p._to_photo(logits[best:best + 1], size, self._inner)[0]
 
-
-def build_sam(checkpoint: str | Path | None, *, model_type: str | None = None,
-              device: str = "auto") -> SamPrompter:
-    """A SAM checkpoint as a prompter (the registry's prompter builder)."""
-    from seglib.backends.sam import build_proposer
-
-    return SamPrompter(build_proposer(checkpoint, model_type=model_type, device=device))
-
-
-def build_hf(backend: str):  # noqa: ANN201
-    """The registry's prompter builder of the transformers backend ``backend``."""
-    def build(checkpoint: str | Path | None, *, model_type: str | None = None,
-              device: str = "auto") -> HfSamPrompter:
-        from seglib.backends import hf_sam
-
-        proposer = getattr(hf_sam, f"build_{backend}")(checkpoint, model_type=model_type,
-                                                       device=device)
-        return HfSamPrompter(proposer)
-    return build
-
-
-build_sam2 = build_hf("sam2")
-build_edgetam = build_hf("edgetam")
-build_slimsam = build_hf("slimsam")
