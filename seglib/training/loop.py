@@ -575,7 +575,7 @@ def renew_changed_run(run_dir: Path, images: str | Path, trimaps: str | Path, p:
     return old
 
 
-def _train_in_temp(dataset: Dataset, job: tuple) -> tuple[dict[str, bytes], RunResult]:
+def _train_job(dataset: Dataset, job: tuple) -> tuple[dict[str, bytes], RunResult]:
     """A worker's task: train one model and return its result. A local worker (``run_dir``
     given) trains in the run folder itself, so an interrupted run resumes from its last
     epoch; a Ray task trains in a temporary folder of its node, starting from ``files`` (an
@@ -651,7 +651,7 @@ def train_standard_spread(images: str | Path, trimaps: str | Path, out: Path, p:
     results: dict[str, RunResult] = {}
     failed: list[str] = []
     with tqdm(total=len(jobs), desc=f"train ({engine})", unit="model", file=sys.stderr) as bar:
-        for done in map_photos(_train_in_temp, jobs, setup=preloaded(dataset), engine=engine,
+        for done in map_photos(_train_job, jobs, setup=preloaded(dataset), engine=engine,
                                address=address, workers=workers, gpu=engine == "ray"):
             bar.update()
             name = done.item[2]
@@ -661,10 +661,11 @@ def train_standard_spread(images: str | Path, trimaps: str | Path, out: Path, p:
             files, r = done.value
             sent = done.item[6]
             run_dir = standard_run_dir(out, name)
-            with folder_lock(run_dir):
-                for fname in RUN_FILES:
-                    if fname in files and files[fname] != sent.get(fname):  # new or changed
-                        write_bytes_atomic(run_dir / fname, files[fname])
+            if files:  # a Ray task's files (a local worker wrote its run folder itself)
+                with folder_lock(run_dir):
+                    for fname in RUN_FILES:
+                        if fname in files and files[fname] != sent.get(fname):  # new, changed
+                            write_bytes_atomic(run_dir / fname, files[fname])
             results[name] = dataclasses.replace(r, out=run_dir, best=run_dir / "best.pt")
             say(f"model_{name}: {r.n_train} photos, {r.metrics.get('epochs')} epochs, "
                 f"{r.seconds:.0f} s")
